@@ -1,0 +1,314 @@
+//! [`StateStore`] on one DynamoDB table (partition key `pk`, string). Command records live
+//! under `cmd#<idempotency key>`; every write is conditional, so a lease can only be held by
+//! one attempt and an outcome can only be recorded by the attempt holding it.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::error::classify;
+use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
+use crate::domain::{CommandError, IdempotencyKey};
+use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Command records in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStateStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStateStore {
+    /// Uses `table` through the DynamoDB client of `clients`.
+    pub fn new(clients: &super::AwsClients, table: impl Into<String>) -> Self {
+        Self { client: clients.dynamodb.clone(), table: table.into() }
+    }
+
+    fn key(key: &IdempotencyKey) -> Item {
+        HashMap::from([("pk".to_owned(), s(format!("cmd#{}", key.as_str())))])
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
+    let mut item = HashMap::from([
+        ("pk".to_owned(), s(format!("cmd#{}", r.idempotency_key.as_str()))),
+        ("idempotencyKey".to_owned(), s(r.idempotency_key.as_str())),
+        ("commandType".to_owned(), s(r.command_type.as_str())),
+        ("thingName".to_owned(), s(&r.thing_name)),
+        ("payloadHash".to_owned(), s(&r.payload_hash)),
+        ("status".to_owned(), s(r.status.as_str())),
+        ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms)),
+        ("attempts".to_owned(), n(r.attempts)),
+        ("eventPublished".to_owned(), AttributeValue::Bool(r.event_published)),
+        ("createdAt".to_owned(), n(r.created_at_ms)),
+        ("updatedAt".to_owned(), n(r.updated_at_ms)),
+        ("expiresAt".to_owned(), n(r.expires_at)),
+    ]);
+    if let Some(token) = &r.lease_token {
+        item.insert("leaseToken".into(), s(token));
+    }
+    if let Some(result) = &r.result {
+        item.insert("result".into(), s(result.to_string()));
+    }
+    if let Some(error) = &r.error {
+        item.insert("error".into(), s(json(error)?));
+    }
+    Ok(item)
+}
+
+fn json(error: &CommandError) -> Result<String, PortError> {
+    serde_json::to_string(error).map_err(|e| PortError::new(ErrorKind::Permanent, "dynamodb:encode", e.to_string()))
+}
+
+fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
+    let bad = |field: &str| {
+        PortError::new(ErrorKind::Permanent, "dynamodb:decode", format!("record field {field} is missing or malformed"))
+    };
+    let text = |field: &str| item.get(field).and_then(|v| v.as_s().ok()).cloned();
+    let number = |field: &str| item.get(field).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let command_type =
+        serde_json::from_value(serde_json::Value::String(text("commandType").ok_or_else(|| bad("commandType"))?))
+            .map_err(|_| bad("commandType"))?;
+    let status = text("status").as_deref().and_then(CommandStatus::parse).ok_or_else(|| bad("status"))?;
+    Ok(CommandRecord {
+        idempotency_key: IdempotencyKey::new(text("idempotencyKey").ok_or_else(|| bad("idempotencyKey"))?),
+        command_type,
+        thing_name: text("thingName").unwrap_or_default(),
+        payload_hash: text("payloadHash").ok_or_else(|| bad("payloadHash"))?,
+        status,
+        lease_token: text("leaseToken"),
+        lease_expires_at_ms: number("leaseExpiresAt").unwrap_or(0),
+        attempts: number("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+        result: text("result").map(|r| serde_json::from_str(&r)).transpose().map_err(|_| bad("result"))?,
+        error: text("error").map(|e| serde_json::from_str(&e)).transpose().map_err(|_| bad("error"))?,
+        event_published: item.get("eventPublished").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        created_at_ms: number("createdAt").unwrap_or(0),
+        updated_at_ms: number("updatedAt").unwrap_or(0),
+        expires_at: number("expiresAt").unwrap_or(0),
+    })
+}
+
+fn record_of(op: &'static str, attributes: Option<&Item>) -> Result<CommandRecord, PortError> {
+    attributes
+        .map(from_item)
+        .unwrap_or_else(|| Err(PortError::new(ErrorKind::Transient, op, "response carried no attributes")))
+}
+
+#[async_trait]
+impl StateStore for DynamoStateStore {
+    async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) => {
+                if let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() {
+                    if let Some(item) = failed.item() {
+                        return Ok(CreateOutcome::Exists(Box::new(from_item(item)?)));
+                    }
+                    // Not every implementation returns the old item: read it.
+                    return match self.get(&record.idempotency_key).await? {
+                        Some(existing) => Ok(CreateOutcome::Exists(Box::new(existing))),
+                        None => Err(PortError::new(ErrorKind::ConditionFailed, "dynamodb:PutItem", "record vanished")),
+                    };
+                }
+                Err(classify("dynamodb:PutItem", err))
+            }
+        }
+    }
+
+    async fn take_over(
+        &self,
+        key: &IdempotencyKey,
+        expected_token: Option<&str>,
+        new_token: &str,
+        lease_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(take_over)";
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#att", "attempts")
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":new", s(new_token))
+            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .return_values(ReturnValue::AllNew);
+        request = match expected_token {
+            Some(token) => request
+                .condition_expression("#st = :running AND #tok = :expected")
+                .expression_attribute_values(":expected", s(token)),
+            None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
+        };
+        let out = request.send().await.map_err(|e| classify(OP, e))?;
+        record_of(OP, out.attributes())
+    }
+
+    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #lease = :lease")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(renew_lease)", e))?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(finish)";
+        let (status, field, value) = match outcome {
+            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", result.to_string()),
+            Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
+        };
+        let clear = if field == "result" { ", #other" } else { "" };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(format!("SET #st = :done, #out = :value, #upd = :now REMOVE #tok{clear}"))
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#out", field)
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":done", s(status.as_str()))
+            .expression_attribute_values(":value", s(value))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .return_values(ReturnValue::AllNew);
+        if !clear.is_empty() {
+            // A success clears the retryable error an earlier attempt left.
+            request = request.expression_attribute_names("#other", "error");
+        }
+        let out = request.send().await.map_err(|e| classify(OP, e))?;
+        record_of(OP, out.attributes())
+    }
+
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        error: &CommandError,
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #lease = :now, #err = :error, #upd = :now")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":error", s(json(error)?))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(release)", e))?;
+        Ok(())
+    }
+
+    async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #pub = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#pub", "eventPublished")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(mark_event_published)", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        out.item().map(from_item).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CommandType, ErrorCode};
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let mut record = CommandRecord::start(
+            IdempotencyKey::new("k1"),
+            CommandType::DeleteThing,
+            "t1".into(),
+            "abc".into(),
+            "tok".into(),
+            1_700_000_000_000,
+            60_000,
+            86_400,
+        );
+        assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
+        record.status = CommandStatus::Failed;
+        record.lease_token = None;
+        record.error = Some(CommandError::new(ErrorCode::ThingNotFound, "gone").at("/payload/thingName"));
+        record.result = Some(serde_json::json!({"a": [1, 2]}));
+        record.event_published = true;
+        assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
+    }
+}

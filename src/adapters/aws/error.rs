@@ -1,0 +1,106 @@
+//! Turns every SDK error into a [`PortError`] in one place, sorted by what to do next.
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+use crate::ports::{ErrorKind, PortError};
+
+/// Classifies an SDK error from operation `op`.
+pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let message = service.err().message().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            let kind = kind_of(code, message, status);
+            PortError::new(kind, op, format!("{code}: {message}"))
+        }
+        SdkError::ConstructionFailure(_) => {
+            PortError::new(ErrorKind::Permanent, op, aws_sdk_sqs::error::DisplayErrorContext(&err).to_string())
+        }
+        // Timeouts, dispatch failures (connection refused, DNS) and unparseable responses.
+        _ => PortError::new(ErrorKind::Transient, op, aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()),
+    }
+}
+
+/// The decision table: service error code (and message, for IoT's overloaded
+/// `InvalidRequestException`) and HTTP status to an [`ErrorKind`].
+fn kind_of(code: &str, message: &str, status: u16) -> ErrorKind {
+    match code {
+        "ResourceNotFoundException"
+        | "NoSuchKey"
+        | "NoSuchBucket"
+        | "NotFound"
+        | "NotFoundException"
+        | "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist" => ErrorKind::NotFound,
+        "ResourceAlreadyExistsException" | "EntityAlreadyExists" => ErrorKind::AlreadyExists,
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => ErrorKind::ConditionFailed,
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "ProvisionedThroughputExceededException"
+        | "SlowDown"
+        | "RequestThrottled"
+        | "AWS.SimpleQueueService.RequestThrottled" => ErrorKind::Throttled,
+        "DeleteConflictException"
+        | "CertificateStateException"
+        | "ConflictingResourceUpdateException"
+        | "VersionConflictException" => ErrorKind::Conflict,
+        // IoT answers "Cannot delete. Thing ... is still attached to one or more principals"
+        // with InvalidRequestException while a detach propagates.
+        "InvalidRequestException" if message.contains("attached") => ErrorKind::Conflict,
+        "ServiceUnavailableException"
+        | "ServiceUnavailable"
+        | "InternalFailureException"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "InternalError"
+        | "RequestTimeout" => ErrorKind::Transient,
+        "InvalidRequestException"
+        | "ValidationException"
+        | "InvalidParameterValue"
+        | "InvalidParameterValueException"
+        | "MalformedPolicyException"
+        | "ReceiptHandleIsInvalid"
+        | "InvalidParameterException" => ErrorKind::Invalid,
+        _ if status == 429 => ErrorKind::Throttled,
+        _ if status >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_what_to_do_next() {
+        let cases = [
+            ("ResourceNotFoundException", "", 404, ErrorKind::NotFound),
+            ("ThrottlingException", "Rate exceeded", 400, ErrorKind::Throttled),
+            (
+                "InvalidRequestException",
+                "Cannot delete. Thing t is still attached to one or more principals",
+                400,
+                ErrorKind::Conflict,
+            ),
+            ("InvalidRequestException", "bad name", 400, ErrorKind::Invalid),
+            ("DeleteConflictException", "", 409, ErrorKind::Conflict),
+            ("CertificateStateException", "", 406, ErrorKind::Conflict),
+            ("ConditionalCheckFailedException", "", 400, ErrorKind::ConditionFailed),
+            ("InternalFailureException", "", 500, ErrorKind::Transient),
+            ("SomethingNew", "", 503, ErrorKind::Transient),
+            ("SomethingNew", "", 429, ErrorKind::Throttled),
+            ("UnauthorizedException", "", 401, ErrorKind::Permanent),
+            ("AccessDeniedException", "", 403, ErrorKind::Permanent),
+        ];
+        for (code, message, status, kind) in cases {
+            assert_eq!(kind_of(code, message, status), kind, "{code} {message}");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! [`DeviceRegistry`] on the AWS IoT control plane. Every list call is read to its last page.
+
+use async_trait::async_trait;
+use aws_sdk_iot::types::CertificateStatus as IotStatus;
+
+use super::error::classify;
+use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
+use crate::domain::{CertificateStatus, ThingName};
+use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+
+/// The IoT registry.
+#[derive(Debug, Clone)]
+pub struct IotRegistry {
+    client: aws_sdk_iot::Client,
+}
+
+impl IotRegistry {
+    /// Uses the IoT client of `clients`.
+    pub fn new(clients: &super::AwsClients) -> Self {
+        Self { client: clients.iot.clone() }
+    }
+}
+
+fn to_iot(status: CertificateStatus) -> IotStatus {
+    IotStatus::from(status.as_str())
+}
+
+#[async_trait]
+impl DeviceRegistry for IotRegistry {
+    async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
+        let out = self
+            .client
+            .describe_thing()
+            .thing_name(thing.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("iot:DescribeThing", e))?;
+        Ok(ThingInfo {
+            thing_name: out.thing_name().unwrap_or(thing.as_str()).to_owned(),
+            arn: out.thing_arn().unwrap_or_default().to_owned(),
+            thing_type: out.thing_type_name().map(str::to_owned),
+            attributes: out.attributes().cloned().unwrap_or_default().into_iter().collect(),
+        })
+    }
+
+    async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_thing_principals()
+                .thing_name(thing.as_str())
+                .set_next_token(token)
+                .max_results(100)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListThingPrincipals", e))?;
+            all.extend(out.principals().iter().cloned());
+            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn list_principal_things(&self, principal: &str) -> Result<Vec<String>, PortError> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_principal_things()
+                .principal(principal)
+                .set_next_token(token)
+                .max_results(100)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListPrincipalThings", e))?;
+            all.extend(out.things().iter().cloned());
+            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_thing_groups_for_thing()
+                .thing_name(thing.as_str())
+                .set_next_token(token)
+                .max_results(100)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListThingGroupsForThing", e))?;
+            all.extend(out.thing_groups().iter().filter_map(|g| g.group_name().map(str::to_owned)));
+            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
+        let out = self
+            .client
+            .describe_thing_group()
+            .thing_group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("iot:DescribeThingGroup", e))?;
+        let attributes = out
+            .thing_group_properties()
+            .and_then(|p| p.attribute_payload())
+            .and_then(|a| a.attributes())
+            .cloned()
+            .unwrap_or_default();
+        Ok(GroupInfo {
+            group_name: out.thing_group_name().unwrap_or(group).to_owned(),
+            arn: out.thing_group_arn().unwrap_or_default().to_owned(),
+            attributes: attributes.into_iter().collect(),
+        })
+    }
+
+    async fn describe_certificate(&self, certificate_id: &str) -> Result<CertificateInfo, PortError> {
+        const OP: &str = "iot:DescribeCertificate";
+        let out = self
+            .client
+            .describe_certificate()
+            .certificate_id(certificate_id)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let description = out
+            .certificate_description()
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "response has no certificate description"))?;
+        let status_text = description.status().map(|s| s.as_str()).unwrap_or_default();
+        let status = CertificateStatus::from_iot(status_text).ok_or_else(|| {
+            PortError::new(ErrorKind::Permanent, OP, format!("unknown certificate status {status_text:?}"))
+        })?;
+        Ok(CertificateInfo {
+            certificate_id: description.certificate_id().unwrap_or(certificate_id).to_owned(),
+            arn: description.certificate_arn().unwrap_or_default().to_owned(),
+            certificate_status: status,
+            certificate_pem: description.certificate_pem().map(str::to_owned),
+        })
+    }
+
+    async fn update_certificate_status(
+        &self,
+        certificate_id: &str,
+        status: CertificateStatus,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_certificate()
+            .certificate_id(certificate_id)
+            .new_status(to_iot(status))
+            .send()
+            .await
+            .map_err(|e| classify("iot:UpdateCertificate", e))?;
+        Ok(())
+    }
+
+    async fn delete_certificate(&self, certificate_id: &str) -> Result<(), PortError> {
+        self.client
+            .delete_certificate()
+            .certificate_id(certificate_id)
+            .force_delete(false)
+            .send()
+            .await
+            .map_err(|e| classify("iot:DeleteCertificate", e))?;
+        Ok(())
+    }
+
+    async fn list_attached_policies(&self, target: &str) -> Result<Vec<String>, PortError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .list_attached_policies()
+                .target(target)
+                .recursive(false)
+                .set_marker(marker)
+                .page_size(100)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListAttachedPolicies", e))?;
+            all.extend(out.policies().iter().filter_map(|p| p.policy_name().map(str::to_owned)));
+            marker = out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn list_policy_targets(&self, policy: &str) -> Result<Vec<String>, PortError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .list_targets_for_policy()
+                .policy_name(policy)
+                .set_marker(marker)
+                .page_size(100)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListTargetsForPolicy", e))?;
+            all.extend(out.targets().iter().cloned());
+            marker = out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
+        let out =
+            self.client.get_policy().policy_name(policy).send().await.map_err(|e| classify("iot:GetPolicy", e))?;
+        Ok(PolicyInfo {
+            policy_name: out.policy_name().unwrap_or(policy).to_owned(),
+            arn: out.policy_arn().unwrap_or_default().to_owned(),
+            policy_document: out.policy_document().map(str::to_owned),
+        })
+    }
+
+    async fn detach_policy(&self, policy: &str, target: &str) -> Result<(), PortError> {
+        self.client
+            .detach_policy()
+            .policy_name(policy)
+            .target(target)
+            .send()
+            .await
+            .map_err(|e| classify("iot:DetachPolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
+        // IoT refuses to delete a policy that still has non-default versions.
+        let versions = self
+            .client
+            .list_policy_versions()
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| classify("iot:ListPolicyVersions", e))?;
+        for version in versions.policy_versions().iter().filter(|v| !v.is_default_version()) {
+            if let Some(id) = version.version_id() {
+                let deleted = self
+                    .client
+                    .delete_policy_version()
+                    .policy_name(policy)
+                    .policy_version_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("iot:DeletePolicyVersion", e));
+                match deleted {
+                    Err(e) if e.kind != ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        self.client.delete_policy().policy_name(policy).send().await.map_err(|e| classify("iot:DeletePolicy", e))?;
+        Ok(())
+    }
+
+    async fn detach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError> {
+        self.client
+            .detach_thing_principal()
+            .thing_name(thing.as_str())
+            .principal(principal)
+            .send()
+            .await
+            .map_err(|e| classify("iot:DetachThingPrincipal", e))?;
+        Ok(())
+    }
+
+    async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
+        self.client
+            .delete_thing()
+            .thing_name(thing.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("iot:DeleteThing", e))?;
+        Ok(())
+    }
+}

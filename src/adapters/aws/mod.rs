@@ -1,0 +1,23 @@
+//! The AWS implementations of the ports, and the only place the AWS SDK appears.
+//!
+//! Clients come from the standard credential chain and honour `AWS_ENDPOINT_URL` and the
+//! per-service `AWS_ENDPOINT_URL_<SERVICE>` variables, so the same code runs against AWS
+//! and against a local emulator.
+
+mod clients;
+mod cloudformation;
+mod dynamodb;
+mod error;
+mod events;
+mod iot;
+mod sqs;
+
+pub use clients::AwsClients;
+pub use cloudformation::{StackDeployer, StackOutputs};
+pub use dynamodb::DynamoStateStore;
+pub use events::{SnsEventPublisher, SqsEventPublisher};
+pub use iot::IotRegistry;
+pub use sqs::{
+    REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE, REJECTION_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE,
+    SqsCommandQueue,
+};

@@ -1,0 +1,48 @@
+//! Failure injection shared by the fakes: "the next N calls of operation X fail with kind K",
+//! and a log of every call made, to count calls and to prove that none happened.
+
+use std::sync::Mutex;
+
+use crate::ports::{ErrorKind, PortError};
+
+#[derive(Debug)]
+struct Fault {
+    op: &'static str,
+    kind: ErrorKind,
+    remaining: usize,
+}
+
+/// Planned failures and the call log of one fake.
+#[derive(Debug, Default)]
+pub struct Faults {
+    planned: Mutex<Vec<Fault>>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl Faults {
+    /// Makes the next `times` calls of `op` fail with `kind`.
+    pub fn fail_next(&self, op: &'static str, kind: ErrorKind, times: usize) {
+        self.planned.lock().expect("fault plan lock").push(Fault { op, kind, remaining: times });
+    }
+
+    /// Logs a call of `op` and fails it if a fault is planned.
+    pub fn check(&self, op: &'static str) -> Result<(), PortError> {
+        self.calls.lock().expect("call log lock").push(op);
+        let mut planned = self.planned.lock().expect("fault plan lock");
+        if let Some(fault) = planned.iter_mut().find(|f| f.op == op && f.remaining > 0) {
+            fault.remaining -= 1;
+            return Err(PortError::new(fault.kind, op, format!("injected {:?}", fault.kind)));
+        }
+        Ok(())
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().expect("call log lock").clone()
+    }
+
+    /// How many calls of `op` were made.
+    pub fn count(&self, op: &str) -> usize {
+        self.calls.lock().expect("call log lock").iter().filter(|c| **c == op).count()
+    }
+}

@@ -1,0 +1,288 @@
+//! An in-memory IoT registry: things, certificates, policies, groups and their attachments,
+//! with IoT's refusals (deleting an attached thing, an ACTIVE certificate, a policy in use,
+//! re-activating a revoked certificate) so that the use cases meet them in tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::Faults;
+use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
+use crate::domain::{CertificateStatus, ThingName};
+use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+
+const ARN_PREFIX: &str = "arn:aws:iot:us-east-1:123456789012";
+
+#[derive(Debug, Default)]
+struct Registry {
+    things: BTreeMap<String, ThingInfo>,
+    certificates: BTreeMap<String, CertificateInfo>,
+    policies: BTreeMap<String, PolicyInfo>,
+    groups: BTreeMap<String, GroupInfo>,
+    /// (thing, principal ARN)
+    thing_principals: BTreeSet<(String, String)>,
+    /// (policy, target ARN)
+    policy_targets: BTreeSet<(String, String)>,
+    /// (thing, group)
+    memberships: BTreeSet<(String, String)>,
+    next_id: u64,
+}
+
+/// The fake registry.
+#[derive(Debug, Default)]
+pub struct MemoryRegistry {
+    inner: Mutex<Registry>,
+    /// Failure injection; operations are named after the IoT API (`DeleteThing`, ...).
+    pub faults: Faults,
+}
+
+fn not_found(op: &'static str, what: &str) -> PortError {
+    PortError::new(ErrorKind::NotFound, op, format!("{what} does not exist"))
+}
+
+impl MemoryRegistry {
+    fn with<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut self.inner.lock().expect("registry lock"))
+    }
+
+    /// Creates a thing.
+    pub fn add_thing(&self, name: &str, thing_type: Option<&str>, attributes: &[(&str, &str)]) -> String {
+        self.with(|r| {
+            let arn = format!("{ARN_PREFIX}:thing/{name}");
+            r.things.insert(
+                name.to_owned(),
+                ThingInfo {
+                    thing_name: name.to_owned(),
+                    arn: arn.clone(),
+                    thing_type: thing_type.map(str::to_owned),
+                    attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                },
+            );
+            arn
+        })
+    }
+
+    /// Creates a certificate; returns its ARN.
+    pub fn add_certificate(&self, status: CertificateStatus) -> String {
+        self.with(|r| {
+            r.next_id += 1;
+            let id = format!("{:064x}", r.next_id);
+            let arn = format!("{ARN_PREFIX}:cert/{id}");
+            r.certificates.insert(
+                id.clone(),
+                CertificateInfo {
+                    certificate_id: id,
+                    arn: arn.clone(),
+                    certificate_status: status,
+                    certificate_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+                },
+            );
+            arn
+        })
+    }
+
+    /// Creates a policy.
+    pub fn add_policy(&self, name: &str) {
+        self.with(|r| {
+            r.policies.insert(
+                name.to_owned(),
+                PolicyInfo {
+                    policy_name: name.to_owned(),
+                    arn: format!("{ARN_PREFIX}:policy/{name}"),
+                    policy_document: Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into()),
+                },
+            );
+        });
+    }
+
+    /// Creates a thing group.
+    pub fn add_group(&self, name: &str, attributes: &[(&str, &str)]) {
+        self.with(|r| {
+            r.groups.insert(
+                name.to_owned(),
+                GroupInfo {
+                    group_name: name.to_owned(),
+                    arn: format!("{ARN_PREFIX}:thinggroup/{name}"),
+                    attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                },
+            );
+        });
+    }
+
+    /// Attaches a principal to a thing.
+    pub fn attach_thing_principal(&self, thing: &str, principal: &str) {
+        self.with(|r| r.thing_principals.insert((thing.to_owned(), principal.to_owned())));
+    }
+
+    /// Attaches a policy to a target.
+    pub fn attach_policy(&self, policy: &str, target: &str) {
+        self.with(|r| r.policy_targets.insert((policy.to_owned(), target.to_owned())));
+    }
+
+    /// Adds a thing to a group.
+    pub fn add_thing_to_group(&self, thing: &str, group: &str) {
+        self.with(|r| r.memberships.insert((thing.to_owned(), group.to_owned())));
+    }
+
+    /// Whether a thing exists.
+    pub fn has_thing(&self, name: &str) -> bool {
+        self.with(|r| r.things.contains_key(name))
+    }
+
+    /// Whether a policy exists.
+    pub fn has_policy(&self, name: &str) -> bool {
+        self.with(|r| r.policies.contains_key(name))
+    }
+
+    /// A certificate's status, if it exists.
+    pub fn certificate_status(&self, arn: &str) -> Option<CertificateStatus> {
+        let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+        self.with(|r| r.certificates.get(&id).map(|c| c.certificate_status))
+    }
+}
+
+#[async_trait]
+impl DeviceRegistry for MemoryRegistry {
+    async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
+        self.faults.check("DescribeThing")?;
+        self.with(|r| r.things.get(thing.as_str()).cloned().ok_or_else(|| not_found("DescribeThing", thing.as_str())))
+    }
+
+    async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
+        self.faults.check("ListThingPrincipals")?;
+        self.with(|r| {
+            if !r.things.contains_key(thing.as_str()) {
+                return Err(not_found("ListThingPrincipals", thing.as_str()));
+            }
+            Ok(r.thing_principals.iter().filter(|(t, _)| t == thing.as_str()).map(|(_, p)| p.clone()).collect())
+        })
+    }
+
+    async fn list_principal_things(&self, principal: &str) -> Result<Vec<String>, PortError> {
+        self.faults.check("ListPrincipalThings")?;
+        self.with(|r| Ok(r.thing_principals.iter().filter(|(_, p)| p == principal).map(|(t, _)| t.clone()).collect()))
+    }
+
+    async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
+        self.faults.check("ListThingGroupsForThing")?;
+        self.with(|r| Ok(r.memberships.iter().filter(|(t, _)| t == thing.as_str()).map(|(_, g)| g.clone()).collect()))
+    }
+
+    async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
+        self.faults.check("DescribeThingGroup")?;
+        self.with(|r| r.groups.get(group).cloned().ok_or_else(|| not_found("DescribeThingGroup", group)))
+    }
+
+    async fn describe_certificate(&self, certificate_id: &str) -> Result<CertificateInfo, PortError> {
+        self.faults.check("DescribeCertificate")?;
+        self.with(|r| {
+            r.certificates.get(certificate_id).cloned().ok_or_else(|| not_found("DescribeCertificate", certificate_id))
+        })
+    }
+
+    async fn update_certificate_status(
+        &self,
+        certificate_id: &str,
+        status: CertificateStatus,
+    ) -> Result<(), PortError> {
+        self.faults.check("UpdateCertificate")?;
+        self.with(|r| {
+            let cert =
+                r.certificates.get_mut(certificate_id).ok_or_else(|| not_found("UpdateCertificate", certificate_id))?;
+            if !cert.certificate_status.can_become(status) {
+                return Err(PortError::new(ErrorKind::Conflict, "UpdateCertificate", "certificate is revoked"));
+            }
+            cert.certificate_status = status;
+            Ok(())
+        })
+    }
+
+    async fn delete_certificate(&self, certificate_id: &str) -> Result<(), PortError> {
+        self.faults.check("DeleteCertificate")?;
+        self.with(|r| {
+            let cert =
+                r.certificates.get(certificate_id).ok_or_else(|| not_found("DeleteCertificate", certificate_id))?;
+            let arn = cert.arn.clone();
+            if cert.certificate_status == CertificateStatus::Active {
+                return Err(PortError::new(
+                    ErrorKind::Conflict,
+                    "DeleteCertificate",
+                    "certificate must be deactivated",
+                ));
+            }
+            if r.thing_principals.iter().any(|(_, p)| *p == arn) || r.policy_targets.iter().any(|(_, t)| *t == arn) {
+                return Err(PortError::new(ErrorKind::Conflict, "DeleteCertificate", "certificate is attached"));
+            }
+            r.certificates.remove(certificate_id);
+            Ok(())
+        })
+    }
+
+    async fn list_attached_policies(&self, target: &str) -> Result<Vec<String>, PortError> {
+        self.faults.check("ListAttachedPolicies")?;
+        self.with(|r| Ok(r.policy_targets.iter().filter(|(_, t)| t == target).map(|(p, _)| p.clone()).collect()))
+    }
+
+    async fn list_policy_targets(&self, policy: &str) -> Result<Vec<String>, PortError> {
+        self.faults.check("ListTargetsForPolicy")?;
+        self.with(|r| {
+            if !r.policies.contains_key(policy) {
+                return Err(not_found("ListTargetsForPolicy", policy));
+            }
+            Ok(r.policy_targets.iter().filter(|(p, _)| p == policy).map(|(_, t)| t.clone()).collect())
+        })
+    }
+
+    async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
+        self.faults.check("GetPolicy")?;
+        self.with(|r| r.policies.get(policy).cloned().ok_or_else(|| not_found("GetPolicy", policy)))
+    }
+
+    async fn detach_policy(&self, policy: &str, target: &str) -> Result<(), PortError> {
+        self.faults.check("DetachPolicy")?;
+        self.with(|r| {
+            r.policy_targets.remove(&(policy.to_owned(), target.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
+        self.faults.check("DeletePolicy")?;
+        self.with(|r| {
+            if !r.policies.contains_key(policy) {
+                return Err(not_found("DeletePolicy", policy));
+            }
+            if r.policy_targets.iter().any(|(p, _)| p == policy) {
+                return Err(PortError::new(ErrorKind::Conflict, "DeletePolicy", "policy is attached"));
+            }
+            r.policies.remove(policy);
+            Ok(())
+        })
+    }
+
+    async fn detach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError> {
+        self.faults.check("DetachThingPrincipal")?;
+        self.with(|r| {
+            r.thing_principals.remove(&(thing.to_string(), principal.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
+        self.faults.check("DeleteThing")?;
+        self.with(|r| {
+            if r.thing_principals.iter().any(|(t, _)| t == thing.as_str()) {
+                return Err(PortError::new(
+                    ErrorKind::Conflict,
+                    "DeleteThing",
+                    "thing is still attached to one or more principals",
+                ));
+            }
+            r.memberships.retain(|(t, _)| t != thing.as_str());
+            // IoT answers success for a thing that does not exist.
+            r.things.remove(thing.as_str());
+            Ok(())
+        })
+    }
+}

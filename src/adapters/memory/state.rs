@@ -1,0 +1,136 @@
+//! A command-record store with the same conditional semantics as the DynamoDB adapter.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::Faults;
+use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
+use crate::domain::{CommandError, IdempotencyKey};
+use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
+
+/// Command records in a map.
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    records: Mutex<HashMap<String, CommandRecord>>,
+    /// Failure injection (operations `create`, `take_over`, `renew_lease`, `finish`,
+    /// `release`, `mark_event_published`, `get`).
+    pub faults: Faults,
+}
+
+impl MemoryStateStore {
+    /// Every record, for assertions.
+    pub fn records(&self) -> Vec<CommandRecord> {
+        self.records.lock().expect("records lock").values().cloned().collect()
+    }
+
+    fn update<T>(
+        &self,
+        op: &'static str,
+        key: &IdempotencyKey,
+        token: Option<&str>,
+        change: impl FnOnce(&mut CommandRecord) -> T,
+    ) -> Result<T, PortError> {
+        let mut records = self.records.lock().expect("records lock");
+        let record = records
+            .get_mut(key.as_str())
+            .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, op, "no such record"))?;
+        if let Some(token) = token {
+            if record.lease_token.as_deref() != Some(token) || record.status.is_terminal() {
+                return Err(PortError::new(ErrorKind::ConditionFailed, op, "lease not held"));
+            }
+        }
+        Ok(change(record))
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError> {
+        self.faults.check("create")?;
+        let mut records = self.records.lock().expect("records lock");
+        if let Some(existing) = records.get(record.idempotency_key.as_str()) {
+            return Ok(CreateOutcome::Exists(Box::new(existing.clone())));
+        }
+        records.insert(record.idempotency_key.as_str().to_owned(), record.clone());
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn take_over(
+        &self,
+        key: &IdempotencyKey,
+        expected_token: Option<&str>,
+        new_token: &str,
+        lease_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        self.faults.check("take_over")?;
+        let mut records = self.records.lock().expect("records lock");
+        let record = records
+            .get_mut(key.as_str())
+            .filter(|r| r.lease_token.as_deref() == expected_token && r.status == CommandStatus::InProgress)
+            .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "take_over", "record changed"))?;
+        record.lease_token = Some(new_token.to_owned());
+        record.lease_expires_at_ms = lease_expires_at_ms;
+        record.attempts += 1;
+        record.updated_at_ms = now_ms;
+        Ok(record.clone())
+    }
+
+    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
+        self.faults.check("renew_lease")?;
+        self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_expires_at_ms)
+    }
+
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        self.faults.check("finish")?;
+        self.update("finish", key, Some(token), |r| {
+            match outcome {
+                Outcome::Succeeded(result) => {
+                    r.status = CommandStatus::Succeeded;
+                    r.result = Some(result.clone());
+                    r.error = None;
+                }
+                Outcome::Failed(error) => {
+                    r.status = CommandStatus::Failed;
+                    r.error = Some(error.clone());
+                }
+            }
+            r.lease_token = None;
+            r.updated_at_ms = now_ms;
+            r.clone()
+        })
+    }
+
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        error: &CommandError,
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        self.faults.check("release")?;
+        self.update("release", key, Some(token), |r| {
+            r.lease_expires_at_ms = now_ms;
+            r.error = Some(error.clone());
+            r.updated_at_ms = now_ms;
+        })
+    }
+
+    async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
+        self.faults.check("mark_event_published")?;
+        self.update("mark_event_published", key, None, |r| r.event_published = true)
+    }
+
+    async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
+        self.faults.check("get")?;
+        Ok(self.records.lock().expect("records lock").get(key.as_str()).cloned())
+    }
+}

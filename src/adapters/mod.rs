@@ -1,0 +1,4 @@
+//! Implementations of the ports: [`aws`] for the product, [`memory`] for fast tests.
+
+pub mod aws;
+pub mod memory;

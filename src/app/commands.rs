@@ -1,0 +1,253 @@
+//! Runs queued commands exactly once per idempotency key.
+//!
+//! For each delivery: create the command's record (or meet the existing one), hold its lease
+//! while the command runs, record the outcome with a conditional write, publish the
+//! completion event, and only then let the worker delete the message. Any crash between
+//! those steps is survived: the message comes back, the record says how far it got.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::certificates::update_thing_certificates;
+use super::delete::{DeleteOptions, delete_thing};
+use super::describe::describe_thing;
+use super::retry::ConflictRetry;
+use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
+use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey};
+use crate::ports::{Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, StateStore};
+
+/// Deployment choices the use cases need.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// CloudEvents `source` of every event.
+    pub event_source: String,
+    /// How long an attempt's lease protects it; renewed by the worker's heartbeat.
+    pub lease: Duration,
+    /// How long records are kept (DynamoDB TTL).
+    pub record_retention: Duration,
+    /// `deleteThing` default for `deleteCertificates`.
+    pub delete_certificates: bool,
+    /// `deleteThing` default for `deletePolicies`.
+    pub delete_policies: bool,
+    /// Retry of IoT's eventual-consistency conflicts.
+    pub conflict_retry: ConflictRetry,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            event_source: "urn:cdf-provisioning".into(),
+            lease: Duration::from_secs(60),
+            record_retention: Duration::from_secs(7 * 24 * 3600),
+            delete_certificates: true,
+            delete_policies: true,
+            conflict_retry: ConflictRetry::default(),
+        }
+    }
+}
+
+/// What the worker should do with the message after [`App::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// The outcome is recorded and published: delete the message.
+    Done,
+    /// Not finished: keep the message and let it come back after `after`.
+    Retry {
+        /// Suggested delay; `None` lets the worker back off by receive count.
+        after: Option<Duration>,
+        /// Why, for the logs.
+        reason: String,
+    },
+    /// The message can never run: dead-letter it with this reason.
+    Reject(CommandError),
+}
+
+impl Disposition {
+    fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry { after: None, reason: reason.into() }
+    }
+}
+
+/// The application core, shared by the worker and the REST facade.
+#[derive(Clone)]
+pub struct App {
+    registry: Arc<dyn DeviceRegistry>,
+    state: Arc<dyn StateStore>,
+    events: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+    settings: AppSettings,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl App {
+    /// Wires the core to its ports.
+    pub fn new(
+        registry: Arc<dyn DeviceRegistry>,
+        state: Arc<dyn StateStore>,
+        events: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        settings: AppSettings,
+    ) -> Self {
+        Self { registry, state, events, clock, settings }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
+    }
+
+    /// Runs one command directly, without a record (the REST facade's synchronous path).
+    /// `is_retry` tells `deleteThing` that a missing thing may be its own earlier work.
+    pub async fn execute(&self, command: &Command, is_retry: bool) -> Result<Value, CommandError> {
+        let registry = self.registry.as_ref();
+        match command {
+            Command::GetThing { thing_name } => to_value(describe_thing(registry, thing_name).await),
+            Command::DeleteThing { thing_name, delete_certificates, delete_policies } => {
+                let options = DeleteOptions {
+                    delete_certificates: delete_certificates.unwrap_or(self.settings.delete_certificates),
+                    delete_policies: delete_policies.unwrap_or(self.settings.delete_policies),
+                };
+                to_value(delete_thing(registry, &self.settings.conflict_retry, thing_name, options, is_retry).await)
+            }
+            Command::UpdateThingCertificates { thing_name, status } => {
+                to_value(update_thing_certificates(registry, thing_name, *status).await)
+            }
+        }
+    }
+
+    /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
+    /// (the worker renews the lease with it while the command runs).
+    pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: &str) -> Disposition {
+        let key = &envelope.idempotency_key;
+        let now = self.clock.now_ms();
+        let lease_until = now + millis(self.settings.lease);
+        let fresh = CommandRecord::start(
+            key.clone(),
+            envelope.command.command_type(),
+            envelope.command.thing_name().to_string(),
+            envelope.payload_hash.clone(),
+            lease_token.to_owned(),
+            now,
+            millis(self.settings.lease),
+            i64::try_from(self.settings.record_retention.as_secs()).unwrap_or(i64::MAX),
+        );
+        let attempt = match self.state.create(&fresh).await {
+            Err(e) => return Disposition::retry(format!("cannot create the command record: {e}")),
+            Ok(CreateOutcome::Created) => 1,
+            Ok(CreateOutcome::Exists(existing)) => match existing.decide(&envelope.payload_hash, now) {
+                BeginDecision::PayloadMismatch => {
+                    return Disposition::Reject(
+                        CommandError::new(
+                            ErrorCode::IdempotencyKeyReused,
+                            format!(
+                                "idempotency key '{key}' was already used by a {} command with a different payload",
+                                existing.command_type
+                            ),
+                        )
+                        .at("/idempotencyKey"),
+                    );
+                }
+                BeginDecision::AlreadyDone => return self.publish_owed(&existing).await,
+                BeginDecision::Busy { retry_after_ms } => {
+                    return Disposition::Retry {
+                        after: Some(Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0))),
+                        reason: "another attempt holds the command's lease".into(),
+                    };
+                }
+                BeginDecision::TakeOver => {
+                    match self
+                        .state
+                        .take_over(key, existing.lease_token.as_deref(), lease_token, lease_until, now)
+                        .await
+                    {
+                        Ok(record) => record.attempts,
+                        Err(e) => return Disposition::retry(format!("cannot take the command's lease: {e}")),
+                    }
+                }
+            },
+        };
+
+        let outcome = match self.execute(&envelope.command, attempt > 1).await {
+            Ok(result) => Outcome::Succeeded(result),
+            Err(error) if error.is_retryable() => {
+                if let Err(e) = self.state.release(key, lease_token, &error, self.clock.now_ms()).await {
+                    tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
+                }
+                return Disposition::retry(error.to_string());
+            }
+            Err(error) => Outcome::Failed(error),
+        };
+        match self.state.finish(key, lease_token, &outcome, self.clock.now_ms()).await {
+            Ok(record) => self.publish_owed(&record).await,
+            Err(e) if e.kind == ErrorKind::ConditionFailed => {
+                Disposition::retry("the lease was lost before the outcome was recorded; the new holder finishes")
+            }
+            Err(e) => Disposition::retry(format!("cannot record the outcome: {e}")),
+        }
+    }
+
+    /// Publishes the completion event of a finished command unless that already happened.
+    async fn publish_owed(&self, record: &CommandRecord) -> Disposition {
+        if record.event_published {
+            return Disposition::Done;
+        }
+        let Some(outcome) = record.outcome() else {
+            return Disposition::retry("the command has no outcome yet");
+        };
+        let event = CloudEvent::for_outcome(
+            &self.settings.event_source,
+            &record.idempotency_key,
+            record.command_type,
+            &record.thing_name,
+            &outcome,
+            self.clock.now_ms(),
+        );
+        if let Err(e) = self.events.publish(&event).await {
+            return Disposition::retry(format!("cannot publish the completion event: {e}"));
+        }
+        if let Err(e) = self.state.mark_event_published(&record.idempotency_key).await {
+            // The event went out; at worst a redelivery publishes it again with the same id.
+            tracing::warn!(idempotency_key = %record.idempotency_key, error = %e, "could not mark the event published");
+        }
+        Disposition::Done
+    }
+
+    /// Publishes `command.rejected` for a refused message.
+    pub async fn publish_rejection(
+        &self,
+        key: &IdempotencyKey,
+        message_id: &str,
+        subject: Option<String>,
+        error: &CommandError,
+    ) -> Result<(), crate::ports::PortError> {
+        let event =
+            CloudEvent::rejected(&self.settings.event_source, key, message_id, subject, error, self.clock.now_ms());
+        self.events.publish(&event).await
+    }
+
+    /// Extends the lease of a running attempt (the worker's heartbeat).
+    pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &str) -> Result<(), crate::ports::PortError> {
+        let until = self.clock.now_ms() + millis(self.settings.lease);
+        self.state.renew_lease(key, lease_token, until).await
+    }
+
+    /// Reads a command's record (the `status` CLI command).
+    pub async fn record(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, crate::ports::PortError> {
+        self.state.get(key).await
+    }
+}
+
+fn to_value<T: serde::Serialize>(result: Result<T, CommandError>) -> Result<Value, CommandError> {
+    result.and_then(|r| serde_json::to_value(r).map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string())))
+}

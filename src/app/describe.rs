@@ -1,0 +1,83 @@
+//! `getThing`: a thing with its attributes and type, every attached certificate with its real
+//! status, their policies, and the thing's groups with their attributes. Every list is read
+//! to its last page.
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::thing_error;
+use crate::domain::registry::{CertificateInfo, ThingDescription};
+use crate::domain::thing::certificate_id_from_arn;
+use crate::domain::{CommandError, ThingName};
+use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+
+/// How many look-ups run at once (IoT's describe quotas are 10 TPS for certificates).
+const PARALLEL_LOOKUPS: usize = 4;
+
+/// Describes `thing`.
+pub async fn describe_thing(
+    registry: &dyn DeviceRegistry,
+    thing: &ThingName,
+) -> Result<ThingDescription, CommandError> {
+    let info = registry.describe_thing(thing).await.map_err(thing_error(thing))?;
+    let (principals, group_names) =
+        futures::try_join!(registry.list_thing_principals(thing), registry.list_thing_groups_for_thing(thing))
+            .map_err(thing_error(thing))?;
+
+    let certificates: Vec<(String, String)> = principals
+        .iter()
+        .filter_map(|arn| certificate_id_from_arn(arn).map(|id| (id.to_owned(), arn.clone())))
+        .collect();
+    let per_certificate: Vec<(CertificateInfo, Vec<String>)> = stream::iter(certificates)
+        .map(|(id, arn)| async move {
+            let (cert, policies) =
+                futures::try_join!(registry.describe_certificate(&id), registry.list_attached_policies(&arn))?;
+            Ok::<_, PortError>((cert, policies))
+        })
+        .buffered(PARALLEL_LOOKUPS)
+        .try_collect()
+        .await
+        .map_err(|e| e.to_command_error())?;
+
+    let policy_names: BTreeSet<String> = per_certificate.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
+    let (certificates, _): (Vec<_>, Vec<_>) = per_certificate.into_iter().unzip();
+
+    // A policy or group deleted between the listing and the look-up is simply not reported.
+    let policies = stream::iter(policy_names)
+        .map(|name| async move { skip_missing(registry.get_policy(&name).await) })
+        .buffered(PARALLEL_LOOKUPS)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| e.to_command_error())?
+        .into_iter()
+        .flatten()
+        .collect();
+    let groups = stream::iter(group_names)
+        .map(|name| async move { skip_missing(registry.describe_thing_group(&name).await) })
+        .buffered(PARALLEL_LOOKUPS)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| e.to_command_error())?
+        .into_iter()
+        .flatten()
+        .collect();
+
+    Ok(ThingDescription {
+        thing_name: info.thing_name,
+        arn: info.arn,
+        thing_type: info.thing_type,
+        attributes: info.attributes,
+        certificates,
+        policies,
+        groups,
+    })
+}
+
+fn skip_missing<T>(result: Result<T, PortError>) -> Result<Option<T>, PortError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,39 @@
+//! The use cases, written once against the ports and driven by both the queue worker and
+//! the REST facade.
+//!
+//! - [`describe`], [`delete`], [`certificates`]: one module per command, each a pure
+//!   orchestration of [`DeviceRegistry`](crate::ports::DeviceRegistry) calls.
+//! - [`commands`]: runs a queued command exactly once per idempotency key: record, lease,
+//!   outcome, completion event.
+
+pub mod certificates;
+pub mod commands;
+pub mod delete;
+pub mod describe;
+mod retry;
+
+pub use commands::{App, AppSettings, Disposition};
+pub use retry::ConflictRetry;
+
+use crate::domain::{CommandError, ErrorCode, ThingName};
+use crate::ports::{ErrorKind, PortError};
+
+/// Maps a registry error on a call about `thing` to a command error, turning "not found"
+/// into the thing-level answer callers expect.
+fn thing_error(thing: &ThingName) -> impl Fn(PortError) -> CommandError + '_ {
+    move |e| {
+        if e.kind == ErrorKind::NotFound {
+            CommandError::new(ErrorCode::ThingNotFound, format!("thing '{thing}' does not exist"))
+        } else {
+            e.to_command_error()
+        }
+    }
+}
+
+/// Treats "not found" as success: the state the call wanted already holds.
+fn ignore_not_found(result: Result<(), PortError>) -> Result<(), PortError> {
+    match result {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,222 @@
+//! The command line: run the worker or the REST facade, submit commands and read their
+//! records, deploy the CloudFormation stack. This is the composition root: the one place
+//! that picks concrete adapters for the ports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::adapters::aws::{
+    AwsClients, DynamoStateStore, IotRegistry, SnsEventPublisher, SqsCommandQueue, SqsEventPublisher, StackDeployer,
+};
+use crate::app::App;
+use crate::config::{Config, EventsDestination};
+use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
+use crate::ports::{CommandQueue, EventPublisher, SystemClock};
+use crate::worker::Worker;
+use crate::{api, shutdown, telemetry};
+
+/// Event-driven AWS IoT provisioning (CDF Provisioning v1.0.0 compatible).
+#[derive(Debug, Parser)]
+#[command(name = "cdf-provisioning", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Run the queue worker until SIGTERM or SIGINT.
+    Worker,
+    /// Serve the CDF Provisioning v1.0.0 REST API.
+    Api {
+        /// Address to listen on (default: CDF_API_BIND).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Validate a command message and put it on the command queue.
+    Submit {
+        /// JSON file holding one command envelope (see schemas/command.v1.json).
+        file: PathBuf,
+        /// Idempotency key to use instead of the file's.
+        #[arg(long)]
+        key: Option<String>,
+        /// Wait for the outcome and print the command's record.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
+    /// Print a command's record (status, attempts, result or error).
+    Status {
+        /// The command's idempotency key.
+        key: String,
+    },
+    /// Deploy or delete the service's CloudFormation stack.
+    Stack {
+        #[command(subcommand)]
+        action: StackAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StackAction {
+    /// Create or update the stack, wait, and print its outputs as CDF_* environment lines.
+    Deploy {
+        /// Stack name; resource names derive from it.
+        #[arg(long)]
+        name: String,
+        /// Template file.
+        #[arg(long, default_value = "infra/cloudformation.yaml")]
+        template: PathBuf,
+        /// Template parameter as KEY=VALUE (repeatable).
+        #[arg(long = "param")]
+        params: Vec<String>,
+    },
+    /// Delete the stack.
+    Delete {
+        /// Stack name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Maps stack outputs to the variables the service reads.
+pub const OUTPUT_VARIABLES: [(&str, &str); 5] = [
+    ("CommandQueueUrl", "CDF_COMMAND_QUEUE"),
+    ("DeadLetterQueueUrl", "CDF_DEAD_LETTER_QUEUE"),
+    ("EventsQueueUrl", "CDF_EVENTS_DESTINATION"),
+    ("TableName", "CDF_TABLE"),
+    ("BucketName", "CDF_BUCKET"),
+];
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    telemetry::init(config.log_format, &config.log_level);
+    let clients = AwsClients::load(config.aws_max_attempts, config.wait_time).await;
+    match cli.command {
+        CliCommand::Worker => {
+            let queue_name = Config::require(&config.command_queue, "CDF_COMMAND_QUEUE", "to run the worker")?;
+            let queue = SqsCommandQueue::connect(&clients, queue_name, config.dead_letter_queue.as_deref())
+                .await
+                .context("resolving the command queue")?;
+            tracing::info!(queue = queue.url(), dead_letter_queue = queue.dead_letter_url(), "using queues");
+            let app = build_app(&config, &clients).await?;
+            Worker::new(app, Arc::new(queue), config.worker_settings()).run(shutdown::on_signal()).await;
+        }
+        CliCommand::Api { bind } => {
+            let app = build_app(&config, &clients).await?;
+            let bind = bind.unwrap_or_else(|| config.api_bind.clone());
+            let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
+            tracing::info!(address = %listener.local_addr()?, "REST facade listening");
+            let token = shutdown::on_signal();
+            axum::serve(listener, api::router(app)).with_graceful_shutdown(token.cancelled_owned()).await?;
+        }
+        CliCommand::Submit { file, key, wait, timeout_secs } => {
+            return submit(&config, &clients, &file, key, wait, Duration::from_secs(timeout_secs)).await;
+        }
+        CliCommand::Status { key } => {
+            let app = build_app(&config, &clients).await?;
+            match app.record(&IdempotencyKey::new(key.clone())).await? {
+                Some(record) => println!("{}", serde_json::to_string_pretty(&record)?),
+                None => bail!("no command with idempotency key {key:?}"),
+            }
+        }
+        CliCommand::Stack { action } => stack(&clients, action).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App> {
+    let table = Config::require(&config.table, "CDF_TABLE", "for command records")?;
+    let events: Arc<dyn EventPublisher> = match &config.events {
+        Some(EventsDestination::Sns(topic)) => Arc::new(SnsEventPublisher::new(clients, topic)),
+        Some(EventsDestination::Sqs(queue)) => {
+            Arc::new(SqsEventPublisher::connect(clients, queue).await.context("resolving the events queue")?)
+        }
+        None => bail!("CDF_EVENTS_DESTINATION is required (an SQS queue or an SNS topic ARN)"),
+    };
+    Ok(App::new(
+        Arc::new(IotRegistry::new(clients)),
+        Arc::new(DynamoStateStore::new(clients, table)),
+        events,
+        Arc::new(SystemClock),
+        config.app_settings(),
+    ))
+}
+
+async fn submit(
+    config: &Config,
+    clients: &AwsClients,
+    file: &PathBuf,
+    key: Option<String>,
+    wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut message: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    if let Some(key) = key {
+        message["idempotencyKey"] = Value::String(key);
+    }
+    // Refuse locally what the worker would dead-letter.
+    CommandEnvelope::from_value(&message, "local").map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let queue_name = Config::require(&config.command_queue, "CDF_COMMAND_QUEUE", "to submit")?;
+    let queue = SqsCommandQueue::connect(clients, queue_name, config.dead_letter_queue.as_deref()).await?;
+    let message_id = queue.send(&message.to_string()).await?;
+    let key = message["idempotencyKey"].as_str().map_or_else(|| message_id.clone(), str::to_owned);
+    println!("{}", serde_json::json!({"messageId": message_id, "idempotencyKey": key}));
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app = build_app(config, clients).await?;
+    let key = IdempotencyKey::new(key);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(record) = app.record(&key).await? {
+            if record.status.is_terminal() {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+                return Ok(if record.status == CommandStatus::Succeeded {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no outcome for {key} after {}s (is a worker running?)", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn stack(clients: &AwsClients, action: StackAction) -> anyhow::Result<()> {
+    let deployer = StackDeployer::new(clients);
+    match action {
+        StackAction::Deploy { name, template, params } => {
+            let body = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+            let params = params
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("--param {p:?} is not KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let outputs = deployer.deploy(&name, &body, &params, Duration::from_secs(900)).await?;
+            for (output, var) in OUTPUT_VARIABLES {
+                if let Some(value) = outputs.get(output) {
+                    println!("{var}={value}");
+                }
+            }
+        }
+        StackAction::Delete { name } => deployer.delete(&name).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The error every command can end with: a stable code, a human message, the JSON path at
+//! fault when the input is to blame, and whether trying again later may succeed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable error codes; published in events and stored in records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The message is not JSON, or not a command envelope.
+    InvalidMessage,
+    /// The envelope names a command type this version does not run.
+    UnsupportedCommand,
+    /// A field of the payload breaks a rule (see the path).
+    ValidationFailed,
+    /// The idempotency key was used before with a different payload.
+    IdempotencyKeyReused,
+    /// The thing does not exist.
+    ThingNotFound,
+    /// Another referenced resource does not exist.
+    NotFound,
+    /// IoT refused a state change (for example re-activating a revoked certificate).
+    InvalidState,
+    /// IoT refused the request for a reason that retrying will not fix.
+    Rejected,
+    /// IoT throttled us; retried with backoff.
+    Throttled,
+    /// A network or service fault; retried with backoff.
+    Transient,
+}
+
+impl ErrorCode {
+    /// Whether the command may succeed if run again later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Throttled | Self::Transient)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message}{}", path.as_ref().map(|p| format!(" (at {p})")).unwrap_or_default())]
+pub struct CommandError {
+    /// What kind of failure this is.
+    pub code: ErrorCode,
+    /// A sentence an operator can act on.
+    pub message: String,
+    /// JSON path (RFC 6901 pointer) of the input at fault, when the input is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl CommandError {
+    /// An error without a path.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), path: None }
+    }
+
+    /// Names the JSON path at fault.
+    #[must_use]
+    pub fn at(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Whether the command may succeed if run again later.
+    pub fn is_retryable(&self) -> bool {
+        self.code.is_retryable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_code_message_and_path() {
+        let e = CommandError::new(ErrorCode::ValidationFailed, "bad").at("/payload/thingName");
+        assert_eq!(e.to_string(), "VALIDATION_FAILED: bad (at /payload/thingName)");
+        assert!(!e.is_retryable());
+        assert!(CommandError::new(ErrorCode::Throttled, "slow down").is_retryable());
+    }
+
+    #[test]
+    fn serializes_as_camel_case_without_empty_path() {
+        let e = CommandError::new(ErrorCode::ThingNotFound, "no such thing");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "THING_NOT_FOUND", "message": "no such thing"})
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Completion events in the CloudEvents 1.0 JSON format (`schemas/event.v1.json`).
+//!
+//! The `id` is a UUIDv5 of the idempotency key and the event type: a re-published event has
+//! the same id, so consumers can drop duplicates by `source` + `id` as the spec allows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::command::{CommandType, IdempotencyKey};
+use super::error::CommandError;
+use super::record::Outcome;
+
+/// Namespace of event ids (a UUIDv5 of this crate's name under the URL namespace).
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1b_5e3a_9c2d_5b7e_8a41_2f0c_d3e9_b871);
+
+/// Type of the event published when a command fails permanently.
+pub const COMMAND_FAILED: &str = "command.failed";
+/// Type of the event published when a message is refused and dead-lettered.
+pub const COMMAND_REJECTED: &str = "command.rejected";
+
+/// A CloudEvents 1.0 event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    /// Always "1.0".
+    pub specversion: String,
+    /// Deterministic per idempotency key and type.
+    pub id: String,
+    /// This deployment (`CDF_EVENT_SOURCE`).
+    pub source: String,
+    /// Event type, e.g. `thing.deleted`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The thing name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When the event was made (RFC 3339).
+    pub time: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The event payload.
+    pub data: Value,
+}
+
+impl CloudEvent {
+    fn new(
+        source: &str,
+        event_type: &str,
+        key: &IdempotencyKey,
+        subject: Option<String>,
+        data: Value,
+        now_ms: i64,
+    ) -> Self {
+        let id = Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{}\n{}", key.as_str(), event_type).as_bytes());
+        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        Self {
+            specversion: "1.0".into(),
+            id: id.to_string(),
+            source: source.to_owned(),
+            event_type: event_type.to_owned(),
+            subject,
+            time,
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
+
+    /// The event announcing a command's outcome.
+    pub fn for_outcome(
+        source: &str,
+        key: &IdempotencyKey,
+        command_type: CommandType,
+        thing_name: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Self {
+        let (event_type, data) = match outcome {
+            Outcome::Succeeded(result) => (
+                command_type.success_event_type(),
+                json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "result": result}),
+            ),
+            Outcome::Failed(error) => (
+                COMMAND_FAILED,
+                json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "error": error}),
+            ),
+        };
+        Self::new(source, event_type, key, Some(thing_name.to_owned()), data, now_ms)
+    }
+
+    /// The event announcing that a message was refused and moved to the dead-letter queue.
+    pub fn rejected(
+        source: &str,
+        key: &IdempotencyKey,
+        sqs_message_id: &str,
+        subject: Option<String>,
+        error: &CommandError,
+        now_ms: i64,
+    ) -> Self {
+        let data = json!({"idempotencyKey": key.as_str(), "sqsMessageId": sqs_message_id, "error": error});
+        // A refused duplicate key must not collide with the original command's events.
+        let id_key = IdempotencyKey::new(format!("{}\nrejected:{}", key.as_str(), sqs_message_id));
+        let mut event = Self::new(source, COMMAND_REJECTED, &id_key, subject, data, now_ms);
+        event.data["idempotencyKey"] = Value::String(key.as_str().to_owned());
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::error::ErrorCode;
+    use crate::domain::schema::{EVENT_SCHEMA_V1, Schema};
+
+    #[test]
+    fn ids_are_stable_per_key_and_type() {
+        let key = IdempotencyKey::new("k1");
+        let ok = Outcome::Succeeded(json!({"thingName": "t"}));
+        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &ok, 1_000);
+        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &ok, 9_000);
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.event_type, "thing.deleted");
+        let failed = Outcome::Failed(CommandError::new(ErrorCode::ThingNotFound, "x"));
+        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &failed, 1_000);
+        assert_ne!(a.id, c.id);
+        assert_eq!(c.event_type, COMMAND_FAILED);
+    }
+
+    #[test]
+    fn events_match_the_published_schema() {
+        let schema = Schema::compile(EVENT_SCHEMA_V1).unwrap();
+        let key = IdempotencyKey::new("k1");
+        let err = CommandError::new(ErrorCode::ValidationFailed, "bad").at("/payload/thingName");
+        let events = [
+            CloudEvent::for_outcome("src", &key, CommandType::GetThing, "t", &Outcome::Succeeded(json!({})), 0),
+            CloudEvent::for_outcome("src", &key, CommandType::GetThing, "t", &Outcome::Failed(err.clone()), 0),
+            CloudEvent::rejected("src", &key, "m-1", None, &err, 1_764_000_000_000),
+        ];
+        for event in events {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(schema.violations(&value), Vec::<(String, String)>::new(), "{value}");
+        }
+    }
+}

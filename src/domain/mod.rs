@@ -1,0 +1,18 @@
+//! Pure domain types and rules: commands, their records, outcomes, errors and events.
+//!
+//! Nothing here performs I/O or knows about the AWS SDK; every function is deterministic
+//! given its inputs (time is passed in), which keeps this layer cheap to test exhaustively.
+
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod record;
+pub mod registry;
+pub mod schema;
+pub mod thing;
+
+pub use command::{Command, CommandEnvelope, CommandType, IdempotencyKey};
+pub use error::{CommandError, ErrorCode};
+pub use event::CloudEvent;
+pub use record::{BeginDecision, CommandRecord, CommandStatus};
+pub use thing::{CertificateStatus, ThingName};

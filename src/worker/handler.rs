@@ -1,0 +1,132 @@
+//! One message's journey: decode, run with a heartbeat, then delete, retry later, or
+//! dead-letter with the reason and a `command.rejected` event.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::{Shared, WorkerStats};
+use crate::app::Disposition;
+use crate::domain::{CommandEnvelope, CommandError, IdempotencyKey};
+use crate::ports::QueueMessage;
+
+pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
+    let span = tracing::info_span!(
+        "message",
+        message_id = %message.message_id,
+        receive_count = message.receive_count,
+        idempotency_key = tracing::field::Empty,
+        command = tracing::field::Empty,
+    );
+    async {
+        let envelope = match CommandEnvelope::decode(&message.body, &message.message_id) {
+            Ok(envelope) => envelope,
+            Err(error) => return reject(shared, &message, error).await,
+        };
+        let span = tracing::Span::current();
+        span.record("idempotency_key", envelope.idempotency_key.as_str());
+        span.record("command", envelope.command.command_type().as_str());
+
+        let token = uuid::Uuid::new_v4().to_string();
+        let work = shared.app.handle(&envelope, &token);
+        let heartbeat = heartbeat(shared, &message, &envelope.idempotency_key, &token);
+        let disposition = tokio::select! {
+            d = work => d,
+            () = heartbeat => unreachable_heartbeat(),
+            () = shared.abandon.cancelled() => {
+                WorkerStats::bump(&shared.stats.abandoned);
+                tracing::warn!("abandoned at shutdown; it will be redelivered");
+                return;
+            }
+        };
+        match disposition {
+            Disposition::Done => {
+                WorkerStats::bump(&shared.stats.completed);
+                tracing::info!("command done");
+                if shared.acks.send(message.receipt_handle).await.is_err() {
+                    tracing::error!("ack channel closed; the message will be redelivered");
+                }
+            }
+            Disposition::Retry { after, reason } => {
+                WorkerStats::bump(&shared.stats.retried);
+                let delay = after.unwrap_or_else(|| backoff(message.receive_count, shared.settings.max_retry_delay));
+                tracing::warn!(%reason, retry_in_secs = delay.as_secs(), "command will be retried");
+                if let Err(e) = shared.queue.change_visibility(&message.receipt_handle, delay).await {
+                    tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout applies");
+                }
+            }
+            Disposition::Reject(error) => reject(shared, &message, error).await,
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Keeps the message invisible and the lease alive while the command runs. Never returns.
+async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey, token: &str) {
+    let period = (shared.settings.visibility_timeout / 3).max(Duration::from_secs(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        ticks.tick().await;
+        tracing::debug!("extending visibility and lease");
+        if let Err(e) =
+            shared.queue.change_visibility(&message.receipt_handle, shared.settings.visibility_timeout).await
+        {
+            tracing::warn!(error = %e, "could not extend visibility");
+        }
+        if let Err(e) = shared.app.renew_lease(key, token).await {
+            tracing::debug!(error = %e, "could not renew the lease");
+        }
+    }
+}
+
+fn unreachable_heartbeat() -> Disposition {
+    Disposition::Retry { after: None, reason: "heartbeat stopped".into() }
+}
+
+/// Dead-letters a message that can never run: event first, then the DLQ copy, then the
+/// delete. A failure at any step leaves the message for another try.
+async fn reject(shared: &Shared, message: &QueueMessage, error: CommandError) {
+    let parsed: Option<Value> = serde_json::from_str(&message.body).ok();
+    let field =
+        |pointer: &str| parsed.as_ref().and_then(|v| v.pointer(pointer)).and_then(Value::as_str).map(str::to_owned);
+    let key = IdempotencyKey::new(field("/idempotencyKey").unwrap_or_else(|| message.message_id.clone()));
+    tracing::warn!(code = %error.code, path = error.path.as_deref().unwrap_or(""), reason = %error.message, "message rejected");
+    if let Err(e) = shared.app.publish_rejection(&key, &message.message_id, field("/payload/thingName"), &error).await {
+        tracing::warn!(error = %e, "could not publish command.rejected; will retry");
+        return;
+    }
+    if let Err(e) = shared.queue.dead_letter(message, &error).await {
+        tracing::warn!(error = %e, "could not dead-letter; will retry");
+        return;
+    }
+    WorkerStats::bump(&shared.stats.rejected);
+    if shared.acks.send(message.receipt_handle.clone()).await.is_err() {
+        tracing::error!("ack channel closed; the message will be redelivered");
+    }
+}
+
+/// Exponential backoff by delivery count: 2, 4, 8 ... seconds, capped, with jitter so that
+/// retries of a throttled burst spread out.
+fn backoff(receive_count: u32, cap: Duration) -> Duration {
+    let base = Duration::from_secs(2u64.saturating_pow(receive_count.clamp(1, 16)));
+    let capped = base.min(cap);
+    let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * capped.as_millis() as u64 / 1024;
+    capped + Duration::from_millis(jitter_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cap = Duration::from_secs(60);
+        let first = backoff(1, cap);
+        assert!(first >= Duration::from_secs(2) && first < Duration::from_secs(3), "{first:?}");
+        assert!(backoff(3, cap) >= Duration::from_secs(8));
+        let late = backoff(30, cap);
+        assert!(late >= cap && late < cap + cap / 4, "{late:?}");
+    }
+}

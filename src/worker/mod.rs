@@ -1,0 +1,204 @@
+//! The queue worker: long-polling receivers, bounded concurrency, a visibility heartbeat,
+//! batched deletes after the outcome is recorded, and graceful shutdown.
+//!
+//! No business rules live here: a message is decoded, handed to [`App::handle`], and the
+//! [`Disposition`] decides between delete, retry later, and dead-letter.
+
+mod acker;
+mod handler;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+use crate::ports::CommandQueue;
+
+/// How the worker polls and paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Concurrent long-polling receivers.
+    pub receivers: usize,
+    /// Commands processed at once, across receivers.
+    pub concurrency: usize,
+    /// Long-poll wait per receive (≤ 20 s).
+    pub wait_time: Duration,
+    /// Visibility timeout the heartbeat keeps extending while a command runs.
+    pub visibility_timeout: Duration,
+    /// Time in-flight commands get to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Longest delay before a retried command comes back.
+    pub max_retry_delay: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            receivers: 2,
+            concurrency: 16,
+            wait_time: Duration::from_secs(20),
+            visibility_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(25),
+            max_retry_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Counters of what the worker did, for logs and tests.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Messages received.
+    pub received: AtomicU64,
+    /// Messages whose outcome was recorded and that were deleted (or queued for deletion).
+    pub completed: AtomicU64,
+    /// Messages left for a later attempt.
+    pub retried: AtomicU64,
+    /// Messages dead-lettered with a reason.
+    pub rejected: AtomicU64,
+    /// Messages abandoned at shutdown (they come back after the visibility timeout).
+    pub abandoned: AtomicU64,
+}
+
+impl WorkerStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A plain snapshot: (received, completed, retried, rejected, abandoned).
+    pub fn snapshot(&self) -> [u64; 5] {
+        [&self.received, &self.completed, &self.retried, &self.rejected, &self.abandoned]
+            .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// What every message task shares.
+struct Shared {
+    app: App,
+    queue: Arc<dyn CommandQueue>,
+    settings: WorkerSettings,
+    stats: Arc<WorkerStats>,
+    acks: mpsc::Sender<String>,
+    /// Fired when the grace period is over: unfinished handlers stop without acking.
+    abandon: CancellationToken,
+}
+
+/// The worker.
+pub struct Worker {
+    app: App,
+    queue: Arc<dyn CommandQueue>,
+    settings: WorkerSettings,
+    stats: Arc<WorkerStats>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker over `queue` running commands with `app`.
+    pub fn new(app: App, queue: Arc<dyn CommandQueue>, settings: WorkerSettings) -> Self {
+        Self { app, queue, settings, stats: Arc::default() }
+    }
+
+    /// The worker's counters (live while it runs).
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown` fires, then stops receiving, gives in-flight commands
+    /// `shutdown_grace` to finish, flushes pending deletes and returns. Messages not finished
+    /// by then are not deleted: SQS redelivers them after their visibility timeout.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        let (acks, ack_rx) = mpsc::channel(1024);
+        let acker = tokio::spawn(acker::run(Arc::clone(&self.queue), ack_rx));
+        let shared = Arc::new(Shared {
+            app: self.app,
+            queue: self.queue,
+            settings: self.settings.clone(),
+            stats: self.stats,
+            acks,
+            abandon: CancellationToken::new(),
+        });
+
+        tracing::info!(receivers = self.settings.receivers, concurrency = self.settings.concurrency, "worker started");
+        let mut receivers = JoinSet::new();
+        for _ in 0..self.settings.receivers.max(1) {
+            receivers.spawn(receive_loop(Arc::clone(&shared), Arc::clone(&permits), tracker.clone(), shutdown.clone()));
+        }
+        while let Some(joined) = receivers.join_next().await {
+            if let Err(e) = joined {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+
+        tracker.close();
+        tracing::info!(in_flight = tracker.len(), grace_secs = self.settings.shutdown_grace.as_secs(), "draining");
+        if tokio::time::timeout(self.settings.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(in_flight = tracker.len(), "grace period over; abandoning unfinished commands");
+            shared.abandon.cancel();
+            tracker.wait().await;
+        }
+        let stats = Arc::clone(&shared.stats);
+        drop(shared); // closes the ack channel once every handler is gone
+        if let Err(e) = acker.await {
+            tracing::error!(error = %e, "ack task failed");
+        }
+        let [received, completed, retried, rejected, abandoned] = stats.snapshot();
+        tracing::info!(received, completed, retried, rejected, abandoned, "worker stopped");
+    }
+}
+
+async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
+    let mut failures = 0u32;
+    loop {
+        // Hold capacity before receiving, so no message waits invisible for a free slot.
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return,
+            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let mut slots = vec![first];
+        while slots.len() < 10 {
+            match Arc::clone(&permits).try_acquire_owned() {
+                Ok(p) => slots.push(p),
+                Err(_) => break,
+            }
+        }
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = shared.queue.receive(slots.len(), shared.settings.wait_time) => r,
+        };
+        match received {
+            Ok(messages) => {
+                failures = 0;
+                for (message, permit) in messages.into_iter().zip(slots.drain(..)) {
+                    WorkerStats::bump(&shared.stats.received);
+                    let shared = Arc::clone(&shared);
+                    tracker.spawn(async move {
+                        handler::handle(&shared, message).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = Duration::from_millis(200 * 2u64.pow(failures.min(7)));
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "receive failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
