@@ -179,15 +179,12 @@ async fn submit(
     let key = IdempotencyKey::new(key);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(record) = app.record(&key).await? {
-            if record.status.is_terminal() {
-                println!("{}", serde_json::to_string_pretty(&record)?);
-                return Ok(if record.status == CommandStatus::Succeeded {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
+        if let Some(record) = app.record(&key).await?
+            && record.status.is_terminal()
+        {
+            println!("{}", serde_json::to_string_pretty(&record)?);
+            let ok = record.status == CommandStatus::Succeeded;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         if tokio::time::Instant::now() >= deadline {
             bail!("no outcome for {key} after {}s (is a worker running?)", timeout.as_secs());

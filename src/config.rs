@@ -90,9 +90,9 @@ impl Reader<'_> {
         (self.lookup)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn parse<T: FromStr>(&mut self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    fn parse<T>(&mut self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
     where
-        T: PartialOrd + fmt::Display + Copy,
+        T: FromStr + PartialOrd + fmt::Display + Copy,
     {
         let Some(raw) = self.text(var) else { return default };
         match raw.parse::<T>() {

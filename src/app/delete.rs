@@ -69,8 +69,16 @@ pub async fn delete_thing(
 
         let Some(cert_id) = cert_id else { continue };
         if remove_certificate {
-            ignore_not_found(registry.update_certificate_status(cert_id, CertificateStatus::Inactive).await)
-                .map_err(fail)?;
+            // IoT deletes only non-ACTIVE certificates; a REVOKED one cannot become INACTIVE.
+            match registry.describe_certificate(cert_id).await {
+                Ok(cert) if cert.certificate_status == CertificateStatus::Active => {
+                    ignore_not_found(registry.update_certificate_status(cert_id, CertificateStatus::Inactive).await)
+                        .map_err(fail)?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(e)),
+            }
             ignore_not_found(retry.run(|| registry.delete_certificate(cert_id)).await).map_err(fail)?;
             report.deleted_certificates.push(cert_id.to_owned());
         } else {

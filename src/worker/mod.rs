@@ -135,10 +135,11 @@ impl Worker {
             receivers.spawn(receive_loop(Arc::clone(&shared), Arc::clone(&permits), tracker.clone(), shutdown.clone()));
         }
         while let Some(joined) = receivers.join_next().await {
-            if let Err(e) = joined {
-                if e.is_panic() {
-                    std::panic::resume_unwind(e.into_panic());
-                }
+            // A receiver that panicked must not leave the process half alive.
+            if let Err(e) = joined
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
             }
         }
 

@@ -6,6 +6,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use crate::ports::{ErrorKind, PortError};
 
 /// Classifies an SDK error from operation `op`.
+#[allow(clippy::needless_pass_by_value)] // called as `.map_err(|e| classify(op, e))`
 pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -26,7 +26,7 @@ impl MemoryEvents {
 #[async_trait]
 impl EventPublisher for MemoryEvents {
     async fn publish(&self, event: &CloudEvent) -> Result<(), PortError> {
-        self.faults.check("publish")?;
+        self.faults.enter("publish").await?;
         self.events.lock().expect("events lock").push(event.clone());
         Ok(())
     }

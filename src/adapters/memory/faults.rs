@@ -2,6 +2,7 @@
 //! and a log of every call made, to count calls and to prove that none happened.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::ports::{ErrorKind, PortError};
 
@@ -16,6 +17,7 @@ struct Fault {
 #[derive(Debug, Default)]
 pub struct Faults {
     planned: Mutex<Vec<Fault>>,
+    delays: Mutex<Vec<(&'static str, Duration, usize)>>,
     calls: Mutex<Vec<&'static str>>,
 }
 
@@ -23,6 +25,26 @@ impl Faults {
     /// Makes the next `times` calls of `op` fail with `kind`.
     pub fn fail_next(&self, op: &'static str, kind: ErrorKind, times: usize) {
         self.planned.lock().expect("fault plan lock").push(Fault { op, kind, remaining: times });
+    }
+
+    /// Makes the next `times` calls of `op` take `delay` (tokio time) before answering.
+    pub fn delay_next(&self, op: &'static str, delay: Duration, times: usize) {
+        self.delays.lock().expect("delay plan lock").push((op, delay, times));
+    }
+
+    /// Waits out a planned delay of `op`, then [`Faults::check`]s it.
+    pub async fn enter(&self, op: &'static str) -> Result<(), PortError> {
+        let delay = {
+            let mut delays = self.delays.lock().expect("delay plan lock");
+            delays.iter_mut().find(|(o, _, n)| *o == op && *n > 0).map(|(_, d, n)| {
+                *n -= 1;
+                *d
+            })
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.check(op)
     }
 
     /// Logs a call of `op` and fails it if a fault is planned.

@@ -34,6 +34,27 @@ impl ManualClock {
     }
 }
 
+/// A clock that follows tokio's time, so that paused-time tests move leases and visibility
+/// timeouts together.
+#[derive(Debug)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+    base_ms: i64,
+}
+
+impl TokioClock {
+    /// A clock showing `base_ms` now and moving with tokio's time from here.
+    pub fn starting_at(base_ms: i64) -> Self {
+        Self { start: tokio::time::Instant::now(), base_ms }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        self.base_ms + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)

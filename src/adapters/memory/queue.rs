@@ -110,7 +110,7 @@ impl MemoryQueue {
 #[async_trait]
 impl CommandQueue for MemoryQueue {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>, PortError> {
-        self.faults.check("receive")?;
+        self.faults.enter("receive").await?;
         let deadline = Instant::now() + wait;
         loop {
             let found = self.take_visible(max.min(10));
@@ -124,7 +124,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn delete_batch(&self, receipt_handles: &[String]) -> Result<Vec<DeleteFailure>, PortError> {
-        self.faults.check("delete_batch")?;
+        self.faults.enter("delete_batch").await?;
         let mut state = self.lock();
         let mut failures = Vec::new();
         for handle in receipt_handles {
@@ -144,7 +144,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), PortError> {
-        self.faults.check("change_visibility")?;
+        self.faults.enter("change_visibility").await?;
         let mut state = self.lock();
         let m = state
             .messages
@@ -158,7 +158,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn send(&self, body: &str) -> Result<String, PortError> {
-        self.faults.check("send")?;
+        self.faults.enter("send").await?;
         let id = {
             let mut state = self.lock();
             state.next += 1;
@@ -177,7 +177,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
-        self.faults.check("dead_letter")?;
+        self.faults.enter("dead_letter").await?;
         self.lock().dead_letters.push((message.body.clone(), Some(reason.clone())));
         Ok(())
     }

@@ -145,12 +145,12 @@ impl MemoryRegistry {
 #[async_trait]
 impl DeviceRegistry for MemoryRegistry {
     async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
-        self.faults.check("DescribeThing")?;
+        self.faults.enter("DescribeThing").await?;
         self.with(|r| r.things.get(thing.as_str()).cloned().ok_or_else(|| not_found("DescribeThing", thing.as_str())))
     }
 
     async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        self.faults.check("ListThingPrincipals")?;
+        self.faults.enter("ListThingPrincipals").await?;
         self.with(|r| {
             if !r.things.contains_key(thing.as_str()) {
                 return Err(not_found("ListThingPrincipals", thing.as_str()));
@@ -160,22 +160,22 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn list_principal_things(&self, principal: &str) -> Result<Vec<String>, PortError> {
-        self.faults.check("ListPrincipalThings")?;
+        self.faults.enter("ListPrincipalThings").await?;
         self.with(|r| Ok(r.thing_principals.iter().filter(|(_, p)| p == principal).map(|(t, _)| t.clone()).collect()))
     }
 
     async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        self.faults.check("ListThingGroupsForThing")?;
+        self.faults.enter("ListThingGroupsForThing").await?;
         self.with(|r| Ok(r.memberships.iter().filter(|(t, _)| t == thing.as_str()).map(|(_, g)| g.clone()).collect()))
     }
 
     async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
-        self.faults.check("DescribeThingGroup")?;
+        self.faults.enter("DescribeThingGroup").await?;
         self.with(|r| r.groups.get(group).cloned().ok_or_else(|| not_found("DescribeThingGroup", group)))
     }
 
     async fn describe_certificate(&self, certificate_id: &str) -> Result<CertificateInfo, PortError> {
-        self.faults.check("DescribeCertificate")?;
+        self.faults.enter("DescribeCertificate").await?;
         self.with(|r| {
             r.certificates.get(certificate_id).cloned().ok_or_else(|| not_found("DescribeCertificate", certificate_id))
         })
@@ -186,7 +186,7 @@ impl DeviceRegistry for MemoryRegistry {
         certificate_id: &str,
         status: CertificateStatus,
     ) -> Result<(), PortError> {
-        self.faults.check("UpdateCertificate")?;
+        self.faults.enter("UpdateCertificate").await?;
         self.with(|r| {
             let cert =
                 r.certificates.get_mut(certificate_id).ok_or_else(|| not_found("UpdateCertificate", certificate_id))?;
@@ -199,7 +199,7 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn delete_certificate(&self, certificate_id: &str) -> Result<(), PortError> {
-        self.faults.check("DeleteCertificate")?;
+        self.faults.enter("DeleteCertificate").await?;
         self.with(|r| {
             let cert =
                 r.certificates.get(certificate_id).ok_or_else(|| not_found("DeleteCertificate", certificate_id))?;
@@ -220,12 +220,12 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn list_attached_policies(&self, target: &str) -> Result<Vec<String>, PortError> {
-        self.faults.check("ListAttachedPolicies")?;
+        self.faults.enter("ListAttachedPolicies").await?;
         self.with(|r| Ok(r.policy_targets.iter().filter(|(_, t)| t == target).map(|(p, _)| p.clone()).collect()))
     }
 
     async fn list_policy_targets(&self, policy: &str) -> Result<Vec<String>, PortError> {
-        self.faults.check("ListTargetsForPolicy")?;
+        self.faults.enter("ListTargetsForPolicy").await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
                 return Err(not_found("ListTargetsForPolicy", policy));
@@ -235,12 +235,12 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
-        self.faults.check("GetPolicy")?;
+        self.faults.enter("GetPolicy").await?;
         self.with(|r| r.policies.get(policy).cloned().ok_or_else(|| not_found("GetPolicy", policy)))
     }
 
     async fn detach_policy(&self, policy: &str, target: &str) -> Result<(), PortError> {
-        self.faults.check("DetachPolicy")?;
+        self.faults.enter("DetachPolicy").await?;
         self.with(|r| {
             r.policy_targets.remove(&(policy.to_owned(), target.to_owned()));
             Ok(())
@@ -248,7 +248,7 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
-        self.faults.check("DeletePolicy")?;
+        self.faults.enter("DeletePolicy").await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
                 return Err(not_found("DeletePolicy", policy));
@@ -262,7 +262,7 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn detach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError> {
-        self.faults.check("DetachThingPrincipal")?;
+        self.faults.enter("DetachThingPrincipal").await?;
         self.with(|r| {
             r.thing_principals.remove(&(thing.to_string(), principal.to_owned()));
             Ok(())
@@ -270,7 +270,7 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
-        self.faults.check("DeleteThing")?;
+        self.faults.enter("DeleteThing").await?;
         self.with(|r| {
             if r.thing_principals.iter().any(|(t, _)| t == thing.as_str()) {
                 return Err(PortError::new(

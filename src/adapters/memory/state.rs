@@ -36,10 +36,10 @@ impl MemoryStateStore {
         let record = records
             .get_mut(key.as_str())
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, op, "no such record"))?;
-        if let Some(token) = token {
-            if record.lease_token.as_deref() != Some(token) || record.status.is_terminal() {
-                return Err(PortError::new(ErrorKind::ConditionFailed, op, "lease not held"));
-            }
+        if let Some(token) = token
+            && (record.lease_token.as_deref() != Some(token) || record.status.is_terminal())
+        {
+            return Err(PortError::new(ErrorKind::ConditionFailed, op, "lease not held"));
         }
         Ok(change(record))
     }
@@ -48,7 +48,7 @@ impl MemoryStateStore {
 #[async_trait]
 impl StateStore for MemoryStateStore {
     async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError> {
-        self.faults.check("create")?;
+        self.faults.enter("create").await?;
         let mut records = self.records.lock().expect("records lock");
         if let Some(existing) = records.get(record.idempotency_key.as_str()) {
             return Ok(CreateOutcome::Exists(Box::new(existing.clone())));
@@ -65,7 +65,7 @@ impl StateStore for MemoryStateStore {
         lease_expires_at_ms: i64,
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
-        self.faults.check("take_over")?;
+        self.faults.enter("take_over").await?;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
@@ -79,7 +79,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
-        self.faults.check("renew_lease")?;
+        self.faults.enter("renew_lease").await?;
         self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_expires_at_ms)
     }
 
@@ -90,7 +90,7 @@ impl StateStore for MemoryStateStore {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
-        self.faults.check("finish")?;
+        self.faults.enter("finish").await?;
         self.update("finish", key, Some(token), |r| {
             match outcome {
                 Outcome::Succeeded(result) => {
@@ -116,7 +116,7 @@ impl StateStore for MemoryStateStore {
         error: &CommandError,
         now_ms: i64,
     ) -> Result<(), PortError> {
-        self.faults.check("release")?;
+        self.faults.enter("release").await?;
         self.update("release", key, Some(token), |r| {
             r.lease_expires_at_ms = now_ms;
             r.error = Some(error.clone());
@@ -125,12 +125,12 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
-        self.faults.check("mark_event_published")?;
+        self.faults.enter("mark_event_published").await?;
         self.update("mark_event_published", key, None, |r| r.event_published = true)
     }
 
     async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
-        self.faults.check("get")?;
+        self.faults.enter("get").await?;
         Ok(self.records.lock().expect("records lock").get(key.as_str()).cloned())
     }
 }

@@ -1,0 +1,95 @@
+//! The REST facade against in-memory fakes, through the router (no socket).
+#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
+
+mod common;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use cdf_provisioning::api::{MEDIA_TYPE, router};
+use cdf_provisioning::domain::CertificateStatus;
+use common::Fixture;
+use tower::ServiceExt;
+
+async fn call(f: &Fixture, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String, Option<String>) {
+    let mut request = Request::builder().method(method).uri(uri).header(header::ACCEPT, MEDIA_TYPE);
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, MEDIA_TYPE);
+    }
+    let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
+    let response = router(f.app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap(), content_type)
+}
+
+#[tokio::test]
+async fn get_thing_answers_200_with_the_thing() {
+    let f = Fixture::new();
+    f.registry.add_thing("t1", Some("sensor"), &[("a", "b")]);
+    let cert = f.registry.add_certificate(CertificateStatus::Revoked);
+    f.registry.attach_thing_principal("t1", &cert);
+    let (status, body, content_type) = call(&f, "GET", "/things/t1", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some(MEDIA_TYPE));
+    let thing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(thing["thingName"], "t1");
+    assert_eq!(thing["thingType"], "sensor");
+    assert_eq!(thing["certificates"][0]["certificateStatus"], "REVOKED");
+}
+
+#[tokio::test]
+async fn unknown_things_answer_404_with_cdfs_body() {
+    let f = Fixture::new();
+    for (method, uri, body) in [
+        ("GET", "/things/ghost", None),
+        ("DELETE", "/things/ghost", None),
+        ("PATCH", "/things/ghost/certificates", Some(r#"{"certificateStatus":"ACTIVE"}"#)),
+    ] {
+        let (status, body, _) = call(&f, method, uri, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
+        assert_eq!(body, r#"{"error":"Resource does not exist"}"#);
+    }
+}
+
+#[tokio::test]
+async fn delete_and_patch_answer_204() {
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let cert = f.registry.add_certificate(CertificateStatus::Active);
+    f.registry.attach_thing_principal("t1", &cert);
+    let (status, _, _) =
+        call(&f, "PATCH", "/things/t1/certificates", Some(r#"{"certificateStatus":"INACTIVE"}"#)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(f.registry.certificate_status(&cert), Some(CertificateStatus::Inactive));
+    let (status, _, _) = call(&f, "DELETE", "/things/t1", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!f.registry.has_thing("t1"));
+    assert_eq!(f.registry.certificate_status(&cert), None, "secure default: the certificate is gone too");
+}
+
+#[tokio::test]
+async fn invalid_input_answers_400_before_any_aws_call() {
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    for body in [r#"{"certificateStatus":"IN_ACTIVE"}"#, r#"{}"#, "not json"] {
+        let (status, text, _) = call(&f, "PATCH", "/things/t1/certificates", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+    }
+    let (status, text, _) = call(&f, "GET", "/things/bad%20name", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(f.registry.faults.calls().is_empty(), "{:?}", f.registry.faults.calls());
+}
+
+#[tokio::test]
+async fn a_missing_or_foreign_accept_header_answers_415() {
+    let f = Fixture::new();
+    for accept in [None, Some("application/json")] {
+        let mut request = Request::builder().uri("/things/t1");
+        if let Some(a) = accept {
+            request = request.header(header::ACCEPT, a);
+        }
+        let response = router(f.app.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}

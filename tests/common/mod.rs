@@ -1,0 +1,77 @@
+//! Shared set-up for tests against the in-memory fakes.
+#![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryEvents, MemoryRegistry, MemoryStateStore, TokioClock};
+use cdf_provisioning::app::{App, AppSettings, ConflictRetry};
+use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
+use cdf_provisioning::ports::Clock;
+
+pub const LEASE: Duration = Duration::from_secs(60);
+
+pub struct Fixture {
+    pub registry: Arc<MemoryRegistry>,
+    pub state: Arc<MemoryStateStore>,
+    pub events: Arc<MemoryEvents>,
+    pub clock: Arc<ManualClock>,
+    pub app: App,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let clock = Arc::new(ManualClock::at(1_764_000_000_000));
+        Self::with_clock(clock.clone(), clock)
+    }
+
+    /// Leases follow tokio's (paused) time; `clock` is then only a dummy.
+    pub fn on_tokio_time() -> Self {
+        Self::with_clock(Arc::new(ManualClock::at(0)), Arc::new(TokioClock::starting_at(1_764_000_000_000)))
+    }
+
+    fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>) -> Self {
+        let registry = Arc::new(MemoryRegistry::default());
+        let state = Arc::new(MemoryStateStore::default());
+        let events = Arc::new(MemoryEvents::default());
+        let settings = AppSettings {
+            event_source: "urn:test".into(),
+            lease: LEASE,
+            conflict_retry: ConflictRetry {
+                first_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                max_retries: 5,
+            },
+            ..AppSettings::default()
+        };
+        let app = App::new(registry.clone(), state.clone(), events.clone(), app_clock, settings);
+        Self { registry, state, events, clock, app }
+    }
+
+    pub fn record(&self, key: &str) -> cdf_provisioning::domain::CommandRecord {
+        self.state.records().into_iter().find(|r| r.idempotency_key == IdempotencyKey::new(key)).expect("record exists")
+    }
+}
+
+pub fn envelope(body: serde_json::Value) -> CommandEnvelope {
+    CommandEnvelope::from_value(&body, "message-id").expect("valid command")
+}
+
+pub fn get_thing(key: &str, thing: &str) -> CommandEnvelope {
+    envelope(
+        serde_json::json!({"schemaVersion": 1, "type": "getThing", "idempotencyKey": key, "payload": {"thingName": thing}}),
+    )
+}
+
+pub fn delete_thing(key: &str, thing: &str) -> CommandEnvelope {
+    envelope(
+        serde_json::json!({"schemaVersion": 1, "type": "deleteThing", "idempotencyKey": key, "payload": {"thingName": thing}}),
+    )
+}
+
+pub fn update_certificates(key: &str, thing: &str, status: &str) -> CommandEnvelope {
+    envelope(serde_json::json!({
+        "schemaVersion": 1, "type": "updateThingCertificates", "idempotencyKey": key,
+        "payload": {"thingName": thing, "certificateStatus": status}
+    }))
+}
