@@ -1,0 +1,421 @@
+//! End to end against the local AWS emulator (moto server): each test deploys
+//! `infra/cloudformation.yaml` as its own stack, runs the worker (in-process, or the real
+//! binary for the SIGTERM test) and drives commands through SQS, checking IoT, DynamoDB,
+//! the events queue and the dead-letter queue.
+//!
+//! Run through `scripts/test.sh`, which starts moto and sets `AWS_ENDPOINT_URL`.
+#![cfg(feature = "e2e")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_pass_by_value)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use cdf_provisioning::adapters::aws::{
+    AwsClients, DynamoStateStore, IotRegistry, REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE,
+    REJECTION_REASON_ATTRIBUTE, SqsCommandQueue, SqsEventPublisher, StackDeployer,
+};
+use cdf_provisioning::app::{App, AppSettings};
+use cdf_provisioning::domain::record::CommandStatus;
+use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
+use cdf_provisioning::ports::{CommandQueue, StateStore, SystemClock};
+use cdf_provisioning::worker::{Worker, WorkerSettings};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const VISIBILITY_SECS: u64 = 5;
+
+/// One deployed stack with SDK clients for set-up and assertions.
+struct Stack {
+    name: String,
+    outputs: HashMap<String, String>,
+    clients: AwsClients,
+    iot: aws_sdk_iot::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Stack {
+    async fn deploy() -> Self {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL must point at the emulator; run the e2e tests through scripts/test.sh"
+        );
+        let name = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let clients = AwsClients::load(1, Duration::from_secs(1)).await;
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/cloudformation.yaml")).unwrap();
+        let params = vec![
+            ("VisibilityTimeoutSecs".to_owned(), VISIBILITY_SECS.to_string()),
+            ("MaxReceiveCount".to_owned(), "4".to_owned()),
+        ];
+        let outputs = StackDeployer::new(&clients)
+            .deploy(&name, &template, &params, Duration::from_secs(60))
+            .await
+            .expect("the stack deploys into the emulator")
+            .into_iter()
+            .collect();
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self { name, outputs, clients, iot: aws_sdk_iot::Client::new(&config), sqs: aws_sdk_sqs::Client::new(&config) }
+    }
+
+    fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).unwrap_or_else(|| panic!("stack output {key} missing"))
+    }
+
+    fn thing(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+
+    async fn queue(&self) -> SqsCommandQueue {
+        SqsCommandQueue::connect(&self.clients, self.output("CommandQueueUrl"), None).await.unwrap()
+    }
+
+    fn state(&self) -> DynamoStateStore {
+        DynamoStateStore::new(&self.clients, self.output("TableName"))
+    }
+
+    async fn app(&self) -> App {
+        let events = SqsEventPublisher::connect(&self.clients, self.output("EventsQueueUrl")).await.unwrap();
+        let settings = AppSettings {
+            event_source: "urn:e2e".into(),
+            lease: Duration::from_secs(VISIBILITY_SECS),
+            ..AppSettings::default()
+        };
+        App::new(
+            Arc::new(IotRegistry::new(&self.clients)),
+            Arc::new(self.state()),
+            Arc::new(events),
+            Arc::new(SystemClock),
+            settings,
+        )
+    }
+
+    /// Starts an in-process worker; cancel the token and await the handle to stop it.
+    async fn start_worker(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let settings = WorkerSettings {
+            receivers: 2,
+            concurrency: 8,
+            wait_time: Duration::from_secs(1),
+            visibility_timeout: Duration::from_secs(VISIBILITY_SECS),
+            shutdown_grace: Duration::from_secs(5),
+            max_retry_delay: Duration::from_secs(2),
+        };
+        let worker = Worker::new(self.app().await, Arc::new(self.queue().await), settings);
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(worker.run(stop.clone()));
+        (stop, handle)
+    }
+
+    async fn send(&self, body: &str) -> String {
+        self.queue().await.send(body).await.unwrap()
+    }
+
+    async fn wait_for_outcome(&self, key: &str) -> CommandRecord {
+        let state = self.state();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(record) = state.get(&IdempotencyKey::new(key)).await.unwrap()
+                && record.status.is_terminal()
+                && record.event_published
+            {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "no outcome for {key}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Drains a queue: every message body with its string attributes, until `expected`
+    /// arrived or nothing came for a while.
+    async fn drain(&self, url: &str, expected: usize) -> Vec<(Value, HashMap<String, String>)> {
+        let mut found = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages() {
+                let attributes = m
+                    .message_attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned())).collect())
+                    .unwrap_or_default();
+                let body = serde_json::from_str(m.body().unwrap()).unwrap_or_else(|_| Value::String(m.body().unwrap().to_owned()));
+                found.push((body, attributes));
+                self.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+            if found.len() >= expected && out.messages().is_empty() {
+                break;
+            }
+        }
+        found
+    }
+
+    async fn events(&self, expected: usize) -> Vec<Value> {
+        self.drain(self.output("EventsQueueUrl"), expected).await.into_iter().map(|(b, _)| b).collect()
+    }
+
+    async fn queue_depth(&self, url: &str) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        out.attributes().unwrap().values().map(|v| v.parse::<usize>().unwrap()).sum()
+    }
+
+    /// A thing with a new ACTIVE certificate; returns the certificate (id, arn).
+    async fn thing_with_certificate(&self, thing: &str) -> (String, String) {
+        if self.iot.describe_thing().thing_name(thing).send().await.is_err() {
+            self.iot.create_thing().thing_name(thing).send().await.unwrap();
+        }
+        let cert = self.iot.create_keys_and_certificate().set_as_active(true).send().await.unwrap();
+        let (id, arn) = (cert.certificate_id().unwrap().to_owned(), cert.certificate_arn().unwrap().to_owned());
+        self.iot.attach_thing_principal().thing_name(thing).principal(&arn).send().await.unwrap();
+        (id, arn)
+    }
+
+    async fn policy(&self, name: &str, target: &str) {
+        if self.iot.get_policy().policy_name(name).send().await.is_err() {
+            let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+            self.iot.create_policy().policy_name(name).policy_document(document).send().await.unwrap();
+        }
+        self.iot.attach_policy().policy_name(name).target(target).send().await.unwrap();
+    }
+
+    async fn certificate_status(&self, id: &str) -> Option<String> {
+        let out = self.iot.describe_certificate().certificate_id(id).send().await.ok()?;
+        Some(out.certificate_description()?.status()?.as_str().to_owned())
+    }
+}
+
+fn command(key: &str, kind: &str, payload: Value) -> String {
+    json!({"schemaVersion": 1, "type": kind, "idempotencyKey": key, "payload": payload}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_thing_describes_everything_through_sqs() {
+    let s = Stack::deploy().await;
+    let thing = s.thing("sensor");
+    s.iot.create_thing_type().thing_type_name(s.thing("type")).send().await.unwrap();
+    let attributes = aws_sdk_iot::types::AttributePayload::builder().attributes("site", "berlin").build();
+    s.iot
+        .create_thing()
+        .thing_name(&thing)
+        .thing_type_name(s.thing("type"))
+        .attribute_payload(attributes)
+        .send()
+        .await
+        .unwrap();
+    let group = s.thing("fleet");
+    let group_props = aws_sdk_iot::types::ThingGroupProperties::builder()
+        .attribute_payload(aws_sdk_iot::types::AttributePayload::builder().attributes("region", "eu").build())
+        .build();
+    s.iot.create_thing_group().thing_group_name(&group).thing_group_properties(group_props).send().await.unwrap();
+    s.iot.add_thing_to_thing_group().thing_name(&thing).thing_group_name(&group).send().await.unwrap();
+    let (active_id, active_arn) = s.thing_with_certificate(&thing).await;
+    let (revoked_id, _) = s.thing_with_certificate(&thing).await;
+    s.iot
+        .update_certificate()
+        .certificate_id(&revoked_id)
+        .new_status(aws_sdk_iot::types::CertificateStatus::Revoked)
+        .send()
+        .await
+        .unwrap();
+    s.policy(&s.thing("policy"), &active_arn).await;
+
+    let (stop, worker) = s.start_worker().await;
+    s.send(&command("get-1", "getThing", json!({"thingName": thing}))).await;
+    let record = s.wait_for_outcome("get-1").await;
+    stop.cancel();
+    worker.await.unwrap();
+
+    assert_eq!(record.status, CommandStatus::Succeeded, "{record:?}");
+    let result = record.result.unwrap();
+    assert_eq!(result["thingName"], thing.as_str());
+    assert_eq!(result["thingType"], s.thing("type").as_str());
+    assert_eq!(result["attributes"], json!({"site": "berlin"}));
+    let mut statuses: Vec<(String, String)> = result["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["certificateId"].as_str().unwrap().to_owned(), c["certificateStatus"].as_str().unwrap().to_owned()))
+        .collect();
+    statuses.sort();
+    let mut expected = vec![(active_id, "ACTIVE".to_owned()), (revoked_id, "REVOKED".to_owned())];
+    expected.sort();
+    assert_eq!(statuses, expected);
+    assert_eq!(result["policies"][0]["policyName"], s.thing("policy").as_str());
+    assert_eq!(result["groups"][0]["groupName"], group.as_str());
+    assert_eq!(result["groups"][0]["attributes"], json!({"region": "eu"}));
+
+    let events = s.events(1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "thing.described");
+    assert_eq!(events[0]["specversion"], "1.0");
+    assert_eq!(events[0]["subject"], thing.as_str());
+    assert_eq!(events[0]["data"]["idempotencyKey"], "get-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_thing_removes_what_only_it_used() {
+    let s = Stack::deploy().await;
+    let (doomed, survivor) = (s.thing("doomed"), s.thing("survivor"));
+    let (own_id, own_arn) = s.thing_with_certificate(&doomed).await;
+    let (shared_id, shared_arn) = s.thing_with_certificate(&doomed).await;
+    s.iot.create_thing().thing_name(&survivor).send().await.unwrap();
+    s.iot.attach_thing_principal().thing_name(&survivor).principal(&shared_arn).send().await.unwrap();
+    s.policy(&s.thing("own-policy"), &own_arn).await;
+    s.policy(&s.thing("shared-policy"), &own_arn).await;
+    s.policy(&s.thing("shared-policy"), &shared_arn).await;
+
+    let (stop, worker) = s.start_worker().await;
+    s.send(&command("del-1", "deleteThing", json!({"thingName": doomed}))).await;
+    let record = s.wait_for_outcome("del-1").await;
+    // A second, different command for the same thing: it is gone, so "not found".
+    s.send(&command("del-2", "deleteThing", json!({"thingName": doomed}))).await;
+    let second = s.wait_for_outcome("del-2").await;
+    stop.cancel();
+    worker.await.unwrap();
+
+    assert_eq!(record.status, CommandStatus::Succeeded, "{record:?}");
+    let err = s.iot.describe_thing().thing_name(&doomed).send().await.unwrap_err();
+    assert!(err.into_service_error().is_resource_not_found_exception());
+    assert_eq!(s.certificate_status(&own_id).await, None, "own certificate deleted");
+    assert_eq!(s.certificate_status(&shared_id).await.as_deref(), Some("ACTIVE"), "shared certificate kept");
+    assert!(s.iot.get_policy().policy_name(s.thing("own-policy")).send().await.is_err(), "own policy deleted");
+    assert!(s.iot.get_policy().policy_name(s.thing("shared-policy")).send().await.is_ok(), "shared policy kept");
+    let principals = s.iot.list_thing_principals().thing_name(&survivor).send().await.unwrap();
+    assert_eq!(principals.principals(), [shared_arn]);
+
+    assert_eq!(second.status, CommandStatus::Failed);
+    assert_eq!(second.error.unwrap().code, cdf_provisioning::domain::ErrorCode::ThingNotFound);
+    let types: Vec<_> = s.events(2).await.iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["thing.deleted", "command.failed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_certificates_three_times_acts_once() {
+    let s = Stack::deploy().await;
+    let thing = s.thing("t");
+    let (first, _) = s.thing_with_certificate(&thing).await;
+    let (second, _) = s.thing_with_certificate(&thing).await;
+    let message = command("suspend-1", "updateThingCertificates", json!({"thingName": thing, "certificateStatus": "INACTIVE"}));
+    for _ in 0..3 {
+        s.send(&message).await;
+    }
+    let (stop, worker) = s.start_worker().await;
+    let record = s.wait_for_outcome("suspend-1").await;
+    // Copies received while the first held the lease come back after it and are deleted as done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.queue_depth(s.output("CommandQueueUrl")).await > 0 {
+        assert!(Instant::now() < deadline, "duplicates still queued");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+
+    assert_eq!(record.status, CommandStatus::Succeeded, "{record:?}");
+    assert_eq!(record.attempts, 1, "acted once");
+    assert_eq!(s.certificate_status(&first).await.as_deref(), Some("INACTIVE"));
+    assert_eq!(s.certificate_status(&second).await.as_deref(), Some("INACTIVE"));
+    let events = s.events(1).await;
+    assert_eq!(events.len(), 1, "one event for three deliveries: {events:?}");
+    assert_eq!(events[0]["type"], "thing.certificates.updated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_go_to_the_dead_letter_queue_with_their_reason() {
+    let s = Stack::deploy().await;
+    let thing = s.thing("t");
+    s.thing_with_certificate(&thing).await;
+    let (stop, worker) = s.start_worker().await;
+    let garbage_id = s.send("this is not json").await;
+    s.send(&command("bad-status", "updateThingCertificates", json!({"thingName": thing, "certificateStatus": "IN_ACTIVE"})))
+        .await;
+    s.send(&command("good", "getThing", json!({"thingName": thing}))).await;
+    let good = s.wait_for_outcome("good").await;
+    let dead = s.drain(s.output("DeadLetterQueueUrl"), 2).await;
+    stop.cancel();
+    worker.await.unwrap();
+
+    assert_eq!(good.status, CommandStatus::Succeeded, "the worker kept going");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let garbage = dead.iter().find(|(b, _)| b == &Value::String("this is not json".into())).expect("garbage kept");
+    assert_eq!(garbage.1[REJECTION_CODE_ATTRIBUTE], "INVALID_MESSAGE");
+    assert!(garbage.1[REJECTION_REASON_ATTRIBUTE].contains("not JSON"));
+    let bad = dead.iter().find(|(b, _)| b["idempotencyKey"] == "bad-status").expect("bad status kept");
+    assert_eq!(bad.1[REJECTION_CODE_ATTRIBUTE], "VALIDATION_FAILED");
+    assert_eq!(bad.1[REJECTION_PATH_ATTRIBUTE], "/payload/certificateStatus");
+
+    let events = s.events(3).await;
+    let rejected: Vec<_> = events.iter().filter(|e| e["type"] == "command.rejected").collect();
+    assert_eq!(rejected.len(), 2, "{events:?}");
+    assert!(rejected.iter().any(|e| e["data"]["sqsMessageId"] == garbage_id.as_str()));
+    assert!(events.iter().any(|e| e["type"] == "thing.described"));
+    assert_eq!(s.queue_depth(s.output("CommandQueueUrl")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_worker_within_the_grace_period_and_loses_nothing() {
+    let s = Stack::deploy().await;
+    let thing = s.thing("t");
+    s.thing_with_certificate(&thing).await;
+    const COMMANDS: usize = 60;
+    for i in 0..COMMANDS {
+        s.send(&command(&format!("get-{i}"), "getThing", json!({"thingName": thing}))).await;
+    }
+    let grace = 3;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
+        .arg("worker")
+        .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
+        .env("CDF_TABLE", s.output("TableName"))
+        .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
+        .env("CDF_WAIT_TIME_SECS", "1")
+        .env("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string())
+        .env("CDF_SHUTDOWN_GRACE_SECS", grace.to_string())
+        .env("CDF_CONCURRENCY", "4")
+        .env("CDF_LOG_LEVEL", "warn")
+        .spawn()
+        .unwrap();
+    // Wait until the worker is busy, then signal it mid-stream.
+    let state = s.state();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state.get(&IdempotencyKey::new("get-0")).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the worker never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let took = signalled.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(grace + 2), "took {took:?} for a {grace}s grace period");
+
+    // Whatever was not finished comes back; a new worker completes every command.
+    let (stop, worker) = s.start_worker().await;
+    for i in 0..COMMANDS {
+        let record = s.wait_for_outcome(&format!("get-{i}")).await;
+        assert_eq!(record.status, CommandStatus::Succeeded);
+    }
+    stop.cancel();
+    worker.await.unwrap();
+    let events = s.events(COMMANDS).await;
+    let mut keys: Vec<_> = events.iter().map(|e| e["data"]["idempotencyKey"].as_str().unwrap().to_owned()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), COMMANDS, "every command published its event");
+    assert_eq!(s.queue_depth(s.output("CommandQueueUrl")).await, 0, "nothing left behind");
+    assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0, "nothing dead-lettered");
+}
