@@ -43,7 +43,8 @@ impl Stack {
         );
         let name = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let clients = AwsClients::load(1, Duration::from_secs(1)).await;
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/cloudformation.yaml")).unwrap();
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/cloudformation.yaml")).unwrap();
         let params = vec![
             ("VisibilityTimeoutSecs".to_owned(), VISIBILITY_SECS.to_string()),
             ("MaxReceiveCount".to_owned(), "4".to_owned()),
@@ -144,11 +145,20 @@ impl Stack {
             for m in out.messages() {
                 let attributes = m
                     .message_attributes()
-                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned())).collect())
+                    .map(|a| {
+                        a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned())).collect()
+                    })
                     .unwrap_or_default();
-                let body = serde_json::from_str(m.body().unwrap()).unwrap_or_else(|_| Value::String(m.body().unwrap().to_owned()));
+                let body = serde_json::from_str(m.body().unwrap())
+                    .unwrap_or_else(|_| Value::String(m.body().unwrap().to_owned()));
                 found.push((body, attributes));
-                self.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
             }
             if found.len() >= expected && out.messages().is_empty() {
                 break;
@@ -187,7 +197,8 @@ impl Stack {
 
     async fn policy(&self, name: &str, target: &str) {
         if self.iot.get_policy().policy_name(name).send().await.is_err() {
-            let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+            let document =
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
             self.iot.create_policy().policy_name(name).policy_document(document).send().await.unwrap();
         }
         self.iot.attach_policy().policy_name(name).target(target).send().await.unwrap();
@@ -310,7 +321,8 @@ async fn update_certificates_three_times_acts_once() {
     let thing = s.thing("t");
     let (first, _) = s.thing_with_certificate(&thing).await;
     let (second, _) = s.thing_with_certificate(&thing).await;
-    let message = command("suspend-1", "updateThingCertificates", json!({"thingName": thing, "certificateStatus": "INACTIVE"}));
+    let message =
+        command("suspend-1", "updateThingCertificates", json!({"thingName": thing, "certificateStatus": "INACTIVE"}));
     for _ in 0..3 {
         s.send(&message).await;
     }
@@ -341,8 +353,12 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_their_reason() {
     s.thing_with_certificate(&thing).await;
     let (stop, worker) = s.start_worker().await;
     let garbage_id = s.send("this is not json").await;
-    s.send(&command("bad-status", "updateThingCertificates", json!({"thingName": thing, "certificateStatus": "IN_ACTIVE"})))
-        .await;
+    s.send(&command(
+        "bad-status",
+        "updateThingCertificates",
+        json!({"thingName": thing, "certificateStatus": "IN_ACTIVE"}),
+    ))
+    .await;
     s.send(&command("good", "getThing", json!({"thingName": thing}))).await;
     let good = s.wait_for_outcome("good").await;
     let dead = s.drain(s.output("DeadLetterQueueUrl"), 2).await;
