@@ -383,7 +383,7 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_their_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_the_worker_within_the_grace_period_and_loses_nothing() {
+async fn sigterm_stops_the_binary_within_the_grace_period_and_loses_nothing() {
     let s = Stack::deploy().await;
     let thing = s.thing("t");
     s.thing_with_certificate(&thing).await;
@@ -392,8 +392,14 @@ async fn sigterm_stops_the_worker_within_the_grace_period_and_loses_nothing() {
         s.send(&command(&format!("get-{i}"), "getThing", json!({"thingName": thing}))).await;
     }
     let grace = 3;
+    // Per-service endpoints win over AWS_ENDPOINT_URL, which here points at nothing.
+    let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
         .arg("worker")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL_SQS", &emulator)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &emulator)
+        .env("AWS_ENDPOINT_URL_IOT", &emulator)
         .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
         .env("CDF_TABLE", s.output("TableName"))
         .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
