@@ -441,3 +441,52 @@ async fn sigterm_stops_the_binary_within_the_grace_period_and_loses_nothing() {
     assert_eq!(s.queue_depth(s.output("CommandQueueUrl")).await, 0, "nothing left behind");
     assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0, "nothing dead-lettered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_can_go_to_an_sns_topic() {
+    let s = Stack::deploy().await;
+    let thing = s.thing("t");
+    s.thing_with_certificate(&thing).await;
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = sns.create_topic().name(s.thing("events")).send().await.unwrap().topic_arn().unwrap().to_owned();
+    let events_url = s.output("EventsQueueUrl");
+    let queue_arn = s
+        .sqs
+        .get_queue_attributes()
+        .queue_url(events_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+
+    let app = App::new(
+        Arc::new(IotRegistry::new(&s.clients)),
+        Arc::new(s.state()),
+        Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic)),
+        Arc::new(SystemClock),
+        AppSettings::default(),
+    );
+    let envelope = cdf_provisioning::domain::CommandEnvelope::decode(
+        &command("sns-1", "getThing", json!({"thingName": thing})),
+        "m-1",
+    )
+    .unwrap();
+    assert_eq!(app.handle(&envelope, "token").await, cdf_provisioning::app::Disposition::Done);
+    let events = s.drain(events_url, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0["type"], "thing.described");
+    assert_eq!(events[0].0["data"]["idempotencyKey"], "sns-1");
+    assert_eq!(events[0].1["ce-type"], "thing.described", "the type travels as a message attribute");
+}
