@@ -9,6 +9,7 @@ pub mod event;
 pub mod record;
 pub mod registry;
 pub mod schema;
+pub mod template;
 pub mod thing;
 
 pub use command::{Command, CommandEnvelope, CommandType, IdempotencyKey};
