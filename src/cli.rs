@@ -2,6 +2,7 @@
 //! records, deploy the CloudFormation stack. This is the composition root: the one place
 //! that picks concrete adapters for the ports.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::adapters::aws::{
 };
 use crate::app::App;
 use crate::config::{Config, EventsDestination};
+use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
 use crate::ports::{CommandQueue, EventPublisher, SystemClock};
 use crate::worker::Worker;
@@ -63,6 +65,40 @@ enum CliCommand {
         #[command(subcommand)]
         action: StackAction,
     },
+    /// Work with provisioning templates, without touching AWS.
+    Template {
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
+    /// Show what a provisioning request would do: the plan, or every error in the template and
+    /// the request. Touches no AWS resource.
+    Provision {
+        /// A provisioning request (the CDF POST /things body: provisioningTemplateId,
+        /// parameters, cdfProvisioningParameters).
+        request: PathBuf,
+        /// The template file to evaluate.
+        #[arg(long)]
+        template: PathBuf,
+        /// Required: this version only plans.
+        #[arg(long, required = true)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateAction {
+    /// Check a template; with --parameters, evaluate it and print the plan. Exit 1 and every
+    /// error (with its JSON path) when something is wrong.
+    Validate {
+        /// Template file.
+        file: PathBuf,
+        /// JSON object of parameter values.
+        #[arg(long)]
+        parameters: Option<PathBuf>,
+        /// JSON object of cdfProvisioningParameters.
+        #[arg(long)]
+        cdf_parameters: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +134,23 @@ pub const OUTPUT_VARIABLES: [(&str, &str); 5] = [
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        CliCommand::Template { action: TemplateAction::Validate { file, parameters, cdf_parameters } } => {
+            let parameters = parameters.map(|p| read_json(&p)).transpose()?;
+            let cdf_parameters = cdf_parameters.map(|p| read_json(&p)).transpose()?;
+            let template = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            return Ok(print_plan(&template, parameters.as_ref(), cdf_parameters.as_ref().unwrap_or(&Value::Null)));
+        }
+        CliCommand::Provision { request, template, dry_run: _ } => {
+            let request = read_json(&request)?;
+            let template =
+                std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+            let parameters = request.get("parameters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+            let cdf = request.get("cdfProvisioningParameters").cloned().unwrap_or(Value::Null);
+            return Ok(print_plan(&template, Some(&parameters), &cdf));
+        }
+        _ => {}
+    }
     let config = Config::from_env()?;
     telemetry::init(config.log_format, &config.log_level);
     let clients = AwsClients::load(config.aws_max_attempts, config.wait_time).await;
@@ -130,6 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         CliCommand::Stack { action } => stack(&clients, action).await?,
+        CliCommand::Template { .. } | CliCommand::Provision { .. } => unreachable!("handled without AWS above"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -216,4 +270,59 @@ async fn stack(clients: &AwsClients, action: StackAction) -> anyhow::Result<()> 
         StackAction::Delete { name } => deployer.delete(&name).await?,
     }
     Ok(())
+}
+
+fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// Prints the plan (JSON, then its steps) or every error; exit code 1 on errors.
+fn print_plan(template: &str, parameters: Option<&Value>, cdf_parameters: &Value) -> ExitCode {
+    let report = |errors: Vec<TemplateError>| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("{} error(s)", errors.len());
+        ExitCode::from(1)
+    };
+    let template = match Template::parse(template) {
+        Ok(t) => t,
+        Err(errors) => return report(errors),
+    };
+    let Some(parameters) = parameters else {
+        let declared: Vec<_> = template.parameters.keys().cloned().collect();
+        println!("template is valid; parameters: {}", declared.join(", "));
+        return ExitCode::SUCCESS;
+    };
+    let parameters = match parameters {
+        Value::Object(map) => {
+            let mut values = BTreeMap::new();
+            for (k, v) in map {
+                match v {
+                    Value::String(s) => {
+                        values.insert(k.clone(), s.clone());
+                    }
+                    other => {
+                        return report(vec![TemplateError::request(
+                            &format!("/parameters/{k}"),
+                            format!("parameter values must be strings, not {other}"),
+                        )]);
+                    }
+                }
+            }
+            values
+        }
+        _ => return report(vec![TemplateError::request("/parameters", "parameters must be an object")]),
+    };
+    match template.plan(&parameters, cdf_parameters) {
+        Ok(plan) => {
+            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            for (i, step) in plan.describe_steps().iter().enumerate() {
+                println!("{:>2}. {step}", i + 1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => report(errors),
+    }
 }

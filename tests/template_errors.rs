@@ -95,61 +95,419 @@ fn cases() -> Vec<Case> {
         case("unknown section", broken(&[("/Resource", json!({}))]), "/Resource", "unknown section"),
         case("no resources", broken(&[("/Resources", Value::Null)]), "/Resources", "no Resources section"),
         case("empty resources", broken(&[("/Resources", json!({}))]), "/Resources", "must not be empty"),
-        case("parameter without type", broken(&[("/Parameters/Site", json!({"Default": "x"}))]), "/Parameters/Site/Type", "no Type"),
-        case("number parameter", broken(&[("/Parameters/Site", json!({"Type": "Number"}))]), "/Parameters/Site/Type", "not supported"),
-        case("non-string default", broken(&[("/Parameters/Site", json!({"Type": "String", "Default": 3}))]), "/Parameters/Site/Default", "must be a string"),
+        case(
+            "parameter without type",
+            broken(&[("/Parameters/Site", json!({"Default": "x"}))]),
+            "/Parameters/Site/Type",
+            "no Type",
+        ),
+        case(
+            "number parameter",
+            broken(&[("/Parameters/Site", json!({"Type": "Number"}))]),
+            "/Parameters/Site/Type",
+            "not supported",
+        ),
+        case(
+            "non-string default",
+            broken(&[("/Parameters/Site", json!({"Type": "String", "Default": 3}))]),
+            "/Parameters/Site/Default",
+            "must be a string",
+        ),
         case("bad mapping", broken(&[("/Mappings", json!({"Sites": ["x"]}))]), "/Mappings/Sites", "object of objects"),
-        case("ref to nothing", broken(&[("/Resources/thing/Properties/ThingName", json!({"Ref": "Name"}))]), "/Resources/thing/Properties/ThingName/Ref", "not a declared parameter"),
-        case("unknown function", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::If": ["a", "b", "c"]}))]), "/Resources/thing/Properties/ThingName/Fn::If", "unknown function"),
-        case("join arity", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-"]}))]), "/Resources/thing/Properties/ThingName/Fn::Join", "takes 2 arguments, got 1"),
-        case("join of non-list", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-", "ab"]}))]), "/Resources/thing/Properties/ThingName/Fn::Join/1", "needs a list"),
-        case("select out of range", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [5, ["a", "b"]]}))]), "/Resources/thing/Properties/ThingName/Fn::Select/0", "out of range"),
-        case("select negative", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [-1, ["a"]]}))]), "/Resources/thing/Properties/ThingName/Fn::Select/0", "non-negative integer"),
-        case("split empty delimiter", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [0, {"Fn::Split": ["", "a"]}]}))]), "/Resources/thing/Properties/ThingName/Fn::Select/1/Fn::Split/0", "must not be empty"),
-        case("sub unknown variable", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Sub": "dev-${Serial}"}))]), "/Resources/thing/Properties/ThingName/Fn::Sub", "${Serial}"),
-        case("sub unclosed", broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Sub": "dev-${ThingName"}))]), "/Resources/thing/Properties/ThingName/Fn::Sub", "unclosed"),
-        case("find in missing map", broken(&[("/Resources/thing/Properties/ThingGroups", json!([{"Fn::FindInMap": ["Regions", "x", "y"]}]))]), "/Resources/thing/Properties/ThingGroups/0/Fn::FindInMap/0", "no mapping named"),
-        case("find in missing key", broken(&[("/Resources/thing/Properties/ThingGroups", json!([{"Fn::FindInMap": ["Sites", "paris", "Group"]}]))]), "/Resources/thing/Properties/ThingGroups/0/Fn::FindInMap/1", "has no key \"paris\""),
-        case("unknown resource type", broken(&[("/Resources/role", json!({"Type": "AWS::IAM::Role", "Properties": {}}))]), "/Resources/role/Type", "not supported"),
-        case("resource without properties", broken(&[("/Resources/policy/Properties", Value::Null)]), "/Resources/policy/Properties", "no Properties"),
-        case("unknown resource attribute", broken(&[("/Resources/policy/DependsOn", json!("thing"))]), "/Resources/policy/DependsOn", "unknown resource attribute"),
-        case("thing without name", broken(&[("/Resources/thing/Properties/ThingName", Value::Null)]), "/Resources/thing/Properties/ThingName", "ThingName is required"),
-        case("invalid literal thing name", broken(&[("/Resources/thing/Properties/ThingName", json!("my thing"))]), "/Resources/thing/Properties/ThingName", "only letters, digits"),
-        case("unknown thing property", broken(&[("/Resources/thing/Properties/Tags", json!([]))]), "/Resources/thing/Properties/Tags", "unknown property"),
-        case("attribute not a string", broken(&[("/Resources/thing/Properties/AttributePayload", json!({"floor": 3}))]), "/Resources/thing/Properties/AttributePayload/floor", "must be strings"),
-        case("too many attributes without a type", broken(&[("/Resources/thing/Properties/AttributePayload", json!({"a": "1", "b": "2", "c": "3", "d": "4"}))]), "/Resources/thing/Properties/AttributePayload", "at most 3 attributes"),
-        case("groups not a list", broken(&[("/Resources/thing/Properties/ThingGroups", json!("fleet"))]), "/Resources/thing/Properties/ThingGroups", "must be a list"),
-        case("merge thing type", broken(&[("/Resources/thing/OverrideSettings", json!({"ThingTypeName": "MERGE"}))]), "/Resources/thing/OverrideSettings/ThingTypeName", "must be one of"),
-        case("unknown override", broken(&[("/Resources/thing/OverrideSettings", json!({"ThingName": "REPLACE"}))]), "/Resources/thing/OverrideSettings/ThingName", "no override setting"),
-        case("policy override", broken(&[("/Resources/policy/OverrideSettings", json!({"PolicyName": "REPLACE"}))]), "/Resources/policy/OverrideSettings/PolicyName", "takes no OverrideSettings"),
-        case("two things", broken(&[("/Resources/thing2", json!({"Type": "AWS::IoT::Thing", "Properties": {"ThingName": "other"}}))]), "/Resources/thing2", "only one AWS::IoT::Thing"),
-        case("two certificates", broken(&[("/Resources/cert2", json!({"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": "abc"}}))]), "/Resources/certificate", "only one AWS::IoT::Certificate"),
-        case("certificate with two sources", broken(&[("/Resources/certificate/Properties/CertificateId", json!("abc"))]), c, "exactly one of"),
-        case("certificate with no source", broken(&[("/Resources/certificate/Properties", json!({"Status": "ACTIVE"}))]), c, "found 0"),
-        case("ca pem alone", broken(&[("/Resources/certificate/Properties", json!({"CertificateId": "abc", "CACertificatePem": "x"}))]), "/Resources/certificate/Properties/CACertificatePem", "goes with CertificatePem"),
-        case("bad certificate status", broken(&[("/Resources/certificate/Properties/Status", json!("REVOKED"))]), "/Resources/certificate/Properties/Status", "ACTIVE or INACTIVE"),
-        case("policy name and document", broken(&[("/Resources/policy/Properties/PolicyDocument", json!("{\"Statement\": []}"))]), "/Resources/policy/Properties", "not both"),
-        case("policy document not json", broken(&[("/Resources/policy/Properties", json!({"PolicyDocument": "{Statement"}))]), "/Resources/policy/Properties/PolicyDocument", "not valid JSON"),
-        case("policy document without statement", broken(&[("/Resources/policy/Properties", json!({"PolicyDocument": "{\"Version\": \"2012-10-17\"}"}))]), "/Resources/policy/Properties/PolicyDocument", "with a Statement"),
-        case("unknown CDF key", { let mut t = base(); t["CDF"] = json!({"createDeviceCertificates": true}); t }, "/CDF/createDeviceCertificates", "unknown CDF extension"),
-        case("CDF flag not boolean", { let mut t = base(); t["CDF"] = json!({"clientIdMustMatchThingName": "yes"}); t }, "/CDF/clientIdMustMatchThingName", "true or false"),
-        case("ACM PCA", { let mut t = base(); t["CDF"] = json!({"acmpca": {"mode": "REGISTER_WITHOUT_CA"}}); t }, "/CDF/acmpca", "not supported"),
-        case("two certificate extensions", cdf_template(json!({"createDeviceCertificate": true, "createDeviceAWSCertificate": true}), by_id.clone()), "/CDF", "only one certificate extension"),
-        case("bad key algorithm", { let mut t = base(); t["CDF"] = json!({"keyAlgorithm": "DSA"}); t }, "/CDF/keyAlgorithm", "ECDSA_P256"),
-        case("additional policy without name", { let mut t = base(); t["CDF"] = json!({"attachAdditionalPolicies": [{"document": "{\"Statement\": []}"}]}); t }, "/CDF/attachAdditionalPolicies/0/name", "required"),
-        case("additional policies as object (the docs' form)", { let mut t = base(); t["CDF"] = json!({"attachAdditionalPolicies": {"policies": []}}); t }, "/CDF/attachAdditionalPolicies", "must be a list"),
-        case("aws certificate not referenced", cdf_template(json!({"createDeviceAWSCertificate": true}), json!({"CertificateSigningRequest": {"Ref": "CSR"}})), c, "makes the certificate"),
-        Case { culprit: Culprit::Request, ..case("injected parameter without extension", { let mut t = cdf_template(json!({}), by_id.clone()); t.as_object_mut().unwrap().remove("CDF"); t }, "/parameters/CertificateId", "is required") },
-        Case { parameters: params(&[("CSR", CSR)]), culprit: Culprit::Request, ..case("missing parameter", base(), "/parameters/ThingName", "used at /Resources/thing/Properties/ThingName/Ref") },
-        Case { parameters: params(&[("ThingName", "a b"), ("CSR", CSR)]), ..case("invalid thing name from a parameter", base(), &"/Resources/thing/Properties/ThingName"[..], "only letters, digits") },
-        Case { parameters: params(&[("ThingName", &"x".repeat(4097)), ("CSR", CSR)]), culprit: Culprit::Request, ..case("parameter too long", base(), "/parameters/ThingName", "limited to 4096") },
-        Case { parameters: params(&[("ThingName", "dev"), ("CSR", "not a csr")]), ..case("CSR not PEM", base(), "/Resources/certificate/Properties/CertificateSigningRequest", "PEM certificate signing request") },
-        Case { cdf: json!({"certInfo": {"commonName": "x"}}), culprit: Culprit::Request, ..case("createDeviceCertificate without caId", cdf_template(json!({"createDeviceCertificate": true}), json!({"CertificatePem": {"Ref": "CertificatePem"}, "CACertificatePem": {"Ref": "CaCertificatePem"}})), "/cdfProvisioningParameters/caId", "caId is required") },
-        Case { cdf: json!({"caId": "abc"}), culprit: Culprit::Request, ..case("createDeviceCertificate without certInfo", cdf_template(json!({"createDeviceCertificate": true}), json!({"CertificatePem": {"Ref": "CertificatePem"}})), "/cdfProvisioningParameters/certInfo", "certInfo is required") },
-        Case { cdf: json!({"caId": "abc", "certInfo": {"commonName": "x", "country": "Germany"}}), culprit: Culprit::Request, ..case("bad country", cdf_template(json!({"createDeviceCertificate": true}), json!({"CertificatePem": {"Ref": "CertificatePem"}})), "/cdfProvisioningParameters/certInfo/country", "two-letter") },
-        Case { cdf: json!({"caId": "abc", "certInfo": {"commonName": "x", "org": "y"}}), culprit: Culprit::Request, ..case("unknown certInfo field", cdf_template(json!({"createDeviceCertificate": true}), json!({"CertificatePem": {"Ref": "CertificatePem"}})), "/cdfProvisioningParameters/certInfo/org", "unknown field `org`") },
-        Case { cdf: json!({"certificatePem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "certificateStatus": "REVOKED"}), culprit: Culprit::Request, ..case("without-CA status", cdf_template(json!({"registerDeviceCertificateWithoutCA": true}), by_id.clone()), "/cdfProvisioningParameters/certificateStatus", "ACTIVE or INACTIVE") },
-        Case { cdf: json!({"certificateStatus": "ACTIVE"}), culprit: Culprit::Request, ..case("without-CA missing PEM", cdf_template(json!({"registerDeviceCertificateWithoutCA": true}), by_id), "/cdfProvisioningParameters/certificatePem", "certificatePem is required") },
+        case(
+            "ref to nothing",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Ref": "Name"}))]),
+            "/Resources/thing/Properties/ThingName/Ref",
+            "not a declared parameter",
+        ),
+        case(
+            "unknown function",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::If": ["a", "b", "c"]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::If",
+            "unknown function",
+        ),
+        case(
+            "join arity",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-"]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Join",
+            "takes 2 arguments, got 1",
+        ),
+        case(
+            "join of non-list",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-", "ab"]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Join/1",
+            "needs a list",
+        ),
+        case(
+            "select out of range",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [5, ["a", "b"]]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Select/0",
+            "out of range",
+        ),
+        case(
+            "select negative",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [-1, ["a"]]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Select/0",
+            "non-negative integer",
+        ),
+        case(
+            "split empty delimiter",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [0, {"Fn::Split": ["", "a"]}]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Select/1/Fn::Split/0",
+            "must not be empty",
+        ),
+        case(
+            "sub unknown variable",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Sub": "dev-${Serial}"}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Sub",
+            "${Serial}",
+        ),
+        case(
+            "sub unclosed",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Sub": "dev-${ThingName"}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Sub",
+            "unclosed",
+        ),
+        case(
+            "find in missing map",
+            broken(&[("/Resources/thing/Properties/ThingGroups", json!([{"Fn::FindInMap": ["Regions", "x", "y"]}]))]),
+            "/Resources/thing/Properties/ThingGroups/0/Fn::FindInMap/0",
+            "no mapping named",
+        ),
+        case(
+            "find in missing key",
+            broken(&[(
+                "/Resources/thing/Properties/ThingGroups",
+                json!([{"Fn::FindInMap": ["Sites", "paris", "Group"]}]),
+            )]),
+            "/Resources/thing/Properties/ThingGroups/0/Fn::FindInMap/1",
+            "has no key \"paris\"",
+        ),
+        case(
+            "unknown resource type",
+            broken(&[("/Resources/role", json!({"Type": "AWS::IAM::Role", "Properties": {}}))]),
+            "/Resources/role/Type",
+            "not supported",
+        ),
+        case(
+            "resource without properties",
+            broken(&[("/Resources/policy/Properties", Value::Null)]),
+            "/Resources/policy/Properties",
+            "no Properties",
+        ),
+        case(
+            "unknown resource attribute",
+            broken(&[("/Resources/policy/DependsOn", json!("thing"))]),
+            "/Resources/policy/DependsOn",
+            "unknown resource attribute",
+        ),
+        case(
+            "thing without name",
+            broken(&[("/Resources/thing/Properties/ThingName", Value::Null)]),
+            "/Resources/thing/Properties/ThingName",
+            "ThingName is required",
+        ),
+        case(
+            "invalid literal thing name",
+            broken(&[("/Resources/thing/Properties/ThingName", json!("my thing"))]),
+            "/Resources/thing/Properties/ThingName",
+            "only letters, digits",
+        ),
+        case(
+            "unknown thing property",
+            broken(&[("/Resources/thing/Properties/Tags", json!([]))]),
+            "/Resources/thing/Properties/Tags",
+            "unknown property",
+        ),
+        case(
+            "attribute not a string",
+            broken(&[("/Resources/thing/Properties/AttributePayload", json!({"floor": 3}))]),
+            "/Resources/thing/Properties/AttributePayload/floor",
+            "must be strings",
+        ),
+        case(
+            "too many attributes without a type",
+            broken(&[(
+                "/Resources/thing/Properties/AttributePayload",
+                json!({"a": "1", "b": "2", "c": "3", "d": "4"}),
+            )]),
+            "/Resources/thing/Properties/AttributePayload",
+            "at most 3 attributes",
+        ),
+        case(
+            "groups not a list",
+            broken(&[("/Resources/thing/Properties/ThingGroups", json!("fleet"))]),
+            "/Resources/thing/Properties/ThingGroups",
+            "must be a list",
+        ),
+        case(
+            "merge thing type",
+            broken(&[("/Resources/thing/OverrideSettings", json!({"ThingTypeName": "MERGE"}))]),
+            "/Resources/thing/OverrideSettings/ThingTypeName",
+            "must be one of",
+        ),
+        case(
+            "unknown override",
+            broken(&[("/Resources/thing/OverrideSettings", json!({"ThingName": "REPLACE"}))]),
+            "/Resources/thing/OverrideSettings/ThingName",
+            "no override setting",
+        ),
+        case(
+            "policy override",
+            broken(&[("/Resources/policy/OverrideSettings", json!({"PolicyName": "REPLACE"}))]),
+            "/Resources/policy/OverrideSettings/PolicyName",
+            "takes no OverrideSettings",
+        ),
+        case(
+            "two things",
+            broken(&[("/Resources/thing2", json!({"Type": "AWS::IoT::Thing", "Properties": {"ThingName": "other"}}))]),
+            "/Resources/thing2",
+            "only one AWS::IoT::Thing",
+        ),
+        case(
+            "two certificates",
+            broken(&[(
+                "/Resources/cert2",
+                json!({"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": "abc"}}),
+            )]),
+            "/Resources/certificate",
+            "only one AWS::IoT::Certificate",
+        ),
+        case(
+            "certificate with two sources",
+            broken(&[("/Resources/certificate/Properties/CertificateId", json!("abc"))]),
+            c,
+            "exactly one of",
+        ),
+        case(
+            "certificate with no source",
+            broken(&[("/Resources/certificate/Properties", json!({"Status": "ACTIVE"}))]),
+            c,
+            "found 0",
+        ),
+        case(
+            "ca pem alone",
+            broken(&[("/Resources/certificate/Properties", json!({"CertificateId": "abc", "CACertificatePem": "x"}))]),
+            "/Resources/certificate/Properties/CACertificatePem",
+            "goes with CertificatePem",
+        ),
+        case(
+            "bad certificate status",
+            broken(&[("/Resources/certificate/Properties/Status", json!("REVOKED"))]),
+            "/Resources/certificate/Properties/Status",
+            "ACTIVE or INACTIVE",
+        ),
+        case(
+            "policy name and document",
+            broken(&[("/Resources/policy/Properties/PolicyDocument", json!("{\"Statement\": []}"))]),
+            "/Resources/policy/Properties",
+            "not both",
+        ),
+        case(
+            "policy document not json",
+            broken(&[("/Resources/policy/Properties", json!({"PolicyDocument": "{Statement"}))]),
+            "/Resources/policy/Properties/PolicyDocument",
+            "not valid JSON",
+        ),
+        case(
+            "policy document without statement",
+            broken(&[("/Resources/policy/Properties", json!({"PolicyDocument": "{\"Version\": \"2012-10-17\"}"}))]),
+            "/Resources/policy/Properties/PolicyDocument",
+            "with a Statement",
+        ),
+        case(
+            "unknown CDF key",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"createDeviceCertificates": true});
+                t
+            },
+            "/CDF/createDeviceCertificates",
+            "unknown CDF extension",
+        ),
+        case(
+            "CDF flag not boolean",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"clientIdMustMatchThingName": "yes"});
+                t
+            },
+            "/CDF/clientIdMustMatchThingName",
+            "true or false",
+        ),
+        case(
+            "ACM PCA",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"acmpca": {"mode": "REGISTER_WITHOUT_CA"}});
+                t
+            },
+            "/CDF/acmpca",
+            "not supported",
+        ),
+        case(
+            "two certificate extensions",
+            cdf_template(json!({"createDeviceCertificate": true, "createDeviceAWSCertificate": true}), by_id.clone()),
+            "/CDF",
+            "only one certificate extension",
+        ),
+        case(
+            "bad key algorithm",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"keyAlgorithm": "DSA"});
+                t
+            },
+            "/CDF/keyAlgorithm",
+            "ECDSA_P256",
+        ),
+        case(
+            "additional policy without name",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"attachAdditionalPolicies": [{"document": "{\"Statement\": []}"}]});
+                t
+            },
+            "/CDF/attachAdditionalPolicies/0/name",
+            "required",
+        ),
+        case(
+            "additional policies as object (the docs' form)",
+            {
+                let mut t = base();
+                t["CDF"] = json!({"attachAdditionalPolicies": {"policies": []}});
+                t
+            },
+            "/CDF/attachAdditionalPolicies",
+            "must be a list",
+        ),
+        case(
+            "aws certificate not referenced",
+            cdf_template(
+                json!({"createDeviceAWSCertificate": true}),
+                json!({"CertificateSigningRequest": {"Ref": "CSR"}}),
+            ),
+            c,
+            "makes the certificate",
+        ),
+        Case {
+            culprit: Culprit::Request,
+            ..case(
+                "injected parameter without extension",
+                {
+                    let mut t = cdf_template(json!({}), by_id.clone());
+                    t.as_object_mut().unwrap().remove("CDF");
+                    t
+                },
+                "/parameters/CertificateId",
+                "is required",
+            )
+        },
+        Case {
+            parameters: params(&[("CSR", CSR)]),
+            culprit: Culprit::Request,
+            ..case(
+                "missing parameter",
+                base(),
+                "/parameters/ThingName",
+                "used at /Resources/thing/Properties/ThingName/Ref",
+            )
+        },
+        Case {
+            parameters: params(&[("ThingName", "a b"), ("CSR", CSR)]),
+            ..case(
+                "invalid thing name from a parameter",
+                base(),
+                &"/Resources/thing/Properties/ThingName"[..],
+                "only letters, digits",
+            )
+        },
+        Case {
+            parameters: params(&[("ThingName", &"x".repeat(4097)), ("CSR", CSR)]),
+            culprit: Culprit::Request,
+            ..case("parameter too long", base(), "/parameters/ThingName", "limited to 4096")
+        },
+        Case {
+            parameters: params(&[("ThingName", "dev"), ("CSR", "not a csr")]),
+            ..case(
+                "CSR not PEM",
+                base(),
+                "/Resources/certificate/Properties/CertificateSigningRequest",
+                "PEM certificate signing request",
+            )
+        },
+        Case {
+            cdf: json!({"certInfo": {"commonName": "x"}}),
+            culprit: Culprit::Request,
+            ..case(
+                "createDeviceCertificate without caId",
+                cdf_template(
+                    json!({"createDeviceCertificate": true}),
+                    json!({"CertificatePem": {"Ref": "CertificatePem"}, "CACertificatePem": {"Ref": "CaCertificatePem"}}),
+                ),
+                "/cdfProvisioningParameters/caId",
+                "caId is required",
+            )
+        },
+        Case {
+            cdf: json!({"caId": "abc"}),
+            culprit: Culprit::Request,
+            ..case(
+                "createDeviceCertificate without certInfo",
+                cdf_template(
+                    json!({"createDeviceCertificate": true}),
+                    json!({"CertificatePem": {"Ref": "CertificatePem"}}),
+                ),
+                "/cdfProvisioningParameters/certInfo",
+                "certInfo is required",
+            )
+        },
+        Case {
+            cdf: json!({"caId": "abc", "certInfo": {"commonName": "x", "country": "Germany"}}),
+            culprit: Culprit::Request,
+            ..case(
+                "bad country",
+                cdf_template(
+                    json!({"createDeviceCertificate": true}),
+                    json!({"CertificatePem": {"Ref": "CertificatePem"}}),
+                ),
+                "/cdfProvisioningParameters/certInfo/country",
+                "two-letter",
+            )
+        },
+        Case {
+            cdf: json!({"caId": "abc", "certInfo": {"commonName": "x", "org": "y"}}),
+            culprit: Culprit::Request,
+            ..case(
+                "unknown certInfo field",
+                cdf_template(
+                    json!({"createDeviceCertificate": true}),
+                    json!({"CertificatePem": {"Ref": "CertificatePem"}}),
+                ),
+                "/cdfProvisioningParameters/certInfo/org",
+                "unknown field `org`",
+            )
+        },
+        Case {
+            cdf: json!({"certificatePem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "certificateStatus": "REVOKED"}),
+            culprit: Culprit::Request,
+            ..case(
+                "without-CA status",
+                cdf_template(json!({"registerDeviceCertificateWithoutCA": true}), by_id.clone()),
+                "/cdfProvisioningParameters/certificateStatus",
+                "ACTIVE or INACTIVE",
+            )
+        },
+        Case {
+            cdf: json!({"certificateStatus": "ACTIVE"}),
+            culprit: Culprit::Request,
+            ..case(
+                "without-CA missing PEM",
+                cdf_template(json!({"registerDeviceCertificateWithoutCA": true}), by_id),
+                "/cdfProvisioningParameters/certificatePem",
+                "certificatePem is required",
+            )
+        },
     ]
 }
 
@@ -167,9 +525,13 @@ fn every_broken_template_names_its_path_and_reason() {
             }
             Err(errors) => errors,
         };
-        let hit = errors.iter().any(|e| e.path == case.path && e.message.contains(case.message) && e.culprit == case.culprit);
+        let hit =
+            errors.iter().any(|e| e.path == case.path && e.message.contains(case.message) && e.culprit == case.culprit);
         if !hit {
-            failures.push(format!("{}: expected {:?} {} ~ {:?}, got {errors:#?}", case.name, case.culprit, case.path, case.message));
+            failures.push(format!(
+                "{}: expected {:?} {} ~ {:?}, got {errors:#?}",
+                case.name, case.culprit, case.path, case.message
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -198,7 +560,10 @@ fn cdf_extensions_become_certificate_sources_and_policies() {
     );
     t["Parameters"].as_object_mut().unwrap().remove("CSR");
     let cdf = json!({"caId": "ca-1", "certInfo": {"commonName": "dev-1", "country": "DE", "daysExpiry": 90}});
-    let plan = Template::parse(&t.to_string()).unwrap().plan(&params(&[("ThingName", "dev-1"), ("Extra", "x")]), &cdf).unwrap();
+    let plan = Template::parse(&t.to_string())
+        .unwrap()
+        .plan(&params(&[("ThingName", "dev-1"), ("Extra", "x")]), &cdf)
+        .unwrap();
     match plan.certificate.unwrap().source {
         CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
             assert_eq!(ca_id, "ca-1");
@@ -211,6 +576,7 @@ fn cdf_extensions_become_certificate_sources_and_policies() {
     assert_eq!(names[0], "device-policy");
     assert!(names[1].starts_with("extra_") && names[1].len() == "extra_".len() + 12, "{names:?}");
     assert_eq!(names[2..], ["fleet", "clientIdEnforcementPolicy_dev-1"]);
+    assert!(plan.policies[3].document.as_deref().unwrap().contains("client/dev-1"));
     assert_eq!(plan.ignored_parameters, ["Extra"]);
 }
 
@@ -230,4 +596,26 @@ fn oversized_templates_are_refused() {
     t["Description"] = json!("x".repeat(10_300));
     let errors = Template::parse(&t.to_string()).unwrap_err();
     assert!(errors[0].message.contains("IoT allows 10240"), "{errors:?}");
+}
+
+#[test]
+fn the_shipped_example_templates_plan_with_their_example_requests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+    let mut planned = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let template = Template::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let request: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/requests/{name}.json")).unwrap()).unwrap();
+        assert_eq!(request["provisioningTemplateId"], name.as_str());
+        let parameters: BTreeMap<String, String> = serde_json::from_value(request["parameters"].clone()).unwrap();
+        let cdf = request.get("cdfProvisioningParameters").cloned().unwrap_or(Value::Null);
+        template.plan(&parameters, &cdf).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        planned += 1;
+    }
+    assert!(planned >= 6, "{planned} templates");
 }

@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::TemplateError;
 use super::eval::{child, kind};
 use super::plan::{CertInfo, KeyAlgorithm};
-use super::TemplateError;
 
 /// The one certificate-making extension a template may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,10 @@ fn flag(map: &Map<String, Value>, key: &str, path: &str, errors: &mut Vec<Templa
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            errors.push(TemplateError::new(&child(path, key), format!("{key} must be true or false, not {}", kind(other))));
+            errors.push(TemplateError::new(
+                &child(path, key),
+                format!("{key} must be true or false, not {}", kind(other)),
+            ));
             false
         }
     }
@@ -110,7 +113,10 @@ pub fn parse_section(value: &Value, errors: &mut Vec<TemplateError>) -> CdfSecti
             .collect();
     if chosen.len() > 1 {
         let names: Vec<_> = chosen.iter().map(|s| s.key()).collect();
-        errors.push(TemplateError::new(path, format!("only one certificate extension may be true; found {}", names.join(", "))));
+        errors.push(TemplateError::new(
+            path,
+            format!("only one certificate extension may be true; found {}", names.join(", ")),
+        ));
     }
     let key_algorithm = match map.get("keyAlgorithm") {
         None => KeyAlgorithm::EcdsaP256,
@@ -126,7 +132,10 @@ pub fn parse_section(value: &Value, errors: &mut Vec<TemplateError>) -> CdfSecti
     };
     let aws_generated_key = flag(map, "awsGeneratedKey", path, errors);
     if aws_generated_key && chosen.first() != Some(&PreStep::CreateDeviceAwsCertificate) {
-        errors.push(TemplateError::new(&child(path, "awsGeneratedKey"), "awsGeneratedKey only applies to createDeviceAWSCertificate"));
+        errors.push(TemplateError::new(
+            &child(path, "awsGeneratedKey"),
+            "awsGeneratedKey only applies to createDeviceAWSCertificate",
+        ));
     }
     let additional_policies = match map.get("attachAdditionalPolicies") {
         None => Vec::new(),
@@ -157,7 +166,8 @@ fn additional_policies(value: &Value, path: &str, errors: &mut Vec<TemplateError
             continue;
         };
         for key in entry.keys().filter(|k| *k != "name" && *k != "document") {
-            errors.push(TemplateError::new(&child(&at, key), format!("unknown field {key:?}; expected name, document")));
+            errors
+                .push(TemplateError::new(&child(&at, key), format!("unknown field {key:?}; expected name, document")));
         }
         let name = match entry.get("name") {
             Some(Value::String(n)) if !n.is_empty() => n.clone(),
@@ -194,7 +204,8 @@ pub fn cert_info(params: &Value, required: bool, errors: &mut Vec<TemplateError>
                 if let Some(days) = info.days_expiry
                     && !(1..=36_500).contains(&days)
                 {
-                    errors.push(TemplateError::request(&child(path, "daysExpiry"), "daysExpiry must be from 1 to 36500"));
+                    errors
+                        .push(TemplateError::request(&child(path, "daysExpiry"), "daysExpiry must be from 1 to 36500"));
                 }
                 if required && info == CertInfo::default() {
                     errors.push(TemplateError::request(path, "certInfo must not be empty"));

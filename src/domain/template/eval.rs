@@ -54,7 +54,10 @@ impl Scope<'_> {
                     "Fn::FindInMap" => self.find_in_map(arg, &at),
                     other if other.starts_with("Fn::") => Err(err(
                         &at,
-                        format!("unknown function {other}; provisioning templates support Ref, {}", FUNCTIONS.join(", ")),
+                        format!(
+                            "unknown function {other}; provisioning templates support Ref, {}",
+                            FUNCTIONS.join(", ")
+                        ),
                     )),
                     _ => self.eval_object(map, path),
                 }
@@ -93,7 +96,9 @@ impl Scope<'_> {
         if let Some(v) = self.parameters.get(name) {
             return Ok(Value::String(v.clone()));
         }
-        Err(self.missing_parameter(name, path).unwrap_or_else(|| err(path, format!("Ref to {name:?}, which is not a declared parameter"))))
+        Err(self
+            .missing_parameter(name, path)
+            .unwrap_or_else(|| err(path, format!("Ref to {name:?}, which is not a declared parameter"))))
     }
 
     fn missing_parameter(&self, name: &str, path: &str) -> Option<TemplateError> {
@@ -108,9 +113,7 @@ impl Scope<'_> {
     fn args<'v>(&self, arg: &'v Value, path: &str, name: &str, arity: usize) -> Result<&'v [Value], TemplateError> {
         match arg {
             Value::Array(items) if items.len() == arity => Ok(items),
-            Value::Array(items) => {
-                Err(err(path, format!("{name} takes {arity} arguments, got {}", items.len())))
-            }
+            Value::Array(items) => Err(err(path, format!("{name} takes {arity} arguments, got {}", items.len()))),
             other => Err(err(path, format!("{name} takes a list of {arity} arguments, not {}", kind(other)))),
         }
     }
@@ -122,7 +125,9 @@ impl Scope<'_> {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s),
-                    other => Err(err(&child(path, &i.to_string()), format!("{name} needs strings, not {}", kind(&other)))),
+                    other => {
+                        Err(err(&child(path, &i.to_string()), format!("{name} needs strings, not {}", kind(&other))))
+                    }
                 })
                 .collect(),
             other => Err(err(path, format!("{name} needs a list, not {}", kind(&other)))),
@@ -172,9 +177,8 @@ impl Scope<'_> {
             .mappings
             .get(&map_name)
             .ok_or_else(|| err(&child(path, "0"), format!("no mapping named {map_name:?} in Mappings")))?;
-        let level = map
-            .get(&top)
-            .ok_or_else(|| err(&child(path, "1"), format!("mapping {map_name:?} has no key {top:?}")))?;
+        let level =
+            map.get(&top).ok_or_else(|| err(&child(path, "1"), format!("mapping {map_name:?} has no key {top:?}")))?;
         let value = level
             .get(&second)
             .ok_or_else(|| err(&child(path, "2"), format!("mapping {map_name:?}/{top:?} has no key {second:?}")))?;
@@ -247,8 +251,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[allow(clippy::needless_pass_by_value)]
     fn eval(value: Value) -> Result<Value, TemplateError> {
-        let parameters = BTreeMap::from([("Name".to_owned(), "dev-1".to_owned()), ("Csv".to_owned(), "a,b,c".to_owned())]);
+        let parameters =
+            BTreeMap::from([("Name".to_owned(), "dev-1".to_owned()), ("Csv".to_owned(), "a,b,c".to_owned())]);
         let mappings = json!({"Sites": {"berlin": {"Group": "eu-fleet"}}}).as_object().unwrap().clone();
         Scope { parameters: &parameters, mappings: &mappings, missing: &BTreeSet::new() }.eval(&value, "/Resources/x")
     }

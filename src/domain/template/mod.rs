@@ -32,7 +32,8 @@ pub const MAX_PARAMETER_NAME: usize = 2_048;
 /// Longest parameter value IoT accepts.
 pub const MAX_PARAMETER_VALUE: usize = 4_096;
 
-const SECTIONS: [&str; 6] = ["AWSTemplateFormatVersion", "Description", "Parameters", "Mappings", "Resources", "DeviceConfiguration"];
+const SECTIONS: [&str; 6] =
+    ["AWSTemplateFormatVersion", "Description", "Parameters", "Mappings", "Resources", "DeviceConfiguration"];
 
 /// Whose input is at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,7 +59,11 @@ pub struct TemplateError {
 impl TemplateError {
     /// A problem in the template.
     pub fn new(path: &str, message: impl Into<String>) -> Self {
-        Self { culprit: Culprit::Template, path: if path.is_empty() { "/".into() } else { path.into() }, message: message.into() }
+        Self {
+            culprit: Culprit::Template,
+            path: if path.is_empty() { "/".into() } else { path.into() },
+            message: message.into(),
+        }
     }
 
     /// A problem in the request.
@@ -100,10 +105,16 @@ impl Template {
         let cdf = body.remove("CDF").map(|c| cdf::parse_section(&c, &mut errors)).unwrap_or_default();
         let size = Value::Object(body.clone()).to_string().chars().count();
         if size > MAX_TEMPLATE_CHARS {
-            errors.push(TemplateError::new("/", format!("the template is {size} characters without its CDF section; IoT allows {MAX_TEMPLATE_CHARS}")));
+            errors.push(TemplateError::new(
+                "/",
+                format!("the template is {size} characters without its CDF section; IoT allows {MAX_TEMPLATE_CHARS}"),
+            ));
         }
         for key in body.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
-            errors.push(TemplateError::new(&child("", key), format!("unknown section {key:?}; expected Parameters, Mappings, Resources")));
+            errors.push(TemplateError::new(
+                &child("", key),
+                format!("unknown section {key:?}; expected Parameters, Mappings, Resources"),
+            ));
         }
         let parameters = parse_parameters(body.get("Parameters"), &mut errors);
         match body.get("Mappings") {
@@ -112,16 +123,22 @@ impl Template {
                 for (name, map) in maps {
                     let ok = map.as_object().is_some_and(|m| m.values().all(Value::is_object));
                     if !ok {
-                        errors.push(TemplateError::new(&child("/Mappings", name), "a mapping must be an object of objects"));
+                        errors.push(TemplateError::new(
+                            &child("/Mappings", name),
+                            "a mapping must be an object of objects",
+                        ));
                     }
                 }
             }
-            Some(other) => errors.push(TemplateError::new("/Mappings", format!("Mappings must be an object, not {}", kind(other)))),
+            Some(other) => {
+                errors.push(TemplateError::new("/Mappings", format!("Mappings must be an object, not {}", kind(other))))
+            }
         }
         match body.get("Resources") {
             Some(Value::Object(r)) if !r.is_empty() => {}
             Some(Value::Object(_)) => errors.push(TemplateError::new("/Resources", "Resources must not be empty")),
-            Some(other) => errors.push(TemplateError::new("/Resources", format!("Resources must be an object, not {}", kind(other)))),
+            Some(other) => errors
+                .push(TemplateError::new("/Resources", format!("Resources must be an object, not {}", kind(other)))),
             None => errors.push(TemplateError::new("/Resources", "the template has no Resources section")),
         }
         if errors.is_empty() { Ok(Self { body, parameters, cdf }) } else { Err(errors) }
@@ -133,16 +150,26 @@ impl Template {
     }
 
     /// Resolves parameters and resources into a [`Plan`]; reports every problem found.
-    pub fn plan(&self, request_parameters: &BTreeMap<String, String>, cdf_parameters: &Value) -> Result<Plan, Vec<TemplateError>> {
+    pub fn plan(
+        &self,
+        request_parameters: &BTreeMap<String, String>,
+        cdf_parameters: &Value,
+    ) -> Result<Plan, Vec<TemplateError>> {
         let mut errors = Vec::new();
         let mut values = BTreeMap::new();
         for (name, value) in request_parameters {
             let at = child("/parameters", name);
             if name.len() > MAX_PARAMETER_NAME {
-                errors.push(TemplateError::request(&at, format!("parameter names are limited to {MAX_PARAMETER_NAME} characters")));
+                errors.push(TemplateError::request(
+                    &at,
+                    format!("parameter names are limited to {MAX_PARAMETER_NAME} characters"),
+                ));
             }
             if value.chars().count() > MAX_PARAMETER_VALUE {
-                errors.push(TemplateError::request(&at, format!("parameter values are limited to {MAX_PARAMETER_VALUE} characters")));
+                errors.push(TemplateError::request(
+                    &at,
+                    format!("parameter values are limited to {MAX_PARAMETER_VALUE} characters"),
+                ));
             }
         }
         // CDF fills some parameters itself once the certificate exists; stand-ins mark them.
@@ -185,14 +212,21 @@ impl Template {
                 }),
                 "AWS::IoT::Certificate" => certificate_spec(&scope, logical, properties, overrides, &at).map(|c| {
                     if certificate.is_some() {
-                        errors.push(TemplateError::new(&at, "a template may have only one AWS::IoT::Certificate resource"));
+                        errors.push(TemplateError::new(
+                            &at,
+                            "a template may have only one AWS::IoT::Certificate resource",
+                        ));
                     }
                     certificate = Some(c);
                 }),
-                "AWS::IoT::Policy" => policy_spec(&scope, logical, properties, overrides, &at).map(|p| policies.push(p)),
+                "AWS::IoT::Policy" => {
+                    policy_spec(&scope, logical, properties, overrides, &at).map(|p| policies.push(p))
+                }
                 other => Err(vec![TemplateError::new(
                     &child(&at, "Type"),
-                    format!("resource type {other:?} is not supported; use AWS::IoT::Thing, AWS::IoT::Certificate or AWS::IoT::Policy"),
+                    format!(
+                        "resource type {other:?} is not supported; use AWS::IoT::Thing, AWS::IoT::Certificate or AWS::IoT::Policy"
+                    ),
                 )]),
             };
             if let Err(mut e) = result {
@@ -204,8 +238,14 @@ impl Template {
         if let Some(t) = &thing
             && t.thing_name.contains(PLACEHOLDER_MARK)
         {
-            errors.push(TemplateError::new(&format!("/Resources/{}", t.logical_name), "the thing may not use parameters CDF fills in after the certificate is made"));
+            errors.push(TemplateError::new(
+                &format!("/Resources/{}", t.logical_name),
+                "the thing may not use parameters CDF fills in after the certificate is made",
+            ));
         }
+        // A policy named twice (template and attachAdditionalPolicies) is attached once.
+        let mut names = BTreeSet::new();
+        policies.retain(|p| names.insert(p.policy_name.clone()));
         if errors.is_empty() {
             Ok(Plan { thing, certificate, policies, ignored_parameters })
         } else {
@@ -224,7 +264,10 @@ impl Template {
         errors: &mut Vec<TemplateError>,
     ) {
         if !params.is_null() && !params.is_object() {
-            errors.push(TemplateError::request("/cdfProvisioningParameters", "cdfProvisioningParameters must be an object"));
+            errors.push(TemplateError::request(
+                "/cdfProvisioningParameters",
+                "cdfProvisioningParameters must be an object",
+            ));
             return;
         }
         if let Some(step) = self.cdf.pre_step {
@@ -241,7 +284,10 @@ impl Template {
                 PreStep::RegisterWithoutCa => {
                     let pem = cdf::required_string(params, "certificatePem", step.key(), errors);
                     if !pem.is_empty() && !pem.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
-                        errors.push(TemplateError::request("/cdfProvisioningParameters/certificatePem", "certificatePem must be a PEM certificate"));
+                        errors.push(TemplateError::request(
+                            "/cdfProvisioningParameters/certificatePem",
+                            "certificatePem must be a PEM certificate",
+                        ));
                     }
                     CertificateSource::WithoutCa { certificate_pem: pem }
                 }
@@ -276,7 +322,10 @@ impl Template {
         }
         let needs_certificate = !self.cdf.additional_policies.is_empty() || self.cdf.client_id_must_match_thing_name;
         if needs_certificate && certificate.is_none() {
-            errors.push(TemplateError::new("/CDF", "attachAdditionalPolicies and clientIdMustMatchThingName need an AWS::IoT::Certificate resource"));
+            errors.push(TemplateError::new(
+                "/CDF",
+                "attachAdditionalPolicies and clientIdMustMatchThingName need an AWS::IoT::Certificate resource",
+            ));
         }
         for (i, extra) in self.cdf.additional_policies.iter().enumerate() {
             let policy_name = match &extra.document {
@@ -295,12 +344,30 @@ impl Template {
                 Some(t) => policies.push(PolicySpec {
                     logical_name: "clientIdMustMatchThingName".into(),
                     policy_name: format!("clientIdEnforcementPolicy_{}", t.thing_name),
-                    document: None, // made at execution time: it needs the region and account
+                    document: Some(client_id_policy(&t.thing_name)),
                 }),
-                None => errors.push(TemplateError::new("/CDF/clientIdMustMatchThingName", "clientIdMustMatchThingName needs an AWS::IoT::Thing resource")),
+                None => errors.push(TemplateError::new(
+                    "/CDF/clientIdMustMatchThingName",
+                    "clientIdMustMatchThingName needs an AWS::IoT::Thing resource",
+                )),
             }
         }
     }
+}
+
+/// CDF's client-id enforcement policy: the device may connect only with its thing name as
+/// MQTT client id, and only while its certificate is attached to that thing.
+fn client_id_policy(thing_name: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": format!("arn:aws:iot:*:*:client/{thing_name}"),
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
+        }]
+    })
+    .to_string()
 }
 
 const PLACEHOLDER_MARK: char = '\u{1}';
@@ -324,7 +391,10 @@ fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> B
         };
         match decl.get("Type") {
             Some(Value::String(t)) if t == "String" => {}
-            Some(other) => errors.push(TemplateError::new(&child(&at, "Type"), format!("parameter type {other} is not supported; IoT templates use \"String\""))),
+            Some(other) => errors.push(TemplateError::new(
+                &child(&at, "Type"),
+                format!("parameter type {other} is not supported; IoT templates use \"String\""),
+            )),
             None => errors.push(TemplateError::new(&child(&at, "Type"), "the parameter has no Type")),
         }
         for key in decl.keys().filter(|k| !["Type", "Default", "Description"].contains(&k.as_str())) {
@@ -334,7 +404,10 @@ fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> B
             None => None,
             Some(Value::String(d)) => Some(d.clone()),
             Some(other) => {
-                errors.push(TemplateError::new(&child(&at, "Default"), format!("Default must be a string, not {}", kind(other))));
+                errors.push(TemplateError::new(
+                    &child(&at, "Default"),
+                    format!("Default must be a string, not {}", kind(other)),
+                ));
                 None
             }
         };
@@ -343,11 +416,10 @@ fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> B
     out
 }
 
-fn resource_parts<'r>(
-    resource: &'r Value,
-    at: &str,
-    errors: &mut Vec<TemplateError>,
-) -> Option<(String, &'r Map<String, Value>, Option<&'r Map<String, Value>>)> {
+/// A resource's type, properties and override settings.
+type ResourceParts<'r> = (String, &'r Map<String, Value>, Option<&'r Map<String, Value>>);
+
+fn resource_parts<'r>(resource: &'r Value, at: &str, errors: &mut Vec<TemplateError>) -> Option<ResourceParts<'r>> {
     let Value::Object(r) = resource else {
         errors.push(TemplateError::new(at, "a resource must be an object with Type and Properties"));
         return None;
@@ -376,7 +448,10 @@ fn resource_parts<'r>(
 
 fn unknown_properties(properties: &Map<String, Value>, allowed: &[&str], at: &str, errors: &mut Vec<TemplateError>) {
     for key in properties.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        errors.push(TemplateError::new(&child(&child(at, "Properties"), key), format!("unknown property {key:?}; expected one of {}", allowed.join(", "))));
+        errors.push(TemplateError::new(
+            &child(&child(at, "Properties"), key),
+            format!("unknown property {key:?}; expected one of {}", allowed.join(", ")),
+        ));
     }
 }
 
@@ -392,14 +467,23 @@ fn override_setting(
     match serde_json::from_value::<Override>(value.clone()) {
         Ok(o) if allowed.contains(&o) => o,
         _ => {
-            let names: Vec<String> = allowed.iter().filter_map(|o| serde_json::to_value(o).ok()).map(|v| v.to_string()).collect();
-            errors.push(TemplateError::new(&path, format!("{key} override must be one of {}, not {value}", names.join(", "))));
+            let names: Vec<String> =
+                allowed.iter().filter_map(|o| serde_json::to_value(o).ok()).map(|v| v.to_string()).collect();
+            errors.push(TemplateError::new(
+                &path,
+                format!("{key} override must be one of {}, not {value}", names.join(", ")),
+            ));
             Override::DoNothing
         }
     }
 }
 
-fn check_override_keys(overrides: Option<&Map<String, Value>>, allowed: &[&str], at: &str, errors: &mut Vec<TemplateError>) {
+fn check_override_keys(
+    overrides: Option<&Map<String, Value>>,
+    allowed: &[&str],
+    at: &str,
+    errors: &mut Vec<TemplateError>,
+) {
     for key in overrides.into_iter().flat_map(|o| o.keys()).filter(|k| !allowed.contains(&k.as_str())) {
         let message = if allowed.is_empty() {
             "this resource type takes no OverrideSettings".to_owned()
@@ -422,7 +506,12 @@ fn thing_spec(
 ) -> Result<ThingSpec, Vec<TemplateError>> {
     let mut errors = Vec::new();
     let props = child(at, "Properties");
-    unknown_properties(properties, &["ThingName", "AttributePayload", "ThingTypeName", "ThingGroups", "BillingGroup"], at, &mut errors);
+    unknown_properties(
+        properties,
+        &["ThingName", "AttributePayload", "ThingTypeName", "ThingGroups", "BillingGroup"],
+        at,
+        &mut errors,
+    );
     let thing_name = match properties.get("ThingName") {
         None => {
             errors.push(TemplateError::new(&child(&props, "ThingName"), "ThingName is required"));
@@ -452,19 +541,31 @@ fn thing_spec(
             Ok(Value::Object(map)) => {
                 for (k, v) in map {
                     let at = child(&path, &k);
-                    if k.is_empty() || k.len() > 128 || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c)) {
-                        errors.push(TemplateError::new(&at, "attribute names are 1-128 characters of letters, digits and _.,@/:#-"));
+                    if k.is_empty()
+                        || k.len() > 128
+                        || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c))
+                    {
+                        errors.push(TemplateError::new(
+                            &at,
+                            "attribute names are 1-128 characters of letters, digits and _.,@/:#-",
+                        ));
                     }
                     match v {
                         Value::String(s) if s.chars().count() <= 800 => {
                             attributes.insert(k, s);
                         }
-                        Value::String(_) => errors.push(TemplateError::new(&at, "attribute values are limited to 800 characters")),
-                        other => errors.push(TemplateError::new(&at, format!("attribute values must be strings, not {}", kind(&other)))),
+                        Value::String(_) => {
+                            errors.push(TemplateError::new(&at, "attribute values are limited to 800 characters"))
+                        }
+                        other => errors.push(TemplateError::new(
+                            &at,
+                            format!("attribute values must be strings, not {}", kind(&other)),
+                        )),
                     }
                 }
             }
-            Ok(other) => errors.push(TemplateError::new(&path, format!("AttributePayload must be an object, not {}", kind(&other)))),
+            Ok(other) => errors
+                .push(TemplateError::new(&path, format!("AttributePayload must be an object, not {}", kind(&other)))),
             Err(e) => errors.push(e),
         }
     }
@@ -472,7 +573,11 @@ fn thing_spec(
     if attributes.len() > limit {
         errors.push(TemplateError::new(
             &child(&props, "AttributePayload"),
-            format!("a thing {} has at most {limit} attributes; this one has {}", if limit == 3 { "without a thing type" } else { "with a thing type" }, attributes.len()),
+            format!(
+                "a thing {} has at most {limit} attributes; this one has {}",
+                if limit == 3 { "without a thing type" } else { "with a thing type" },
+                attributes.len()
+            ),
         ));
     }
     let thing_groups = match properties.get("ThingGroups") {
@@ -486,7 +591,10 @@ fn thing_spec(
                     .filter_map(|(i, g)| match g {
                         Value::String(s) if !s.is_empty() => Some(s),
                         other => {
-                            errors.push(TemplateError::new(&child(&path, &i.to_string()), format!("a thing group name must be a non-empty string, not {}", kind(&other))));
+                            errors.push(TemplateError::new(
+                                &child(&path, &i.to_string()),
+                                format!("a thing group name must be a non-empty string, not {}", kind(&other)),
+                            ));
                             None
                         }
                     })
@@ -509,13 +617,27 @@ fn thing_spec(
         thing_groups: override_setting(overrides, "ThingGroups", &ALL_OVERRIDES, at, &mut errors),
     };
     if errors.is_empty() {
-        Ok(ThingSpec { logical_name: logical.to_owned(), thing_name, attributes, thing_type, thing_groups, billing_group, overrides })
+        Ok(ThingSpec {
+            logical_name: logical.to_owned(),
+            thing_name,
+            attributes,
+            thing_type,
+            thing_groups,
+            billing_group,
+            overrides,
+        })
     } else {
         Err(errors)
     }
 }
 
-fn optional_string(scope: &Scope<'_>, properties: &Map<String, Value>, key: &str, props: &str, errors: &mut Vec<TemplateError>) -> Option<String> {
+fn optional_string(
+    scope: &Scope<'_>,
+    properties: &Map<String, Value>,
+    key: &str,
+    props: &str,
+    errors: &mut Vec<TemplateError>,
+) -> Option<String> {
     let value = properties.get(key)?;
     match scope.string(value, &child(props, key), key) {
         Ok(s) if !s.is_empty() => Some(s),
@@ -539,7 +661,12 @@ fn certificate_spec(
 ) -> Result<CertificateSpec, Vec<TemplateError>> {
     let mut errors = Vec::new();
     let props = child(at, "Properties");
-    unknown_properties(properties, &["CertificateSigningRequest", "CertificateId", "CertificatePem", "CACertificatePem", "Status"], at, &mut errors);
+    unknown_properties(
+        properties,
+        &["CertificateSigningRequest", "CertificateId", "CertificatePem", "CACertificatePem", "Status"],
+        at,
+        &mut errors,
+    );
     let csr = optional_string(scope, properties, "CertificateSigningRequest", &props, &mut errors);
     let id = optional_string(scope, properties, "CertificateId", &props, &mut errors);
     let pem = optional_string(scope, properties, "CertificatePem", &props, &mut errors);
@@ -552,19 +679,26 @@ fn certificate_spec(
         ));
     }
     if ca_pem.is_some() && pem.is_none() {
-        errors.push(TemplateError::new(&child(&props, "CACertificatePem"), "CACertificatePem goes with CertificatePem"));
+        errors
+            .push(TemplateError::new(&child(&props, "CACertificatePem"), "CACertificatePem goes with CertificatePem"));
     }
     if let Some(csr) = &csr
         && !csr.contains("CERTIFICATE REQUEST")
     {
-        errors.push(TemplateError::new(&child(&props, "CertificateSigningRequest"), "CertificateSigningRequest must be a PEM certificate signing request"));
+        errors.push(TemplateError::new(
+            &child(&props, "CertificateSigningRequest"),
+            "CertificateSigningRequest must be a PEM certificate signing request",
+        ));
     }
     let status = match properties.get("Status").map(|s| scope.string(s, &child(&props, "Status"), "Status")) {
         None => InitialStatus::Active,
         Some(Ok(s)) if s == "ACTIVE" => InitialStatus::Active,
         Some(Ok(s)) if s == "INACTIVE" => InitialStatus::Inactive,
         Some(Ok(s)) => {
-            errors.push(TemplateError::new(&child(&props, "Status"), format!("Status must be ACTIVE or INACTIVE, not {s:?}")));
+            errors.push(TemplateError::new(
+                &child(&props, "Status"),
+                format!("Status must be ACTIVE or INACTIVE, not {s:?}"),
+            ));
             InitialStatus::Active
         }
         Some(Err(e)) => {
@@ -639,7 +773,10 @@ fn policy_document(value: &Value, path: &str, errors: &mut Vec<TemplateError>) -
         Value::String(s) => s.clone(),
         Value::Object(_) => value.to_string(),
         other => {
-            errors.push(TemplateError::new(path, format!("a policy document must be JSON text or an object, not {}", kind(other))));
+            errors.push(TemplateError::new(
+                path,
+                format!("a policy document must be JSON text or an object, not {}", kind(other)),
+            ));
             return None;
         }
     };

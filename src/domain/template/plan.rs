@@ -143,6 +143,15 @@ pub enum CertificateSource {
     },
 }
 
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::EcdsaP256 => "ECDSA_P256",
+            Self::Rsa2048 => "RSA_2048",
+        })
+    }
+}
+
 impl CertificateSource {
     /// Whether this source makes a private key that must be delivered to the caller.
     pub fn generates_key(&self) -> bool {
@@ -214,11 +223,11 @@ impl Plan {
                 CertificateSource::Csr { .. } => "CreateCertificateFromCsr with the request's CSR".to_owned(),
                 CertificateSource::Existing { certificate_id } => format!("use existing certificate {certificate_id}"),
                 CertificateSource::Register { .. } => "RegisterCertificate (CA registered in IoT)".to_owned(),
-                CertificateSource::CaSigned { ca_id, key_algorithm, .. } => format!(
-                    "generate a {key_algorithm:?} key and CSR, sign with CA {ca_id}, RegisterCertificate"
-                ),
+                CertificateSource::CaSigned { ca_id, key_algorithm, .. } => {
+                    format!("generate a {key_algorithm} key and CSR, sign with CA {ca_id}, RegisterCertificate")
+                }
                 CertificateSource::AwsIssued { key_algorithm: Some(alg), .. } => {
-                    format!("generate a {alg:?} key and CSR, CreateCertificateFromCsr")
+                    format!("generate a {alg} key and CSR, CreateCertificateFromCsr")
                 }
                 CertificateSource::AwsIssued { key_algorithm: None, .. } => "CreateKeysAndCertificate".to_owned(),
                 CertificateSource::WithoutCa { .. } => "RegisterCertificateWithoutCA".to_owned(),
