@@ -87,7 +87,6 @@ fn cdf_template(cdf: Value, cert_props: Value) -> Value {
 }
 
 fn cases() -> Vec<Case> {
-    let p = "/Resources/thing/Properties";
     let c = "/Resources/certificate/Properties";
     let by_id = json!({"CertificateId": {"Ref": "CertificateId"}});
     vec![
@@ -418,7 +417,7 @@ fn cases() -> Vec<Case> {
             ..case(
                 "invalid thing name from a parameter",
                 base(),
-                &"/Resources/thing/Properties/ThingName"[..],
+                "/Resources/thing/Properties/ThingName",
                 "only letters, digits",
             )
         },
