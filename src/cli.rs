@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::adapters::aws::{
-    AwsClients, DynamoStateStore, IotRegistry, SnsEventPublisher, SqsCommandQueue, SqsEventPublisher, StackDeployer,
+    AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3SecretSink, S3TemplateStore, SnsEventPublisher,
+    SqsCommandQueue, SqsEventPublisher, StackDeployer,
 };
-use crate::app::App;
+use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
@@ -197,13 +198,17 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         }
         None => bail!("CDF_EVENTS_DESTINATION is required (an SQS queue or an SNS topic ARN)"),
     };
-    Ok(App::new(
-        Arc::new(IotRegistry::new(clients)),
-        Arc::new(DynamoStateStore::new(clients, table)),
+    let bucket = Config::require(&config.bucket, "CDF_BUCKET", "for templates, generated keys and CA keys")?;
+    let ports = Ports {
+        registry: Arc::new(IotRegistry::new(clients)),
+        state: Arc::new(DynamoStateStore::new(clients, table)),
         events,
-        Arc::new(SystemClock),
-        config.app_settings(),
-    ))
+        templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
+        secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix)),
+        ca_keys: Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
+        clock: Arc::new(SystemClock),
+    };
+    Ok(App::new(ports, config.app_settings()))
 }
 
 async fn submit(

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::app::provision::ProvisionSettings;
 use crate::app::{AppSettings, ConflictRetry};
 use crate::worker::WorkerSettings;
 
@@ -36,6 +37,18 @@ pub struct Config {
     pub dead_letter_queue: Option<String>,
     /// `CDF_TABLE`: the DynamoDB table of command records.
     pub table: Option<String>,
+    /// `CDF_BUCKET`: the bucket of templates, generated secrets and CA keys.
+    pub bucket: Option<String>,
+    /// `CDF_TEMPLATES_PREFIX`: key prefix of templates.
+    pub templates_prefix: String,
+    /// `CDF_TEMPLATES_SUFFIX`: key suffix of templates.
+    pub templates_suffix: String,
+    /// `CDF_SECRETS_PREFIX`: key prefix of generated private keys.
+    pub secrets_prefix: String,
+    /// `CDF_CA_KEYS_PREFIX`: key prefix of CA private keys (`<prefix><CA certificate id>.pem`).
+    pub ca_keys_prefix: String,
+    /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
+    pub certificate_expiry_days: u32,
     /// `CDF_EVENTS_DESTINATION`: SQS queue or SNS topic ARN for completion events.
     pub events: Option<EventsDestination>,
     /// `CDF_EVENT_SOURCE`: CloudEvents `source`.
@@ -146,6 +159,12 @@ impl Config {
             command_queue: r.text("CDF_COMMAND_QUEUE"),
             dead_letter_queue: r.text("CDF_DEAD_LETTER_QUEUE"),
             table: r.text("CDF_TABLE"),
+            bucket: r.text("CDF_BUCKET"),
+            templates_prefix: r.text("CDF_TEMPLATES_PREFIX").unwrap_or_else(|| "templates/".into()),
+            templates_suffix: r.text("CDF_TEMPLATES_SUFFIX").unwrap_or_else(|| ".json".into()),
+            secrets_prefix: r.text("CDF_SECRETS_PREFIX").unwrap_or_else(|| "secrets/".into()),
+            ca_keys_prefix: r.text("CDF_CA_KEYS_PREFIX").unwrap_or_else(|| "ca-keys/".into()),
+            certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
             events,
             event_source: r.text("CDF_EVENT_SOURCE").unwrap_or_else(|| "urn:cdf-provisioning".into()),
             receivers: r.parse("CDF_RECEIVERS", 2, 1..=64),
@@ -182,6 +201,7 @@ impl Config {
             delete_certificates: self.delete_certificates,
             delete_policies: self.delete_policies,
             conflict_retry: ConflictRetry::default(),
+            provision: ProvisionSettings { certificate_days: self.certificate_expiry_days },
         }
     }
 

@@ -19,6 +19,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod ports;
 pub mod shutdown;

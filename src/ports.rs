@@ -4,11 +4,13 @@
 //! Every failure is a [`PortError`] whose [`ErrorKind`] says what to do next, never which
 //! SDK produced it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::crypto::Secret;
 use crate::domain::record::{CommandRecord, Outcome};
 use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
 use crate::domain::{CertificateStatus, CloudEvent, CommandError, ErrorCode, IdempotencyKey, ThingName};
@@ -110,6 +112,95 @@ pub trait DeviceRegistry: Send + Sync {
     async fn detach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError>;
     /// Deletes a thing; `Conflict` while principals are (still) attached.
     async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError>;
+
+    /// Creates a thing; `AlreadyExists` when it exists with other properties.
+    async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError>;
+    /// Replaces or merges a thing's attributes and sets its type (`None`: unchanged).
+    async fn update_thing(
+        &self,
+        thing: &ThingName,
+        thing_type: Option<&str>,
+        attributes: &BTreeMap<String, String>,
+        merge: bool,
+    ) -> Result<(), PortError>;
+    /// Adds a thing to a static thing group (idempotent).
+    async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError>;
+    /// Removes a thing from a static thing group.
+    async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError>;
+    /// Adds a thing to a billing group.
+    async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError>;
+    /// `CreateCertificateFromCsr`: AWS signs the CSR.
+    async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError>;
+    /// `CreateKeysAndCertificate`: AWS makes the key too.
+    async fn create_keys_and_certificate(&self, active: bool)
+    -> Result<(IssuedCertificate, Secret, String), PortError>;
+    /// `RegisterCertificate`: a certificate signed by a CA registered in IoT.
+    async fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        ca_certificate_pem: Option<&str>,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError>;
+    /// `RegisterCertificateWithoutCA`.
+    async fn register_certificate_without_ca(
+        &self,
+        certificate_pem: &str,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError>;
+    /// The PEM of a CA certificate registered in IoT.
+    async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError>;
+    /// Creates a policy; `AlreadyExists` when the name is taken.
+    async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError>;
+    /// Attaches a policy to a target (idempotent).
+    async fn attach_policy(&self, policy: &str, target: &str) -> Result<(), PortError>;
+    /// Attaches a principal to a thing (idempotent).
+    async fn attach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError>;
+}
+
+/// A thing to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewThing {
+    /// Name.
+    pub name: ThingName,
+    /// Type (must exist).
+    pub thing_type: Option<String>,
+    /// Attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A certificate IoT created or registered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCertificate {
+    /// Id.
+    pub certificate_id: String,
+    /// ARN.
+    pub arn: String,
+    /// PEM.
+    pub certificate_pem: String,
+}
+
+/// Provisioning templates by id (S3 `<prefix><id><suffix>`).
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// The template's text; `NotFound` when there is none.
+    async fn template(&self, template_id: &str) -> Result<String, PortError>;
+}
+
+/// Where generated private keys go, so that they never reach records, events or logs.
+#[async_trait]
+pub trait SecretSink: Send + Sync {
+    /// Stores `secret` under `name` (overwriting); returns a reference for the caller.
+    async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError>;
+    /// Deletes what `store` put under `name` (compensation).
+    async fn delete(&self, name: &str) -> Result<(), PortError>;
+}
+
+/// Private keys of the CAs this deployment signs device certificates with.
+#[async_trait]
+pub trait CaKeyStore: Send + Sync {
+    /// The private key (PEM) of the CA registered in IoT as `ca_certificate_id`.
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError>;
 }
 
 /// Result of trying to create a command record.
@@ -153,6 +244,14 @@ pub trait StateStore: Send + Sync {
         token: &str,
         error: &CommandError,
         now_ms: i64,
+    ) -> Result<(), PortError>;
+    /// Saves a step's result under `step`, if `token` still holds the lease.
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        step: &str,
+        value: &serde_json::Value,
     ) -> Result<(), PortError>;
     /// Notes that the completion event went out.
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use cdf_provisioning::adapters::aws::{
     AwsClients, DynamoStateStore, IotRegistry, REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE,
-    REJECTION_REASON_ATTRIBUTE, SqsCommandQueue, SqsEventPublisher, StackDeployer,
+    REJECTION_REASON_ATTRIBUTE, S3CaKeyStore, S3SecretSink, S3TemplateStore, SqsCommandQueue, SqsEventPublisher,
+    StackDeployer,
 };
-use cdf_provisioning::app::{App, AppSettings};
+use cdf_provisioning::app::{App, AppSettings, Ports};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
 use cdf_provisioning::ports::{CommandQueue, StateStore, SystemClock};
@@ -82,13 +83,20 @@ impl Stack {
             lease: Duration::from_secs(VISIBILITY_SECS),
             ..AppSettings::default()
         };
-        App::new(
-            Arc::new(IotRegistry::new(&self.clients)),
-            Arc::new(self.state()),
-            Arc::new(events),
-            Arc::new(SystemClock),
-            settings,
-        )
+        App::new(self.ports(Arc::new(events)), settings)
+    }
+
+    fn ports(&self, events: Arc<dyn cdf_provisioning::ports::EventPublisher>) -> Ports {
+        let bucket = self.output("BucketName");
+        Ports {
+            registry: Arc::new(IotRegistry::new(&self.clients)),
+            state: Arc::new(self.state()),
+            events,
+            templates: Arc::new(S3TemplateStore::new(&self.clients, bucket, "templates/", ".json")),
+            secrets: Arc::new(S3SecretSink::new(&self.clients, bucket, "secrets/")),
+            ca_keys: Arc::new(S3CaKeyStore::new(&self.clients, bucket, "ca-keys/")),
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// Starts an in-process worker; cancel the token and await the handle to stop it.
@@ -403,6 +411,8 @@ async fn sigterm_stops_the_binary_within_the_grace_period_and_loses_nothing() {
         .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
         .env("CDF_TABLE", s.output("TableName"))
         .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
+        .env("CDF_BUCKET", s.output("BucketName"))
+        .env("AWS_ENDPOINT_URL_S3", &emulator)
         .env("CDF_WAIT_TIME_SECS", "1")
         .env("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string())
         .env("CDF_SHUTDOWN_GRACE_SECS", grace.to_string())
@@ -472,10 +482,7 @@ async fn events_can_go_to_an_sns_topic() {
         .unwrap();
 
     let app = App::new(
-        Arc::new(IotRegistry::new(&s.clients)),
-        Arc::new(s.state()),
-        Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic)),
-        Arc::new(SystemClock),
+        s.ports(Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic))),
         AppSettings::default(),
     );
     let envelope = cdf_provisioning::domain::CommandEnvelope::decode(

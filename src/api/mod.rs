@@ -23,7 +23,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/things/{thing_name}", get(get_thing).delete(delete_thing))
         .route("/things/{thing_name}/certificates", patch(update_certificates))
-        .route("/things", post(not_yet))
+        .route("/things", post(provision_thing))
         .route("/bulkthings", post(not_yet))
         .route("/bulkthings/{task_id}", get(not_yet))
         .layer(middleware::from_fn(media_type_gate))
@@ -87,14 +87,14 @@ fn thing(name: &str) -> Result<ThingName, ApiError> {
 
 async fn get_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<Response, ApiError> {
     let command = Command::GetThing { thing_name: thing(&thing_name)? };
-    let result = app.execute(&command, false).await.map_err(ApiError)?;
+    let (result, _) = app.execute(&command).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::OK, &result))
 }
 
 async fn delete_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<StatusCode, ApiError> {
     let command =
         Command::DeleteThing { thing_name: thing(&thing_name)?, delete_certificates: None, delete_policies: None };
-    app.execute(&command, false).await.map_err(ApiError)?;
+    app.execute(&command).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,13 +116,31 @@ async fn update_certificates(
     let raw = request.certificate_status.unwrap_or_default();
     let status = CertificateStatus::settable(&raw)
         .map_err(|m| ApiError(CommandError::new(ErrorCode::ValidationFailed, m).at("/certificateStatus")))?;
-    app.execute(&Command::UpdateThingCertificates { thing_name, status }, false).await.map_err(ApiError)?;
+    app.execute(&Command::UpdateThingCertificates { thing_name, status }).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// POST /things: 201 with the seed's ProvisionResponse; a generated private key is
+/// returned inline (and nowhere else), as CDF did.
+async fn provision_thing(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+    let request: crate::domain::command::ProvisionRequest =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(|e| {
+            ApiError(
+                CommandError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("body is not a ProvisionRequest: {}", e.inner()),
+                )
+                .at(format!("/{}", e.path().to_string().replace('.', "/"))),
+            )
+        })?;
+    let (mut result, key) = app.execute(&Command::ProvisionThing(request)).await.map_err(ApiError)?;
+    if let (Some(key), Some(object)) = (key, result.as_object_mut()) {
+        object.remove("privateKeySecret");
+        object.insert("privateKey".into(), Value::String(key.expose().to_owned()));
+    }
+    Ok(cdf_json(StatusCode::CREATED, &result))
+}
+
 async fn not_yet() -> Response {
-    cdf_json(
-        StatusCode::NOT_IMPLEMENTED,
-        &json!({"error": "provisioning and bulk provisioning are not available in this version"}),
-    )
+    cdf_json(StatusCode::NOT_IMPLEMENTED, &json!({"error": "bulk provisioning is not available in this version"}))
 }

@@ -10,13 +10,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use sha2::{Digest, Sha256};
+
 use super::certificates::update_thing_certificates;
 use super::delete::{DeleteOptions, delete_thing};
 use super::describe::describe_thing;
+use super::progress::Progress;
+use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
 use super::retry::ConflictRetry;
 use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey};
-use crate::ports::{Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, StateStore};
+use crate::ports::{
+    CaKeyStore, Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, SecretSink, StateStore, TemplateStore,
+};
 
 /// Deployment choices the use cases need.
 #[derive(Debug, Clone)]
@@ -33,6 +39,8 @@ pub struct AppSettings {
     pub delete_policies: bool,
     /// Retry of IoT's eventual-consistency conflicts.
     pub conflict_retry: ConflictRetry,
+    /// Provisioning settings.
+    pub provision: ProvisionSettings,
 }
 
 impl Default for AppSettings {
@@ -44,8 +52,28 @@ impl Default for AppSettings {
             delete_certificates: true,
             delete_policies: true,
             conflict_retry: ConflictRetry::default(),
+            provision: ProvisionSettings::default(),
         }
     }
+}
+
+/// The adapters the core runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// IoT.
+    pub registry: Arc<dyn DeviceRegistry>,
+    /// Command records.
+    pub state: Arc<dyn StateStore>,
+    /// Completion events.
+    pub events: Arc<dyn EventPublisher>,
+    /// Provisioning templates.
+    pub templates: Arc<dyn TemplateStore>,
+    /// Where generated private keys go.
+    pub secrets: Arc<dyn SecretSink>,
+    /// CA private keys.
+    pub ca_keys: Arc<dyn CaKeyStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What the worker should do with the message after [`App::handle`].
@@ -73,10 +101,7 @@ impl Disposition {
 /// The application core, shared by the worker and the REST facade.
 #[derive(Clone)]
 pub struct App {
-    registry: Arc<dyn DeviceRegistry>,
-    state: Arc<dyn StateStore>,
-    events: Arc<dyn EventPublisher>,
-    clock: Arc<dyn Clock>,
+    ports: Ports,
     settings: AppSettings,
 }
 
@@ -92,14 +117,8 @@ fn millis(d: Duration) -> i64 {
 
 impl App {
     /// Wires the core to its ports.
-    pub fn new(
-        registry: Arc<dyn DeviceRegistry>,
-        state: Arc<dyn StateStore>,
-        events: Arc<dyn EventPublisher>,
-        clock: Arc<dyn Clock>,
-        settings: AppSettings,
-    ) -> Self {
-        Self { registry, state, events, clock, settings }
+    pub fn new(ports: Ports, settings: AppSettings) -> Self {
+        Self { ports, settings }
     }
 
     /// The settings in force.
@@ -108,43 +127,67 @@ impl App {
     }
 
     /// Runs one command directly, without a record (the REST facade's synchronous path).
-    /// `is_retry` tells `deleteThing` that a missing thing may be its own earlier work.
-    pub async fn execute(&self, command: &Command, is_retry: bool) -> Result<Value, CommandError> {
-        let registry = self.registry.as_ref();
-        match command {
+    /// A provisioned device's private key comes back inline, as CDF returned it.
+    pub async fn execute(&self, command: &Command) -> Result<(Value, Option<crate::crypto::Secret>), CommandError> {
+        self.run(command, "inline", &mut Progress::volatile(), true).await
+    }
+
+    async fn run(
+        &self,
+        command: &Command,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+        inline_secret: bool,
+    ) -> Result<(Value, Option<crate::crypto::Secret>), CommandError> {
+        let registry = self.ports.registry.as_ref();
+        let value = match command {
             Command::GetThing { thing_name } => to_value(describe_thing(registry, thing_name).await),
             Command::DeleteThing { thing_name, delete_certificates, delete_policies } => {
                 let options = DeleteOptions {
                     delete_certificates: delete_certificates.unwrap_or(self.settings.delete_certificates),
                     delete_policies: delete_policies.unwrap_or(self.settings.delete_policies),
                 };
-                to_value(delete_thing(registry, &self.settings.conflict_retry, thing_name, options, is_retry).await)
+                let retry = &self.settings.conflict_retry;
+                to_value(delete_thing(registry, retry, thing_name, options, progress.is_retry).await)
             }
             Command::UpdateThingCertificates { thing_name, status } => {
                 to_value(update_thing_certificates(registry, thing_name, *status).await)
             }
-        }
+            Command::ProvisionThing(request) => {
+                let provisioner = Provisioner {
+                    registry,
+                    templates: self.ports.templates.as_ref(),
+                    // Returned inline to a synchronous caller, the key needs no copy anywhere.
+                    secrets: if inline_secret { &InlineSecret } else { self.ports.secrets.as_ref() },
+                    ca_keys: self.ports.ca_keys.as_ref(),
+                    settings: &self.settings.provision,
+                };
+                let Provisioned { result, private_key } = provisioner.provision(request, secret_name, progress).await?;
+                return Ok((to_value(Ok(result))?, private_key));
+            }
+        };
+        Ok((value?, None))
     }
 
     /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
     /// (the worker renews the lease with it while the command runs).
     pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: &str) -> Disposition {
         let key = &envelope.idempotency_key;
-        let now = self.clock.now_ms();
+        let now = self.ports.clock.now_ms();
         let lease_until = now + millis(self.settings.lease);
         let fresh = CommandRecord::start(
             key.clone(),
             envelope.command.command_type(),
-            envelope.command.thing_name().to_string(),
+            envelope.command.subject(),
             envelope.payload_hash.clone(),
             lease_token.to_owned(),
             now,
             millis(self.settings.lease),
             i64::try_from(self.settings.record_retention.as_secs()).unwrap_or(i64::MAX),
         );
-        let attempt = match self.state.create(&fresh).await {
+        let (attempt, checkpoints) = match self.ports.state.create(&fresh).await {
             Err(e) => return Disposition::retry(format!("cannot create the command record: {e}")),
-            Ok(CreateOutcome::Created) => 1,
+            Ok(CreateOutcome::Created) => (1, Default::default()),
             Ok(CreateOutcome::Exists(existing)) => match existing.decide(&envelope.payload_hash, now) {
                 BeginDecision::PayloadMismatch => {
                     return Disposition::Reject(
@@ -167,28 +210,34 @@ impl App {
                 }
                 BeginDecision::TakeOver => {
                     match self
+                        .ports
                         .state
                         .take_over(key, existing.lease_token.as_deref(), lease_token, lease_until, now)
                         .await
                     {
-                        Ok(record) => record.attempts,
+                        Ok(record) => (record.attempts, record.checkpoints),
                         Err(e) => return Disposition::retry(format!("cannot take the command's lease: {e}")),
                     }
                 }
             },
         };
 
-        let outcome = match self.execute(&envelope.command, attempt > 1).await {
-            Ok(result) => Outcome::Succeeded(result),
+        // The generated key's name in the secret sink: stable per command, so a resumed
+        // attempt overwrites rather than adds.
+        let secret_name =
+            format!("{}/{}", envelope.command.subject(), &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]);
+        let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, checkpoints, attempt > 1);
+        let outcome = match self.run(&envelope.command, &secret_name, &mut progress, false).await {
+            Ok((result, _key_delivered_to_the_sink)) => Outcome::Succeeded(result),
             Err(error) if error.is_retryable() => {
-                if let Err(e) = self.state.release(key, lease_token, &error, self.clock.now_ms()).await {
+                if let Err(e) = self.ports.state.release(key, lease_token, &error, self.ports.clock.now_ms()).await {
                     tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
                 }
                 return Disposition::retry(error.to_string());
             }
             Err(error) => Outcome::Failed(error),
         };
-        match self.state.finish(key, lease_token, &outcome, self.clock.now_ms()).await {
+        match self.ports.state.finish(key, lease_token, &outcome, self.ports.clock.now_ms()).await {
             Ok(record) => self.publish_owed(&record).await,
             Err(e) if e.kind == ErrorKind::ConditionFailed => {
                 Disposition::retry("the lease was lost before the outcome was recorded; the new holder finishes")
@@ -211,12 +260,12 @@ impl App {
             record.command_type,
             &record.thing_name,
             &outcome,
-            self.clock.now_ms(),
+            self.ports.clock.now_ms(),
         );
-        if let Err(e) = self.events.publish(&event).await {
+        if let Err(e) = self.ports.events.publish(&event).await {
             return Disposition::retry(format!("cannot publish the completion event: {e}"));
         }
-        if let Err(e) = self.state.mark_event_published(&record.idempotency_key).await {
+        if let Err(e) = self.ports.state.mark_event_published(&record.idempotency_key).await {
             // The event went out; at worst a redelivery publishes it again with the same id.
             tracing::warn!(idempotency_key = %record.idempotency_key, error = %e, "could not mark the event published");
         }
@@ -231,20 +280,26 @@ impl App {
         subject: Option<String>,
         error: &CommandError,
     ) -> Result<(), crate::ports::PortError> {
-        let event =
-            CloudEvent::rejected(&self.settings.event_source, key, message_id, subject, error, self.clock.now_ms());
-        self.events.publish(&event).await
+        let event = CloudEvent::rejected(
+            &self.settings.event_source,
+            key,
+            message_id,
+            subject,
+            error,
+            self.ports.clock.now_ms(),
+        );
+        self.ports.events.publish(&event).await
     }
 
     /// Extends the lease of a running attempt (the worker's heartbeat).
     pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &str) -> Result<(), crate::ports::PortError> {
-        let until = self.clock.now_ms() + millis(self.settings.lease);
-        self.state.renew_lease(key, lease_token, until).await
+        let until = self.ports.clock.now_ms() + millis(self.settings.lease);
+        self.ports.state.renew_lease(key, lease_token, until).await
     }
 
     /// Reads a command's record (the `status` CLI command).
     pub async fn record(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, crate::ports::PortError> {
-        self.state.get(key).await
+        self.ports.state.get(key).await
     }
 }
 

@@ -10,9 +10,11 @@ pub mod certificates;
 pub mod commands;
 pub mod delete;
 pub mod describe;
+pub mod progress;
+pub mod provision;
 mod retry;
 
-pub use commands::{App, AppSettings, Disposition};
+pub use commands::{App, AppSettings, Disposition, Ports};
 pub use retry::ConflictRetry;
 
 use crate::domain::{CommandError, ErrorCode, ThingName};

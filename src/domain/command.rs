@@ -1,6 +1,7 @@
 //! Commands as they arrive on the queue: the versioned envelope, its decoding with precise
 //! errors, and the payload fingerprint that makes idempotency keys safe to reuse.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -21,11 +22,14 @@ pub enum CommandType {
     DeleteThing,
     /// PATCH /things/{thingName}/certificates
     UpdateThingCertificates,
+    /// POST /things
+    ProvisionThing,
 }
 
 impl CommandType {
     /// Every supported type, in the order the docs list them.
-    pub const ALL: [CommandType; 3] = [Self::GetThing, Self::DeleteThing, Self::UpdateThingCertificates];
+    pub const ALL: [CommandType; 4] =
+        [Self::GetThing, Self::DeleteThing, Self::UpdateThingCertificates, Self::ProvisionThing];
 
     /// The envelope's spelling.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +37,7 @@ impl CommandType {
             Self::GetThing => "getThing",
             Self::DeleteThing => "deleteThing",
             Self::UpdateThingCertificates => "updateThingCertificates",
+            Self::ProvisionThing => "provisionThing",
         }
     }
 
@@ -46,6 +51,7 @@ impl CommandType {
             Self::GetThing => "thing.described",
             Self::DeleteThing => "thing.deleted",
             Self::UpdateThingCertificates => "thing.certificates.updated",
+            Self::ProvisionThing => "thing.provisioned",
         }
     }
 }
@@ -78,6 +84,20 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// The seed's ProvisionRequest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// Template id (S3 key `<prefix><id><suffix>`).
+    pub provisioning_template_id: String,
+    /// Parameter values.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// CDF extension parameters.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub cdf_provisioning_parameters: Value,
+}
+
 /// A decoded command with typed, validated arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -102,6 +122,8 @@ pub enum Command {
         /// The status to set.
         status: CertificateStatus,
     },
+    /// Provision a thing from a template.
+    ProvisionThing(ProvisionRequest),
 }
 
 impl Command {
@@ -111,15 +133,17 @@ impl Command {
             Self::GetThing { .. } => CommandType::GetThing,
             Self::DeleteThing { .. } => CommandType::DeleteThing,
             Self::UpdateThingCertificates { .. } => CommandType::UpdateThingCertificates,
+            Self::ProvisionThing(_) => CommandType::ProvisionThing,
         }
     }
 
-    /// The thing the command is about.
-    pub fn thing_name(&self) -> &ThingName {
+    /// The thing the command is about (for provisioning: the `ThingName` parameter, if any).
+    pub fn subject(&self) -> String {
         match self {
             Self::GetThing { thing_name }
             | Self::DeleteThing { thing_name, .. }
-            | Self::UpdateThingCertificates { thing_name, .. } => thing_name,
+            | Self::UpdateThingCertificates { thing_name, .. } => thing_name.to_string(),
+            Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned().unwrap_or_default(),
         }
     }
 }
@@ -186,6 +210,17 @@ impl CommandEnvelope {
 
         let payload = object.get("payload").cloned().unwrap_or(Value::Null);
         let payload_hash = fingerprint(command_type, &payload);
+        let idempotency_key = object
+            .get("idempotencyKey")
+            .and_then(Value::as_str)
+            .map_or_else(|| IdempotencyKey::new(fallback_key), IdempotencyKey::new);
+        if command_type == CommandType::ProvisionThing {
+            let request: ProvisionRequest = serde_path_to_error::deserialize(payload).map_err(|e| {
+                CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())
+                    .at(format!("/payload/{}", e.path().to_string().replace('.', "/")))
+            })?;
+            return Ok(Self { idempotency_key, command: Command::ProvisionThing(request), payload_hash });
+        }
         let wire: ThingPayload = serde_path_to_error::deserialize(payload).map_err(|e| {
             CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())
                 .at(format!("/payload/{}", e.path().to_string().replace('.', "/")))
@@ -204,19 +239,17 @@ impl CommandEnvelope {
                     .map_err(|m| CommandError::new(ErrorCode::ValidationFailed, m).at("/payload/certificateStatus"))?;
                 Command::UpdateThingCertificates { thing_name, status }
             }
+            CommandType::ProvisionThing => unreachable!("decoded above"),
         };
-        let idempotency_key = object
-            .get("idempotencyKey")
-            .and_then(Value::as_str)
-            .map_or_else(|| IdempotencyKey::new(fallback_key), IdempotencyKey::new);
         Ok(Self { idempotency_key, command, payload_hash })
     }
 
     /// Builds the wire form of a command (used by the CLI and the REST facade).
     pub fn to_message(key: Option<&str>, command: &Command) -> Value {
-        let mut payload = serde_json::json!({ "thingName": command.thing_name().as_str() });
+        let mut payload = serde_json::json!({ "thingName": command.subject() });
         match command {
             Command::GetThing { .. } => {}
+            Command::ProvisionThing(request) => payload = serde_json::to_value(request).unwrap_or_default(),
             Command::DeleteThing { delete_certificates, delete_policies, .. } => {
                 if let Some(v) = delete_certificates {
                     payload["deleteCertificates"] = Value::Bool(*v);

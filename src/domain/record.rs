@@ -5,6 +5,8 @@
 //! A lease expires so that a crashed worker's command can be taken over; every transition is
 //! a conditional write in the state store, so two workers can never both hold the lease.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,6 +82,9 @@ pub struct CommandRecord {
     /// The error: the permanent one once failed, the last retryable one while in progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<CommandError>,
+    /// Results of the steps done so far (provisioning), by step name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checkpoints: BTreeMap<String, Value>,
     /// Whether the completion event has been published.
     pub event_published: bool,
     /// Creation time (unix ms).
@@ -130,6 +135,7 @@ impl CommandRecord {
             attempts: 1,
             result: None,
             error: None,
+            checkpoints: BTreeMap::new(),
             event_published: false,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,

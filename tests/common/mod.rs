@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::{ManualClock, MemoryEvents, MemoryRegistry, MemoryStateStore, TokioClock};
-use cdf_provisioning::app::{App, AppSettings, ConflictRetry};
+use cdf_provisioning::adapters::memory::{
+    ManualClock, MemoryCaKeys, MemoryEvents, MemoryRegistry, MemorySecrets, MemoryStateStore, MemoryTemplates,
+    TokioClock,
+};
+use cdf_provisioning::app::{App, AppSettings, ConflictRetry, Ports};
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::Clock;
 
@@ -15,6 +18,9 @@ pub struct Fixture {
     pub registry: Arc<MemoryRegistry>,
     pub state: Arc<MemoryStateStore>,
     pub events: Arc<MemoryEvents>,
+    pub templates: Arc<MemoryTemplates>,
+    pub secrets: Arc<MemorySecrets>,
+    pub ca_keys: Arc<MemoryCaKeys>,
     pub clock: Arc<ManualClock>,
     pub app: App,
 }
@@ -44,8 +50,20 @@ impl Fixture {
             },
             ..AppSettings::default()
         };
-        let app = App::new(registry.clone(), state.clone(), events.clone(), app_clock, settings);
-        Self { registry, state, events, clock, app }
+        let templates = Arc::new(MemoryTemplates::default());
+        let secrets = Arc::new(MemorySecrets::default());
+        let ca_keys = Arc::new(MemoryCaKeys::default());
+        let ports = Ports {
+            registry: registry.clone(),
+            state: state.clone(),
+            events: events.clone(),
+            templates: templates.clone(),
+            secrets: secrets.clone(),
+            ca_keys: ca_keys.clone(),
+            clock: app_clock,
+        };
+        let app = App::new(ports, settings);
+        Self { registry, state, events, templates, secrets, ca_keys, clock, app }
     }
 
     pub fn record(&self, key: &str) -> cdf_provisioning::domain::CommandRecord {

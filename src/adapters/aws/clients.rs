@@ -14,6 +14,7 @@ pub struct AwsClients {
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) cloudformation: aws_sdk_cloudformation::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
@@ -40,7 +41,11 @@ impl AwsClients {
                     .build(),
             )
             .build();
+        // An emulator answers on one host: address buckets by path, not by subdomain.
+        let emulated = shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(emulated).build();
         Self {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
             iot: aws_sdk_iot::Client::new(&shared),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),

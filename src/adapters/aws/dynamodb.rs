@@ -55,6 +55,10 @@ fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         ("createdAt".to_owned(), n(r.created_at_ms)),
         ("updatedAt".to_owned(), n(r.updated_at_ms)),
         ("expiresAt".to_owned(), n(r.expires_at)),
+        (
+            "checkpoints".to_owned(),
+            AttributeValue::M(r.checkpoints.iter().map(|(k, v)| (k.clone(), s(v.to_string()))).collect()),
+        ),
     ]);
     if let Some(token) = &r.lease_token {
         item.insert("leaseToken".into(), s(token));
@@ -93,6 +97,16 @@ fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
         attempts: number("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
         result: text("result").map(|r| serde_json::from_str(&r)).transpose().map_err(|_| bad("result"))?,
         error: text("error").map(|e| serde_json::from_str(&e)).transpose().map_err(|_| bad("error"))?,
+        checkpoints: match item.get("checkpoints").and_then(|v| v.as_m().ok()) {
+            None => Default::default(),
+            Some(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    let text = v.as_s().map_err(|_| bad("checkpoints"))?;
+                    Ok((k.clone(), serde_json::from_str(text).map_err(|_| bad("checkpoints"))?))
+                })
+                .collect::<Result<_, PortError>>()?,
+        },
         event_published: item.get("eventPublished").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         created_at_ms: number("createdAt").unwrap_or(0),
         updated_at_ms: number("updatedAt").unwrap_or(0),
@@ -257,6 +271,32 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        step: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #cp.#step = :value")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#cp", "checkpoints")
+            .expression_attribute_names("#step", step)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":value", s(value.to_string()))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(checkpoint)", e))?;
+        Ok(())
+    }
+
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
         self.client
             .update_item()
@@ -309,6 +349,7 @@ mod tests {
         record.error = Some(CommandError::new(ErrorCode::ThingNotFound, "gone").at("/payload/thingName"));
         record.result = Some(serde_json::json!({"a": [1, 2]}));
         record.event_published = true;
+        record.checkpoints.insert("certificate".into(), serde_json::json!({"id": "abc"}));
         assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
     }
 }

@@ -4,9 +4,14 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::CertificateStatus as IotStatus;
 
 use super::error::classify;
+use std::collections::BTreeMap;
+
+use aws_sdk_iot::types::AttributePayload;
+
+use crate::crypto::Secret;
 use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
 use crate::domain::{CertificateStatus, ThingName};
-use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+use crate::ports::{DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError};
 
 /// The IoT registry.
 #[derive(Debug, Clone)]
@@ -289,5 +294,208 @@ impl DeviceRegistry for IotRegistry {
             .await
             .map_err(|e| classify("iot:DeleteThing", e))?;
         Ok(())
+    }
+    async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
+        let payload =
+            AttributePayload::builder().set_attributes(Some(thing.attributes.clone().into_iter().collect())).build();
+        let out = self
+            .client
+            .create_thing()
+            .thing_name(thing.name.as_str())
+            .set_thing_type_name(thing.thing_type.clone())
+            .attribute_payload(payload)
+            .send()
+            .await
+            .map_err(|e| classify("iot:CreateThing", e))?;
+        Ok(out.thing_arn().unwrap_or_default().to_owned())
+    }
+
+    async fn update_thing(
+        &self,
+        thing: &ThingName,
+        thing_type: Option<&str>,
+        attributes: &BTreeMap<String, String>,
+        merge: bool,
+    ) -> Result<(), PortError> {
+        let payload = AttributePayload::builder()
+            .set_attributes(Some(attributes.clone().into_iter().collect()))
+            .merge(merge)
+            .build();
+        self.client
+            .update_thing()
+            .thing_name(thing.as_str())
+            .set_thing_type_name(thing_type.map(str::to_owned))
+            .attribute_payload(payload)
+            .send()
+            .await
+            .map_err(|e| classify("iot:UpdateThing", e))?;
+        Ok(())
+    }
+
+    async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.client
+            .add_thing_to_thing_group()
+            .thing_name(thing.as_str())
+            .thing_group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("iot:AddThingToThingGroup", e))?;
+        Ok(())
+    }
+
+    async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.client
+            .remove_thing_from_thing_group()
+            .thing_name(thing.as_str())
+            .thing_group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("iot:RemoveThingFromThingGroup", e))?;
+        Ok(())
+    }
+
+    async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.client
+            .add_thing_to_billing_group()
+            .thing_name(thing.as_str())
+            .billing_group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("iot:AddThingToBillingGroup", e))?;
+        Ok(())
+    }
+
+    async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:CreateCertificateFromCsr";
+        let out = self
+            .client
+            .create_certificate_from_csr()
+            .certificate_signing_request(csr_pem)
+            .set_as_active(active)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())
+    }
+
+    async fn create_keys_and_certificate(
+        &self,
+        active: bool,
+    ) -> Result<(IssuedCertificate, Secret, String), PortError> {
+        const OP: &str = "iot:CreateKeysAndCertificate";
+        let out = self
+            .client
+            .create_keys_and_certificate()
+            .set_as_active(active)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let certificate = issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())?;
+        let keys =
+            out.key_pair().ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no key pair in the response"))?;
+        let private = Secret::new(keys.private_key().unwrap_or_default().to_owned());
+        Ok((certificate, private, keys.public_key().unwrap_or_default().to_owned()))
+    }
+
+    async fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        ca_certificate_pem: Option<&str>,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:RegisterCertificate";
+        let status = if active { IotStatus::Active } else { IotStatus::Inactive };
+        let out = self
+            .client
+            .register_certificate()
+            .certificate_pem(certificate_pem)
+            .set_ca_certificate_pem(ca_certificate_pem.map(str::to_owned))
+            .status(status)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+    }
+
+    async fn register_certificate_without_ca(
+        &self,
+        certificate_pem: &str,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:RegisterCertificateWithoutCA";
+        let status = if active { IotStatus::Active } else { IotStatus::Inactive };
+        let out = self
+            .client
+            .register_certificate_without_ca()
+            .certificate_pem(certificate_pem)
+            .status(status)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+    }
+
+    async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
+        const OP: &str = "iot:DescribeCACertificate";
+        let out = self
+            .client
+            .describe_ca_certificate()
+            .certificate_id(ca_certificate_id)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        out.certificate_description()
+            .and_then(|d| d.certificate_pem())
+            .map(str::to_owned)
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no certificate PEM in the response"))
+    }
+
+    async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
+        self.client
+            .create_policy()
+            .policy_name(policy)
+            .policy_document(document)
+            .send()
+            .await
+            .map_err(|e| classify("iot:CreatePolicy", e))?;
+        Ok(())
+    }
+
+    async fn attach_policy(&self, policy: &str, target: &str) -> Result<(), PortError> {
+        self.client
+            .attach_policy()
+            .policy_name(policy)
+            .target(target)
+            .send()
+            .await
+            .map_err(|e| classify("iot:AttachPolicy", e))?;
+        Ok(())
+    }
+
+    async fn attach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError> {
+        self.client
+            .attach_thing_principal()
+            .thing_name(thing.as_str())
+            .principal(principal)
+            .send()
+            .await
+            .map_err(|e| classify("iot:AttachThingPrincipal", e))?;
+        Ok(())
+    }
+}
+
+fn issued(
+    op: &'static str,
+    id: Option<&str>,
+    arn: Option<&str>,
+    pem: Option<&str>,
+) -> Result<IssuedCertificate, PortError> {
+    match (id, arn, pem) {
+        (Some(id), Some(arn), Some(pem)) => Ok(IssuedCertificate {
+            certificate_id: id.to_owned(),
+            arn: arn.to_owned(),
+            certificate_pem: pem.to_owned(),
+        }),
+        _ => Err(PortError::new(ErrorKind::Transient, op, "incomplete certificate in the response")),
     }
 }

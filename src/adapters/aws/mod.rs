@@ -10,6 +10,7 @@ mod dynamodb;
 mod error;
 mod events;
 mod iot;
+mod s3;
 mod sqs;
 
 pub use clients::AwsClients;
@@ -17,6 +18,7 @@ pub use cloudformation::{StackDeployer, StackOutputs};
 pub use dynamodb::DynamoStateStore;
 pub use events::{SnsEventPublisher, SqsEventPublisher};
 pub use iot::IotRegistry;
+pub use s3::{S3CaKeyStore, S3SecretSink, S3TemplateStore};
 pub use sqs::{
     REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE, REJECTION_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE,
     SqsCommandQueue,

@@ -7,12 +7,14 @@ mod faults;
 mod queue;
 mod registry;
 mod state;
+mod stores;
 
 pub use events::MemoryEvents;
 pub use faults::Faults;
 pub use queue::MemoryQueue;
 pub use registry::MemoryRegistry;
 pub use state::MemoryStateStore;
+pub use stores::{MemoryCaKeys, MemorySecrets, MemoryTemplates};
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

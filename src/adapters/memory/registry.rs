@@ -8,9 +8,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::Faults;
+use std::collections::BTreeMap as Map;
+
+use crate::crypto::Secret;
 use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
 use crate::domain::{CertificateStatus, ThingName};
-use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+use crate::ports::{DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError};
 
 const ARN_PREFIX: &str = "arn:aws:iot:us-east-1:123456789012";
 
@@ -26,7 +29,32 @@ struct Registry {
     policy_targets: BTreeSet<(String, String)>,
     /// (thing, group)
     memberships: BTreeSet<(String, String)>,
+    thing_types: BTreeSet<String>,
+    billing_groups: BTreeSet<String>,
+    /// (thing, billing group)
+    billing: BTreeSet<(String, String)>,
+    /// CA certificate id → PEM
+    cas: BTreeMap<String, String>,
     next_id: u64,
+}
+
+impl Registry {
+    fn new_certificate(&mut self, id: Option<String>, pem: String, active: bool) -> IssuedCertificate {
+        self.next_id += 1;
+        let id = id.unwrap_or_else(|| format!("{:064x}", self.next_id));
+        let arn = format!("{ARN_PREFIX}:cert/{id}");
+        let status = if active { CertificateStatus::Active } else { CertificateStatus::Inactive };
+        self.certificates.insert(
+            id.clone(),
+            CertificateInfo {
+                certificate_id: id.clone(),
+                arn: arn.clone(),
+                certificate_status: status,
+                certificate_pem: Some(pem.clone()),
+            },
+        );
+        IssuedCertificate { certificate_id: id, arn, certificate_pem: pem }
+    }
 }
 
 /// The fake registry.
@@ -123,6 +151,46 @@ impl MemoryRegistry {
     /// Adds a thing to a group.
     pub fn add_thing_to_group(&self, thing: &str, group: &str) {
         self.with(|r| r.memberships.insert((thing.to_owned(), group.to_owned())));
+    }
+
+    /// Creates a thing type.
+    pub fn add_thing_type(&self, name: &str) {
+        self.with(|r| r.thing_types.insert(name.to_owned()));
+    }
+
+    /// Creates a billing group.
+    pub fn add_billing_group(&self, name: &str) {
+        self.with(|r| r.billing_groups.insert(name.to_owned()));
+    }
+
+    /// Registers a CA certificate under `id`.
+    pub fn add_ca(&self, id: &str, pem: &str) {
+        self.with(|r| r.cas.insert(id.to_owned(), pem.to_owned()));
+    }
+
+    /// Every certificate, for assertions.
+    pub fn certificates(&self) -> Vec<CertificateInfo> {
+        self.with(|r| r.certificates.values().cloned().collect())
+    }
+
+    /// A thing as stored.
+    pub fn thing(&self, name: &str) -> Option<ThingInfo> {
+        self.with(|r| r.things.get(name).cloned())
+    }
+
+    /// The groups a thing belongs to.
+    pub fn groups_of(&self, thing: &str) -> Vec<String> {
+        self.with(|r| r.memberships.iter().filter(|(t, _)| t == thing).map(|(_, g)| g.clone()).collect())
+    }
+
+    /// The principals attached to a thing.
+    pub fn principals_of(&self, thing: &str) -> Vec<String> {
+        self.with(|r| r.thing_principals.iter().filter(|(t, _)| t == thing).map(|(_, p)| p.clone()).collect())
+    }
+
+    /// The policies attached to a target.
+    pub fn policies_of(&self, target: &str) -> Vec<String> {
+        self.with(|r| r.policy_targets.iter().filter(|(_, t)| t == target).map(|(p, _)| p.clone()).collect())
     }
 
     /// Whether a thing exists.
@@ -282,6 +350,200 @@ impl DeviceRegistry for MemoryRegistry {
             r.memberships.retain(|(t, _)| t != thing.as_str());
             // IoT answers success for a thing that does not exist.
             r.things.remove(thing.as_str());
+            Ok(())
+        })
+    }
+    async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
+        self.faults.enter("CreateThing").await?;
+        self.with(|r| {
+            if let Some(t) = &thing.thing_type
+                && !r.thing_types.contains(t)
+            {
+                return Err(not_found("CreateThing", &format!("thing type {t}")));
+            }
+            if let Some(existing) = r.things.get(thing.name.as_str()) {
+                if existing.attributes == thing.attributes && existing.thing_type == thing.thing_type {
+                    return Ok(existing.arn.clone());
+                }
+                return Err(PortError::new(
+                    ErrorKind::AlreadyExists,
+                    "CreateThing",
+                    "thing exists with other properties",
+                ));
+            }
+            let arn = format!("{ARN_PREFIX}:thing/{}", thing.name);
+            r.things.insert(
+                thing.name.to_string(),
+                ThingInfo {
+                    thing_name: thing.name.to_string(),
+                    arn: arn.clone(),
+                    thing_type: thing.thing_type.clone(),
+                    attributes: thing.attributes.clone(),
+                },
+            );
+            Ok(arn)
+        })
+    }
+
+    async fn update_thing(
+        &self,
+        thing: &ThingName,
+        thing_type: Option<&str>,
+        attributes: &Map<String, String>,
+        merge: bool,
+    ) -> Result<(), PortError> {
+        self.faults.enter("UpdateThing").await?;
+        self.with(|r| {
+            let t = r.things.get_mut(thing.as_str()).ok_or_else(|| not_found("UpdateThing", thing.as_str()))?;
+            if let Some(tt) = thing_type {
+                t.thing_type = Some(tt.to_owned());
+            }
+            if !merge {
+                t.attributes.clear();
+            }
+            t.attributes.extend(attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(())
+        })
+    }
+
+    async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.faults.enter("AddThingToThingGroup").await?;
+        self.with(|r| {
+            if !r.groups.contains_key(group) {
+                return Err(not_found("AddThingToThingGroup", &format!("thing group {group}")));
+            }
+            r.memberships.insert((thing.to_string(), group.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.faults.enter("RemoveThingFromThingGroup").await?;
+        self.with(|r| {
+            r.memberships.remove(&(thing.to_string(), group.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.faults.enter("AddThingToBillingGroup").await?;
+        self.with(|r| {
+            if !r.billing_groups.contains(group) {
+                return Err(not_found("AddThingToBillingGroup", &format!("billing group {group}")));
+            }
+            r.billing.insert((thing.to_string(), group.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
+        self.faults.enter("CreateCertificateFromCsr").await?;
+        if !csr_pem.contains("CERTIFICATE REQUEST") {
+            return Err(PortError::new(ErrorKind::Invalid, "CreateCertificateFromCsr", "invalid CSR"));
+        }
+        Ok(self.with(|r| {
+            let pem = format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id);
+            r.new_certificate(None, pem, active)
+        }))
+    }
+
+    async fn create_keys_and_certificate(
+        &self,
+        active: bool,
+    ) -> Result<(IssuedCertificate, Secret, String), PortError> {
+        self.faults.enter("CreateKeysAndCertificate").await?;
+        let cert = self.with(|r| {
+            let pem = format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id);
+            r.new_certificate(None, pem, active)
+        });
+        Ok((cert, Secret::new("-----BEGIN RSA PRIVATE KEY-----\nFAKE\n".into()), "-----BEGIN PUBLIC KEY-----".into()))
+    }
+
+    async fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        ca_certificate_pem: Option<&str>,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        self.faults.enter("RegisterCertificate").await?;
+        let id = crate::crypto::certificate_id(certificate_pem)
+            .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificate", e.to_string()))?;
+        self.with(|r| {
+            if let Some(ca) = ca_certificate_pem
+                && !r.cas.values().any(|p| p == ca)
+            {
+                return Err(PortError::new(ErrorKind::Invalid, "RegisterCertificate", "CA is not registered"));
+            }
+            if r.certificates.contains_key(&id) {
+                return Err(PortError::new(ErrorKind::AlreadyExists, "RegisterCertificate", "certificate exists"));
+            }
+            Ok(r.new_certificate(Some(id.clone()), certificate_pem.to_owned(), active))
+        })
+    }
+
+    async fn register_certificate_without_ca(
+        &self,
+        certificate_pem: &str,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        self.faults.enter("RegisterCertificateWithoutCA").await?;
+        let id = crate::crypto::certificate_id(certificate_pem)
+            .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificateWithoutCA", e.to_string()))?;
+        self.with(|r| {
+            if r.certificates.contains_key(&id) {
+                return Err(PortError::new(
+                    ErrorKind::AlreadyExists,
+                    "RegisterCertificateWithoutCA",
+                    "certificate exists",
+                ));
+            }
+            Ok(r.new_certificate(Some(id.clone()), certificate_pem.to_owned(), active))
+        })
+    }
+
+    async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
+        self.faults.enter("DescribeCACertificate").await?;
+        self.with(|r| {
+            r.cas.get(ca_certificate_id).cloned().ok_or_else(|| not_found("DescribeCACertificate", ca_certificate_id))
+        })
+    }
+
+    async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
+        self.faults.enter("CreatePolicy").await?;
+        self.with(|r| {
+            if r.policies.contains_key(policy) {
+                return Err(PortError::new(ErrorKind::AlreadyExists, "CreatePolicy", "policy exists"));
+            }
+            r.policies.insert(
+                policy.to_owned(),
+                PolicyInfo {
+                    policy_name: policy.to_owned(),
+                    arn: format!("{ARN_PREFIX}:policy/{policy}"),
+                    policy_document: Some(document.to_owned()),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    async fn attach_policy(&self, policy: &str, target: &str) -> Result<(), PortError> {
+        self.faults.enter("AttachPolicy").await?;
+        self.with(|r| {
+            if !r.policies.contains_key(policy) {
+                return Err(not_found("AttachPolicy", &format!("policy {policy}")));
+            }
+            r.policy_targets.insert((policy.to_owned(), target.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn attach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError> {
+        self.faults.enter("AttachThingPrincipal").await?;
+        self.with(|r| {
+            if !r.things.contains_key(thing.as_str()) {
+                return Err(not_found("AttachThingPrincipal", thing.as_str()));
+            }
+            r.thing_principals.insert((thing.to_string(), principal.to_owned()));
             Ok(())
         })
     }

@@ -124,6 +124,19 @@ impl StateStore for MemoryStateStore {
         })
     }
 
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        step: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), PortError> {
+        self.faults.enter("checkpoint").await?;
+        self.update("checkpoint", key, Some(token), |r| {
+            r.checkpoints.insert(step.to_owned(), value.clone());
+        })
+    }
+
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
         self.faults.enter("mark_event_published").await?;
         self.update("mark_event_published", key, None, |r| r.event_published = true)

@@ -1,0 +1,159 @@
+//! S3: provisioning templates (cached by ETag), the secret sink for generated private keys
+//! (server-side encrypted objects), and CA private keys.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use super::error::classify;
+use crate::crypto::Secret;
+use crate::ports::{CaKeyStore, ErrorKind, PortError, SecretSink, TemplateStore};
+
+/// Reads an object's body as UTF-8 text (strictly: CDF read bulk files as Latin-1).
+async fn read_text(op: &'static str, body: ByteStream) -> Result<String, PortError> {
+    let bytes = body.collect().await.map_err(|e| PortError::new(ErrorKind::Transient, op, e.to_string()))?.into_bytes();
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| PortError::new(ErrorKind::Invalid, op, "the object is not UTF-8 text"))
+}
+
+/// Templates at `s3://<bucket>/<prefix><id><suffix>`, re-read only when their ETag changes.
+#[derive(Debug)]
+pub struct S3TemplateStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    suffix: String,
+    cache: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl S3TemplateStore {
+    /// Templates in `bucket` under `prefix`, named `<id><suffix>`.
+    pub fn new(clients: &super::AwsClients, bucket: &str, prefix: &str, suffix: &str) -> Self {
+        Self {
+            client: clients.s3.clone(),
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            suffix: suffix.to_owned(),
+            cache: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl TemplateStore for S3TemplateStore {
+    async fn template(&self, template_id: &str) -> Result<String, PortError> {
+        const OP: &str = "s3:GetObject(template)";
+        let key = format!("{}{template_id}{}", self.prefix, self.suffix);
+        let cached = self.cache.lock().expect("template cache lock").get(&key).cloned();
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .set_if_none_match(cached.as_ref().map(|(etag, _)| etag.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let etag = out.e_tag().map(str::to_owned);
+                let text = read_text(OP, out.body).await?;
+                if let Some(etag) = etag {
+                    self.cache.lock().expect("template cache lock").insert(key, (etag, text.clone()));
+                }
+                Ok(text)
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => {
+                Ok(cached.map(|(_, text)| text).unwrap_or_default())
+            }
+            Err(e) => {
+                let mut e = classify(OP, e);
+                if e.kind == ErrorKind::NotFound {
+                    e.message = format!("no template s3://{}/{key}", self.bucket);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Private keys as server-side encrypted objects under a prefix that expires by lifecycle rule.
+#[derive(Debug, Clone)]
+pub struct S3SecretSink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3SecretSink {
+    /// Secrets in `bucket` under `prefix`.
+    pub fn new(clients: &super::AwsClients, bucket: &str, prefix: &str) -> Self {
+        Self { client: clients.s3.clone(), bucket: bucket.to_owned(), prefix: prefix.to_owned() }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}.pem", self.prefix)
+    }
+}
+
+#[async_trait]
+impl SecretSink for S3SecretSink {
+    async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError> {
+        let key = self.key(name);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(secret.expose().as_bytes().to_vec()))
+            .content_type("application/x-pem-file")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(|e| classify("s3:PutObject(secret)", e))?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), PortError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+            .map_err(|e| classify("s3:DeleteObject(secret)", e))?;
+        Ok(())
+    }
+}
+
+/// CA private keys at `s3://<bucket>/<prefix><CA certificate id>.pem`.
+#[derive(Debug, Clone)]
+pub struct S3CaKeyStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3CaKeyStore {
+    /// CA keys in `bucket` under `prefix`.
+    pub fn new(clients: &super::AwsClients, bucket: &str, prefix: &str) -> Self {
+        Self { client: clients.s3.clone(), bucket: bucket.to_owned(), prefix: prefix.to_owned() }
+    }
+}
+
+#[async_trait]
+impl CaKeyStore for S3CaKeyStore {
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
+        const OP: &str = "s3:GetObject(CA key)";
+        let key = format!("{}{ca_certificate_id}.pem", self.prefix);
+        let out = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| {
+            let mut e = classify(OP, e);
+            if e.kind == ErrorKind::NotFound {
+                e.message = format!("no private key for CA {ca_certificate_id} at s3://{}/{key}", self.bucket);
+            }
+            e
+        })?;
+        Ok(Secret::new(read_text(OP, out.body).await?))
+    }
+}

@@ -1,0 +1,95 @@
+//! In-memory templates, secret sink and CA key store.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::Faults;
+use crate::crypto::Secret;
+use crate::ports::{CaKeyStore, ErrorKind, PortError, SecretSink, TemplateStore};
+
+/// Templates by id.
+#[derive(Debug, Default)]
+pub struct MemoryTemplates {
+    templates: Mutex<BTreeMap<String, String>>,
+    /// Failure injection (operation `template`).
+    pub faults: Faults,
+}
+
+impl MemoryTemplates {
+    /// Stores a template.
+    pub fn put(&self, id: &str, text: &str) {
+        self.templates.lock().expect("templates lock").insert(id.to_owned(), text.to_owned());
+    }
+}
+
+#[async_trait]
+impl TemplateStore for MemoryTemplates {
+    async fn template(&self, template_id: &str) -> Result<String, PortError> {
+        self.faults.enter("template").await?;
+        self.templates
+            .lock()
+            .expect("templates lock")
+            .get(template_id)
+            .cloned()
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, "template", format!("no template {template_id}")))
+    }
+}
+
+/// Secrets by name.
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    secrets: Mutex<BTreeMap<String, Secret>>,
+    /// Failure injection (operations `store`, `delete`).
+    pub faults: Faults,
+}
+
+impl MemorySecrets {
+    /// Every stored secret name.
+    pub fn names(&self) -> Vec<String> {
+        self.secrets.lock().expect("secrets lock").keys().cloned().collect()
+    }
+
+    /// A stored secret.
+    pub fn get(&self, name: &str) -> Option<Secret> {
+        self.secrets.lock().expect("secrets lock").get(name).cloned()
+    }
+}
+
+#[async_trait]
+impl SecretSink for MemorySecrets {
+    async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError> {
+        self.faults.enter("store").await?;
+        self.secrets.lock().expect("secrets lock").insert(name.to_owned(), secret.clone());
+        Ok(format!("memory://secrets/{name}"))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), PortError> {
+        self.faults.enter("delete").await?;
+        self.secrets.lock().expect("secrets lock").remove(name);
+        Ok(())
+    }
+}
+
+/// CA keys by CA certificate id.
+#[derive(Debug, Default)]
+pub struct MemoryCaKeys {
+    keys: Mutex<BTreeMap<String, Secret>>,
+}
+
+impl MemoryCaKeys {
+    /// Stores a CA key.
+    pub fn put(&self, ca_id: &str, key: Secret) {
+        self.keys.lock().expect("ca keys lock").insert(ca_id.to_owned(), key);
+    }
+}
+
+#[async_trait]
+impl CaKeyStore for MemoryCaKeys {
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
+        self.keys.lock().expect("ca keys lock").get(ca_certificate_id).cloned().ok_or_else(|| {
+            PortError::new(ErrorKind::NotFound, "ca_private_key", format!("no key for CA {ca_certificate_id}"))
+        })
+    }
+}

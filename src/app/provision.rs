@@ -1,0 +1,616 @@
+//! `provisionThing`: load the template, plan it (every template error reported before any
+//! AWS call), then make the resources step by step with IoT's primitive APIs, checkpointing
+//! each step so that a crash or redelivery resumes instead of making a second certificate.
+//!
+//! Certificates are created INACTIVE and activated as the very last step, so a device is never
+//! half-provisioned with a live certificate, and a plan that fails permanently is compensated:
+//! what this command made is detached and deleted again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::progress::Progress;
+use crate::crypto::{self, Secret};
+pub use crate::domain::command::ProvisionRequest;
+use crate::domain::template::plan::{CertificateSource, InitialStatus, Override, Plan, ThingSpec};
+use crate::domain::template::{Culprit, Template};
+use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::ports::{
+    CaKeyStore, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink, TemplateStore,
+};
+
+/// The seed's `resourceArns`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceArns {
+    /// Thing ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thing: Option<String>,
+    /// Certificate ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// ARN of the template's (first) policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_logical_name: Option<String>,
+}
+
+/// The result: the seed's ProvisionResponse, minus the private key, plus what was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionResult {
+    /// The device certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_pem: Option<String>,
+    /// The device's public key, when the key was made here or by AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// Where the generated private key was delivered (never the key itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_secret: Option<String>,
+    /// ARNs, as CDF returned them.
+    pub resource_arns: ResourceArns,
+    /// Thing name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thing_name: Option<String>,
+    /// Certificate id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<String>,
+    /// Policies attached to the certificate.
+    pub policies: Vec<String>,
+    /// Thing groups the thing is in after provisioning.
+    pub thing_groups: Vec<String>,
+}
+
+/// Deployment settings of provisioning.
+#[derive(Debug, Clone)]
+pub struct ProvisionSettings {
+    /// Validity of certificates signed here when `certInfo.daysExpiry` is absent.
+    pub certificate_days: u32,
+}
+
+impl Default for ProvisionSettings {
+    fn default() -> Self {
+        Self { certificate_days: 365 }
+    }
+}
+
+/// What provisioning needs.
+pub struct Provisioner<'a> {
+    /// IoT.
+    pub registry: &'a dyn DeviceRegistry,
+    /// Templates.
+    pub templates: &'a dyn TemplateStore,
+    /// Where generated keys go.
+    pub secrets: &'a dyn SecretSink,
+    /// CA keys for `createDeviceCertificate`.
+    pub ca_keys: &'a dyn CaKeyStore,
+    /// Settings.
+    pub settings: &'a ProvisionSettings,
+}
+
+/// A provisioned device: the result, and the private key for callers that return it inline.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// The result document.
+    pub result: ProvisionResult,
+    /// The key made here or by AWS, if any.
+    pub private_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyStep {
+    public_key_pem: String,
+    csr_pem: Option<String>,
+    secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateStep {
+    #[serde(flatten)]
+    certificate: IssuedCertificate,
+    /// Made by this command (so compensation deletes it, and activation applies).
+    created: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ThingStep {
+    arn: String,
+    created: bool,
+}
+
+fn fail(e: PortError) -> CommandError {
+    e.to_command_error()
+}
+
+/// Plans a request against a template text; every problem becomes one error naming the first
+/// path and listing all.
+pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<Plan, CommandError> {
+    Template::parse(template).and_then(|t| t.plan(&request.parameters, &request.cdf_provisioning_parameters)).map_err(
+        |errors| {
+            let first = &errors[0];
+            let path = match first.culprit {
+                Culprit::Template => format!("template:{}", first.path),
+                Culprit::Request => format!("/payload{}", first.path),
+            };
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
+        },
+    )
+}
+
+impl Provisioner<'_> {
+    /// Provisions `request`; `secret_name` names the generated key in the secret sink.
+    pub async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+    ) -> Result<Provisioned, CommandError> {
+        let plan: Plan = match progress.get("plan") {
+            Some(plan) => plan,
+            None => {
+                let text = self.templates.template(&request.provisioning_template_id).await.map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        CommandError::new(
+                            ErrorCode::NotFound,
+                            format!("template {:?} not found: {}", request.provisioning_template_id, e.message),
+                        )
+                        .at("/payload/provisioningTemplateId")
+                    } else {
+                        fail(e)
+                    }
+                })?;
+                let plan = plan_request(&text, request)?;
+                progress.save("plan", &plan).await?;
+                plan
+            }
+        };
+        match self.run(&plan, secret_name, progress).await {
+            Ok(done) => Ok(done),
+            Err(error) if error.is_retryable() => Err(error),
+            Err(error) => {
+                let undone = self.compensate(&plan, secret_name, progress).await;
+                let mut error = error;
+                if !undone.is_empty() {
+                    error.message = format!("{} (undone: {})", error.message, undone.join(", "));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        plan: &Plan,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+    ) -> Result<Provisioned, CommandError> {
+        let thing_name = plan.thing.as_ref().map(|t| t.thing_name.clone());
+        let mut private_key = None;
+        let certificate = match &plan.certificate {
+            None => None,
+            Some(spec) => Some(
+                self.certificate(&spec.source, thing_name.as_deref(), secret_name, progress, &mut private_key).await?,
+            ),
+        };
+        let key: Option<KeyStep> = progress.get("key");
+
+        let thing = match &plan.thing {
+            None => None,
+            Some(spec) => Some(self.thing(spec, progress).await?),
+        };
+
+        let mut attached = Vec::new();
+        if let Some(cert) = &certificate {
+            for policy in &plan.policies {
+                let step = format!("policy:{}", policy.policy_name);
+                if !progress.done(&step) {
+                    let mut created = false;
+                    if let Some(document) = &policy.document {
+                        match self.registry.create_policy(&policy.policy_name, document).await {
+                            Ok(()) => created = true,
+                            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                            Err(e) => return Err(fail(e)),
+                        }
+                    }
+                    self.registry.attach_policy(&policy.policy_name, &cert.certificate.arn).await.map_err(|e| {
+                        if e.kind == ErrorKind::NotFound {
+                            CommandError::new(
+                                ErrorCode::NotFound,
+                                format!("policy {:?} does not exist", policy.policy_name),
+                            )
+                            .at(format!("template:/Resources/{}", policy.logical_name))
+                        } else {
+                            fail(e)
+                        }
+                    })?;
+                    progress.save(&step, &serde_json::json!({"created": created})).await?;
+                }
+                attached.push(policy.policy_name.clone());
+            }
+            if let (Some(spec), Some(_)) = (&plan.thing, &thing)
+                && !progress.done("attached")
+            {
+                let name = thing_name_of(spec)?;
+                self.registry.attach_thing_principal(&name, &cert.certificate.arn).await.map_err(fail)?;
+                progress.save("attached", &true).await?;
+            }
+            let wanted = plan.certificate.as_ref().map(|c| c.status);
+            if cert.created && wanted == Some(InitialStatus::Active) && !progress.done("activated") {
+                self.registry
+                    .update_certificate_status(&cert.certificate.certificate_id, CertificateStatus::Active)
+                    .await
+                    .map_err(fail)?;
+                progress.save("activated", &true).await?;
+            }
+        }
+
+        let thing_groups = match &plan.thing {
+            Some(spec) => self.registry.list_thing_groups_for_thing(&thing_name_of(spec)?).await.map_err(fail)?,
+            None => Vec::new(),
+        };
+        let policy_arn = plan.policies.first().filter(|p| !p.logical_name.contains('[')).map(|p| {
+            let account = certificate.as_ref().map(|c| arn_prefix(&c.certificate.arn)).unwrap_or_default();
+            format!("{account}:policy/{}", p.policy_name)
+        });
+        Ok(Provisioned {
+            result: ProvisionResult {
+                certificate_pem: certificate.as_ref().map(|c| c.certificate.certificate_pem.clone()),
+                public_key: key.as_ref().map(|k| k.public_key_pem.clone()),
+                private_key_secret: key.map(|k| k.secret),
+                resource_arns: ResourceArns {
+                    thing: thing.map(|t| t.arn),
+                    certificate: certificate.as_ref().map(|c| c.certificate.arn.clone()),
+                    policy_logical_name: policy_arn,
+                },
+                thing_name,
+                certificate_id: certificate.map(|c| c.certificate.certificate_id),
+                policies: attached,
+                thing_groups,
+            },
+            private_key: private_key.take(),
+        })
+    }
+
+    /// Obtains the certificate (checkpoint `certificate`), making and delivering a key first
+    /// when the source needs one (checkpoint `key`).
+    async fn certificate(
+        &self,
+        source: &CertificateSource,
+        thing_name: Option<&str>,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+        private_key: &mut Option<Secret>,
+    ) -> Result<CertificateStep, CommandError> {
+        if let Some(done) = progress.get::<CertificateStep>("certificate") {
+            return Ok(done);
+        }
+        let issued = match source {
+            CertificateSource::Csr { csr } => {
+                created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?)
+            }
+            CertificateSource::Existing { certificate_id } => {
+                let info = self.registry.describe_certificate(certificate_id).await.map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        CommandError::new(ErrorCode::NotFound, format!("certificate {certificate_id} does not exist"))
+                    } else {
+                        fail(e)
+                    }
+                })?;
+                CertificateStep {
+                    certificate: IssuedCertificate {
+                        certificate_id: info.certificate_id,
+                        arn: info.arn,
+                        certificate_pem: info.certificate_pem.unwrap_or_default(),
+                    },
+                    created: false,
+                }
+            }
+            CertificateSource::Register { certificate_pem, ca_certificate_pem } => {
+                self.register(certificate_pem, ca_certificate_pem.as_deref(), true).await?
+            }
+            CertificateSource::WithoutCa { certificate_pem } => self.register(certificate_pem, None, false).await?,
+            CertificateSource::AwsIssued { key_algorithm: None, .. } => {
+                let (certificate, key, public_key_pem) =
+                    self.registry.create_keys_and_certificate(false).await.map_err(fail)?;
+                // AWS shows this key once: deliver it before anything else can fail.
+                let secret = self.secrets.store(secret_name, &key).await.map_err(fail)?;
+                progress.save("key", &KeyStep { public_key_pem, csr_pem: None, secret }).await?;
+                *private_key = Some(key);
+                created(certificate)
+            }
+            CertificateSource::AwsIssued { key_algorithm: Some(algorithm), cert_info } => {
+                let key = self.key(*algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
+                let csr = key.csr_pem.unwrap_or_default();
+                created(self.registry.create_certificate_from_csr(&csr, false).await.map_err(fail)?)
+            }
+            CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
+                let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        CommandError::new(
+                            ErrorCode::NotFound,
+                            format!("CA certificate {ca_id} is not registered in IoT"),
+                        )
+                        .at("/payload/cdfProvisioningParameters/caId")
+                    } else {
+                        fail(e)
+                    }
+                })?;
+                let pem = match progress.get::<String>("signedCertificate") {
+                    Some(pem) => pem,
+                    None => {
+                        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
+                        let key =
+                            self.key(*key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
+                        let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
+                        let csr = key.csr_pem.unwrap_or_default();
+                        let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, time::OffsetDateTime::now_utc())
+                            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+                        // Registering is idempotent by certificate id, so a resumed attempt registers
+                        // this very certificate instead of signing a second one.
+                        progress.save("signedCertificate", &pem).await?;
+                        pem
+                    }
+                };
+                self.register(&pem, Some(&ca_pem), true).await?
+            }
+        };
+        progress.save("certificate", &issued).await?;
+        Ok(issued)
+    }
+
+    /// Makes a key and CSR and delivers the key to the secret sink (checkpoint `key`).
+    async fn key(
+        &self,
+        algorithm: crate::domain::template::plan::KeyAlgorithm,
+        info: &crate::domain::template::plan::CertInfo,
+        thing_name: Option<&str>,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+        private_key: &mut Option<Secret>,
+    ) -> Result<KeyStep, CommandError> {
+        if let Some(step) = progress.get::<KeyStep>("key") {
+            return Ok(step);
+        }
+        let info = info.clone();
+        let cn = thing_name.unwrap_or("device").to_owned();
+        // RSA key generation takes tens of milliseconds: keep it off the async workers.
+        let key = tokio::task::spawn_blocking(move || crypto::generate_key_and_csr(algorithm, &info, &cn))
+            .await
+            .map_err(|e| CommandError::new(ErrorCode::Transient, e.to_string()))?
+            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+        let secret = self.secrets.store(secret_name, &key.private_key).await.map_err(fail)?;
+        let step = KeyStep { public_key_pem: key.public_key_pem, csr_pem: Some(key.csr_pem), secret };
+        progress.save("key", &step).await?;
+        *private_key = Some(key.private_key);
+        Ok(step)
+    }
+
+    async fn register(&self, pem: &str, ca_pem: Option<&str>, with_ca: bool) -> Result<CertificateStep, CommandError> {
+        let result = if with_ca {
+            self.registry.register_certificate(pem, ca_pem, false).await
+        } else {
+            self.registry.register_certificate_without_ca(pem, false).await
+        };
+        match result {
+            Ok(cert) => Ok(created(cert)),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                // Registered by an earlier attempt (or before): the id is the DER's hash.
+                let id = crypto::certificate_id(pem)
+                    .map_err(|e| CommandError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+                let info = self.registry.describe_certificate(&id).await.map_err(fail)?;
+                Ok(CertificateStep {
+                    certificate: IssuedCertificate {
+                        certificate_id: id,
+                        arn: info.arn,
+                        certificate_pem: pem.to_owned(),
+                    },
+                    created: info.certificate_status != CertificateStatus::Active,
+                })
+            }
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    /// Creates the thing or reconciles an existing one per its OverrideSettings (checkpoint
+    /// `thing`), then its groups (checkpoint `groups`).
+    async fn thing(&self, spec: &ThingSpec, progress: &mut Progress<'_>) -> Result<ThingStep, CommandError> {
+        let name = thing_name_of(spec)?;
+        let step = match progress.get::<ThingStep>("thing") {
+            Some(step) => step,
+            None => {
+                let step = match self.registry.describe_thing(&name).await {
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        let new = NewThing {
+                            name: name.clone(),
+                            thing_type: spec.thing_type.clone(),
+                            attributes: spec.attributes.clone(),
+                        };
+                        let arn = self.registry.create_thing(&new).await.map_err(|e| {
+                            if e.kind == ErrorKind::NotFound {
+                                CommandError::new(ErrorCode::NotFound, e.message)
+                                    .at(format!("template:/Resources/{}/Properties/ThingTypeName", spec.logical_name))
+                            } else {
+                                fail(e)
+                            }
+                        })?;
+                        ThingStep { arn, created: true }
+                    }
+                    Err(e) => return Err(fail(e)),
+                    Ok(existing) => {
+                        let conflict = |what: &str| {
+                            CommandError::new(
+                                ErrorCode::InvalidState,
+                                format!("thing {name} exists with other {what} and OverrideSettings say FAIL"),
+                            )
+                            .at(format!("template:/Resources/{}/OverrideSettings", spec.logical_name))
+                        };
+                        let attributes_differ = existing.attributes != spec.attributes;
+                        let type_differs = spec.thing_type.is_some() && existing.thing_type != spec.thing_type;
+                        if attributes_differ && spec.overrides.attribute_payload == Override::Fail {
+                            return Err(conflict("attributes"));
+                        }
+                        if type_differs && spec.overrides.thing_type_name == Override::Fail {
+                            return Err(conflict("thing type"));
+                        }
+                        let set_type = (type_differs && spec.overrides.thing_type_name == Override::Replace)
+                            .then_some(spec.thing_type.as_deref())
+                            .flatten();
+                        let attributes = match spec.overrides.attribute_payload {
+                            _ if !attributes_differ => None,
+                            Override::Replace => Some(false),
+                            Override::Merge => Some(true),
+                            _ => None,
+                        };
+                        if set_type.is_some() || attributes.is_some() {
+                            let (attrs, merge) = match attributes {
+                                Some(merge) => (spec.attributes.clone(), merge),
+                                None => (BTreeMap::new(), true),
+                            };
+                            self.registry.update_thing(&name, set_type, &attrs, merge).await.map_err(fail)?;
+                        }
+                        // A thing identical to the spec is taken as this command's own work (a
+                        // resumed attempt), so compensation may remove it; any other is not ours.
+                        ThingStep {
+                            arn: existing.arn,
+                            created: progress.is_retry && !attributes_differ && !type_differs,
+                        }
+                    }
+                };
+                progress.save("thing", &step).await?;
+                step
+            }
+        };
+        if !progress.done("groups") {
+            let add_all = step.created || matches!(spec.overrides.thing_groups, Override::Merge | Override::Replace);
+            if !step.created && spec.overrides.thing_groups != Override::DoNothing {
+                let current = self.registry.list_thing_groups_for_thing(&name).await.map_err(fail)?;
+                let mut wanted = spec.thing_groups.clone();
+                wanted.sort();
+                let mut have = current.clone();
+                have.sort();
+                if spec.overrides.thing_groups == Override::Fail && have != wanted {
+                    return Err(CommandError::new(
+                        ErrorCode::InvalidState,
+                        format!("thing {name} is in other groups and OverrideSettings say FAIL"),
+                    ));
+                }
+                if spec.overrides.thing_groups == Override::Replace {
+                    for group in current.iter().filter(|g| !spec.thing_groups.contains(g)) {
+                        self.registry.remove_thing_from_thing_group(&name, group).await.map_err(fail)?;
+                    }
+                }
+            }
+            if add_all {
+                for group in &spec.thing_groups {
+                    self.registry.add_thing_to_thing_group(&name, group).await.map_err(|e| {
+                        if e.kind == ErrorKind::NotFound {
+                            CommandError::new(ErrorCode::NotFound, format!("thing group {group:?} does not exist"))
+                                .at(format!("template:/Resources/{}/Properties/ThingGroups", spec.logical_name))
+                        } else {
+                            fail(e)
+                        }
+                    })?;
+                }
+            }
+            if let Some(billing) = &spec.billing_group {
+                self.registry.add_thing_to_billing_group(&name, billing).await.map_err(fail)?;
+            }
+            progress.save("groups", &true).await?;
+        }
+        Ok(step)
+    }
+
+    /// Undoes what this command made, newest first. Returns what was undone; failures are
+    /// logged (certificates stay INACTIVE until the last step, so none is left ACTIVE).
+    async fn compensate(&self, plan: &Plan, secret_name: &str, progress: &Progress<'_>) -> Vec<String> {
+        let mut undone = Vec::new();
+        let mut note = |what: String, result: Result<(), PortError>| match result {
+            Ok(()) => undone.push(what),
+            Err(e) if e.kind == ErrorKind::NotFound => undone.push(what),
+            Err(e) => tracing::warn!(error = %e, step = %what, "compensation step failed"),
+        };
+        let certificate = progress.get::<CertificateStep>("certificate");
+        let thing = progress.get::<ThingStep>("thing");
+        let name = plan.thing.as_ref().and_then(|t| ThingName::parse(&t.thing_name).ok());
+        if let (Some(cert), Some(name)) = (&certificate, &name)
+            && progress.done("attached")
+        {
+            note(
+                format!("detached {}", cert.certificate.certificate_id),
+                self.registry.detach_thing_principal(name, &cert.certificate.arn).await,
+            );
+        }
+        if let Some(cert) = &certificate {
+            for policy in &plan.policies {
+                let step = format!("policy:{}", policy.policy_name);
+                let Some(flags) = progress.steps().get(&step) else { continue };
+                note(
+                    format!("detached policy {}", policy.policy_name),
+                    self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn).await,
+                );
+                if flags["created"] == Value::Bool(true) {
+                    let unused = self
+                        .registry
+                        .list_policy_targets(&policy.policy_name)
+                        .await
+                        .map(|t| t.is_empty())
+                        .unwrap_or(false);
+                    if unused {
+                        note(
+                            format!("deleted policy {}", policy.policy_name),
+                            self.registry.delete_policy(&policy.policy_name).await,
+                        );
+                    }
+                }
+            }
+            if cert.created {
+                let id = &cert.certificate.certificate_id;
+                let _ = self.registry.update_certificate_status(id, CertificateStatus::Inactive).await;
+                note(format!("deleted certificate {id}"), self.registry.delete_certificate(id).await);
+            }
+        }
+        if let (Some(step), Some(name)) = (&thing, &name)
+            && step.created
+        {
+            note(format!("deleted thing {name}"), self.registry.delete_thing(name).await);
+        }
+        if progress.done("key") {
+            note("deleted the generated key".into(), self.secrets.delete(secret_name).await);
+        }
+        undone
+    }
+}
+
+/// The "sink" of a synchronous call: the caller gets the key in the response, nothing is
+/// stored.
+#[derive(Debug)]
+pub struct InlineSecret;
+
+#[async_trait::async_trait]
+impl SecretSink for InlineSecret {
+    async fn store(&self, _name: &str, _secret: &Secret) -> Result<String, PortError> {
+        Ok("inline".into())
+    }
+
+    async fn delete(&self, _name: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+fn created(certificate: IssuedCertificate) -> CertificateStep {
+    CertificateStep { certificate, created: true }
+}
+
+fn thing_name_of(spec: &ThingSpec) -> Result<ThingName, CommandError> {
+    ThingName::parse(&spec.thing_name).map_err(|m| CommandError::new(ErrorCode::ValidationFailed, m))
+}
+
+/// `arn:aws:iot:<region>:<account>` of an IoT ARN.
+fn arn_prefix(arn: &str) -> String {
+    arn.splitn(6, ':').take(5).collect::<Vec<_>>().join(":")
+}
