@@ -1,7 +1,8 @@
 //! Failure injection shared by the fakes: "the next N calls of operation X fail with kind K",
 //! and a log of every call made, to count calls and to prove that none happened.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::ports::{ErrorKind, PortError};
@@ -10,6 +11,8 @@ use crate::ports::{ErrorKind, PortError};
 struct Fault {
     op: &'static str,
     kind: ErrorKind,
+    /// Calls to let through first.
+    skip: usize,
     remaining: usize,
 }
 
@@ -19,12 +22,24 @@ pub struct Faults {
     planned: Mutex<Vec<Fault>>,
     delays: Mutex<Vec<(&'static str, Duration, usize)>>,
     calls: Mutex<Vec<&'static str>>,
+    /// While this gate is shut every call hangs: the process is, in effect, dead.
+    gate: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl Faults {
     /// Makes the next `times` calls of `op` fail with `kind`.
     pub fn fail_next(&self, op: &'static str, kind: ErrorKind, times: usize) {
-        self.planned.lock().expect("fault plan lock").push(Fault { op, kind, remaining: times });
+        self.planned.lock().expect("fault plan lock").push(Fault { op, kind, skip: 0, remaining: times });
+    }
+
+    /// Makes only the `n`-th call of `op` from now (1-based) fail with `kind`.
+    pub fn fail_nth(&self, op: &'static str, kind: ErrorKind, n: usize) {
+        self.planned.lock().expect("fault plan lock").push(Fault { op, kind, skip: n.saturating_sub(1), remaining: 1 });
+    }
+
+    /// Hangs every call while `gate` is true (a crash, seen from outside).
+    pub fn hang_while(&self, gate: Arc<AtomicBool>) {
+        *self.gate.lock().expect("gate lock") = Some(gate);
     }
 
     /// Makes the next `times` calls of `op` take `delay` (tokio time) before answering.
@@ -34,6 +49,10 @@ impl Faults {
 
     /// Waits out a planned delay of `op`, then [`Faults::check`]s it.
     pub async fn enter(&self, op: &'static str) -> Result<(), PortError> {
+        let gate = self.gate.lock().expect("gate lock").clone();
+        if gate.is_some_and(|g| g.load(Ordering::SeqCst)) {
+            std::future::pending::<()>().await;
+        }
         let delay = {
             let mut delays = self.delays.lock().expect("delay plan lock");
             delays.iter_mut().find(|(o, _, n)| *o == op && *n > 0).map(|(_, d, n)| {
@@ -52,6 +71,10 @@ impl Faults {
         self.calls.lock().expect("call log lock").push(op);
         let mut planned = self.planned.lock().expect("fault plan lock");
         if let Some(fault) = planned.iter_mut().find(|f| f.op == op && f.remaining > 0) {
+            if fault.skip > 0 {
+                fault.skip -= 1;
+                return Ok(());
+            }
             fault.remaining -= 1;
             return Err(PortError::new(fault.kind, op, format!("injected {:?}", fault.kind)));
         }

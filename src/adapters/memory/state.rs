@@ -15,11 +15,23 @@ use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 pub struct MemoryStateStore {
     records: Mutex<HashMap<String, CommandRecord>>,
     /// Failure injection (operations `create`, `take_over`, `renew_lease`, `finish`,
-    /// `release`, `mark_event_published`, `get`).
+    /// `release`, `checkpoint`, `mark_event_published`, `get`).
     pub faults: Faults,
+    /// After this many more checkpoints, shut the gate (see [`MemoryStateStore::crash_after_checkpoints`]).
+    crash: Mutex<Option<(usize, std::sync::Arc<std::sync::atomic::AtomicBool>)>>,
 }
 
 impl MemoryStateStore {
+    /// Shuts `gate` once `n` more checkpoints are saved: fakes watching the gate then hang,
+    /// as if the process died right after that step.
+    pub fn crash_after_checkpoints(&self, n: usize, gate: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        if n == 0 {
+            gate.store(true, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            *self.crash.lock().expect("crash lock") = Some((n, gate));
+        }
+    }
+
     /// Every record, for assertions.
     pub fn records(&self) -> Vec<CommandRecord> {
         self.records.lock().expect("records lock").values().cloned().collect()
@@ -134,7 +146,17 @@ impl StateStore for MemoryStateStore {
         self.faults.enter("checkpoint").await?;
         self.update("checkpoint", key, Some(token), |r| {
             r.checkpoints.insert(step.to_owned(), value.clone());
-        })
+        })?;
+        let mut crash = self.crash.lock().expect("crash lock");
+        if let Some((left, _)) = crash.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0
+                && let Some((_, gate)) = crash.take()
+            {
+                gate.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        Ok(())
     }
 
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {

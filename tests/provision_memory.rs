@@ -1,0 +1,226 @@
+//! provisionThing against the in-memory fakes: every example template, crash after each step
+//! with resume, compensation of permanent failures, secrets kept out of records and events.
+#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cdf_provisioning::app::Disposition;
+use cdf_provisioning::crypto;
+use cdf_provisioning::domain::record::CommandStatus;
+use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, ErrorCode};
+use cdf_provisioning::ports::ErrorKind;
+use common::Fixture;
+use serde_json::{Value, json};
+
+const CA_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const TEMPLATES: [&str; 6] =
+    ["csr", "aws-issued", "ca-signed", "additional-policies", "group-and-type", "add_thing_to_group"];
+
+fn example(name: &str) -> (String, Value) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+    let template = std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap();
+    let request =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/requests/{name}.json")).unwrap()).unwrap();
+    (template, request)
+}
+
+/// A fixture with every example template and what the templates expect to exist.
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    for name in TEMPLATES {
+        f.templates.put(name, &example(name).0);
+    }
+    f.registry.add_policy("cdf-example-device");
+    f.registry.add_group("cdf-example-eu", &[]);
+    f.registry.add_group("cdf-example-us", &[]);
+    f.registry.add_thing_type("cdf-example-thermometer");
+    let (ca_pem, ca_key) = crypto::test_ca("Example Device CA").unwrap();
+    f.registry.add_ca(CA_ID, &ca_pem);
+    f.ca_keys.put(CA_ID, ca_key);
+    f
+}
+
+fn provision(key: &str, request: &Value) -> CommandEnvelope {
+    let body = json!({"schemaVersion": 1, "type": "provisionThing", "idempotencyKey": key, "payload": request});
+    CommandEnvelope::from_value(&body, "m").unwrap()
+}
+
+/// What every successful provisioning must leave behind.
+fn assert_provisioned(f: &Fixture, name: &str, key: &str) {
+    let record = f.record(key);
+    assert_eq!(record.status, CommandStatus::Succeeded, "{name}: {:?}", record.error);
+    let result = record.result.clone().unwrap();
+    let thing = result["thingName"].as_str().unwrap();
+    assert!(f.registry.has_thing(thing), "{name}: thing missing");
+    let certificates = f.registry.certificates();
+    if name == "add_thing_to_group" {
+        assert!(certificates.is_empty());
+        assert_eq!(f.registry.groups_of(thing), ["cdf-example-eu"]);
+        return;
+    }
+    assert_eq!(certificates.len(), 1, "{name}: exactly one certificate: {certificates:?}");
+    let cert = &certificates[0];
+    assert_eq!(cert.certificate_status, CertificateStatus::Active, "{name}");
+    assert_eq!(f.registry.principals_of(thing), [cert.arn.clone()], "{name}: attached");
+    assert!(f.registry.policies_of(&cert.arn).contains(&"cdf-example-device".to_owned()) || name == "csr", "{name}");
+    assert_eq!(result["resourceArns"]["certificate"], cert.arn.as_str());
+    let text = serde_json::to_string(&record).unwrap() + &serde_json::to_string(&f.events.published()).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{name}: a private key leaked into the record or an event");
+    let generates_key = matches!(name, "aws-issued" | "ca-signed");
+    assert_eq!(result["privateKeySecret"].is_string(), generates_key, "{name}: {result}");
+    assert_eq!(f.secrets.names().len(), usize::from(generates_key), "{name}");
+}
+
+#[tokio::test]
+async fn every_example_template_provisions() {
+    for name in TEMPLATES {
+        let f = fixture();
+        let (_, request) = example(name);
+        assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done, "{name}");
+        assert_provisioned(&f, name, "k");
+        let events = f.events.published();
+        assert_eq!(events[0].event_type, "thing.provisioned", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn ca_signed_certificates_carry_the_requested_subject_and_validity() {
+    let f = fixture();
+    let (_, request) = example("ca-signed");
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let pem = f.registry.certificates()[0].certificate_pem.clone().unwrap();
+    let der = pem::parse_der(&pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(cert.subject().to_string(), "C=DE, O=Example Corp, CN=sensor-0102");
+    assert_eq!(cert.issuer().to_string(), "CN=Example Device CA");
+    let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86_400;
+    assert_eq!(days, 365);
+    let key = f.secrets.get(&f.secrets.names()[0]).unwrap();
+    assert!(key.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+}
+
+mod pem {
+    pub fn parse_der(text: &str) -> Vec<u8> {
+        use base64::Engine;
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    }
+}
+
+/// Runs one attempt that dies right after its `k`-th checkpoint, then a second attempt after
+/// the lease expired, and checks the device ends up exactly as a clean run leaves it.
+async fn crash_after(name: &str, k: usize) {
+    let f = fixture();
+    let (_, request) = example(name);
+    let gate = Arc::new(AtomicBool::new(false));
+    for faults in [&f.registry.faults, &f.secrets.faults, &f.events.faults] {
+        faults.hang_while(gate.clone());
+    }
+    f.state.faults.hang_while(gate.clone());
+    f.state.crash_after_checkpoints(k, gate.clone());
+    let first = tokio::time::timeout(Duration::from_millis(150), f.app.handle(&provision("k", &request), "t1")).await;
+    assert!(first.is_err(), "{name}: the attempt should have died after checkpoint {k}");
+
+    gate.store(false, Ordering::SeqCst);
+    f.clock.advance_ms(61_000);
+    assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} after {k}");
+    assert_provisioned(&f, name, "k");
+    // Dying before the first checkpoint may be dying before the record existed.
+    if k > 0 {
+        assert_eq!(f.record("k").attempts, 2, "{name} after {k}");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
+    for name in TEMPLATES {
+        // How many checkpoints a clean run saves.
+        let clean = fixture();
+        clean.app.handle(&provision("k", &example(name).1), "t").await;
+        let steps = clean.record("k").checkpoints.len();
+        assert!(steps >= 2, "{name}: {steps} checkpoints");
+        for k in 0..=steps {
+            crash_after(name, k).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_checkpoint_never_leaves_an_active_orphan() {
+    for name in ["csr", "aws-issued", "ca-signed", "additional-policies"] {
+        let clean = fixture();
+        clean.app.handle(&provision("k", &example(name).1), "t").await;
+        let steps = clean.record("k").checkpoints.len();
+        for k in 1..=steps {
+            let f = fixture();
+            let request = example(name).1;
+            f.state.faults.fail_nth("checkpoint", ErrorKind::Transient, k);
+            assert!(matches!(f.app.handle(&provision("k", &request), "t1").await, Disposition::Retry { .. }));
+            assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} at {k}");
+            let active: Vec<_> = f
+                .registry
+                .certificates()
+                .into_iter()
+                .filter(|c| c.certificate_status == CertificateStatus::Active)
+                .collect();
+            assert_eq!(active.len(), 1, "{name} at {k}: one ACTIVE certificate");
+            let thing = f.record("k").result.unwrap()["thingName"].as_str().unwrap().to_owned();
+            assert_eq!(f.registry.principals_of(&thing), [active[0].arn.clone()]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_compensated() {
+    let f = fixture();
+    let (template, mut request) = example("additional-policies");
+    // The template's policy does not exist: found only after the certificate and thing were made.
+    f.templates.put("broken", &template.replace("cdf-example-device", "no-such-policy"));
+    request["provisioningTemplateId"] = json!("broken");
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let record = f.record("k");
+    assert_eq!(record.status, CommandStatus::Failed);
+    let error = record.error.unwrap();
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert!(error.message.contains("no-such-policy") && error.message.contains("undone"), "{}", error.message);
+    assert!(f.registry.certificates().is_empty(), "certificate deleted");
+    assert!(!f.registry.has_thing("sensor-0103"), "thing deleted");
+    assert!(!f.registry.has_policy("clientIdEnforcementPolicy_sensor-0103"), "created policy deleted");
+    assert_eq!(f.events.published()[0].event_type, "command.failed");
+}
+
+#[tokio::test]
+async fn template_errors_fail_before_any_aws_call() {
+    let f = fixture();
+    f.templates.put(
+        "bad",
+        r#"{"Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "Nope"}}}}}"#,
+    );
+    let request = json!({"provisioningTemplateId": "bad", "parameters": {}});
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let error = f.record("k").error.unwrap();
+    assert_eq!(error.code, ErrorCode::ValidationFailed);
+    assert_eq!(error.path.as_deref(), Some("template:/Resources/thing/Properties/ThingName/Ref"));
+    assert!(f.registry.faults.calls().is_empty(), "{:?}", f.registry.faults.calls());
+
+    let missing = json!({"provisioningTemplateId": "nope"});
+    assert_eq!(f.app.handle(&provision("k2", &missing), "t").await, Disposition::Done);
+    let error = f.record("k2").error.unwrap();
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert!(error.message.contains("template \"nope\" not found"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn provisioning_the_same_device_twice_acts_once() {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(f.app.handle(&provision("k", &request), t).await, Disposition::Done);
+    }
+    assert_eq!(f.registry.certificates().len(), 1);
+    assert_eq!(f.registry.faults.count("CreateCertificateFromCsr"), 1);
+}
