@@ -122,6 +122,7 @@ struct ThingStep {
     created: bool,
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
 fn fail(e: PortError) -> CommandError {
     e.to_command_error()
 }
