@@ -497,3 +497,152 @@ async fn events_can_go_to_an_sns_topic() {
     assert_eq!(events[0].0["data"]["idempotencyKey"], "sns-1");
     assert_eq!(events[0].1["ce-type"], "thing.described", "the type travels as a message attribute");
 }
+
+impl Stack {
+    fn s3(&self, config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+    }
+
+    /// Uploads the shipped example templates and creates what they refer to; returns the
+    /// id of a CA registered in IoT whose key is in the bucket.
+    async fn examples(&self) -> String {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let s3 = self.s3(&config);
+        let bucket = self.output("BucketName");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let key = format!("templates/{}", path.file_name().unwrap().to_str().unwrap());
+                let body = std::fs::read(&path).unwrap();
+                s3.put_object().bucket(bucket).key(key).body(body.into()).send().await.unwrap();
+            }
+        }
+        let document =
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+        let _ = self.iot.create_policy().policy_name("cdf-example-device").policy_document(document).send().await;
+        for group in ["cdf-example-eu", "cdf-example-us"] {
+            let _ = self.iot.create_thing_group().thing_group_name(group).send().await;
+        }
+        let _ = self.iot.create_thing_type().thing_type_name("cdf-example-thermometer").send().await;
+        let (ca_pem, ca_key) = cdf_provisioning::crypto::test_ca(&format!("{} CA", self.name)).unwrap();
+        let ca = self
+            .iot
+            .register_ca_certificate()
+            .ca_certificate(&ca_pem)
+            .verification_certificate(&ca_pem)
+            .set_as_active(true)
+            .send()
+            .await
+            .unwrap();
+        let ca_id = ca.certificate_id().unwrap().to_owned();
+        s3.put_object()
+            .bucket(bucket)
+            .key(format!("ca-keys/{ca_id}.pem"))
+            .body(ca_key.expose().as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        ca_id
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_template_provisions_through_sqs() {
+    let s = Stack::deploy().await;
+    let ca_id = s.examples().await;
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let s3 = s.s3(&config);
+    let names = ["csr", "aws-issued", "ca-signed", "additional-policies", "group-and-type", "add_thing_to_group"];
+    let (stop, worker) = s.start_worker().await;
+    for name in names {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/requests");
+        let mut request: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap()).unwrap();
+        // Thing names unique to this stack; the CA registered above.
+        let thing = s.thing(name.replace('_', "-").as_str());
+        request["parameters"]["ThingName"] = json!(thing);
+        if name == "ca-signed" {
+            request["cdfProvisioningParameters"]["caId"] = json!(ca_id);
+            request["cdfProvisioningParameters"]["certInfo"]["commonName"] = json!(thing);
+        }
+        if name != "aws-issued" && name != "ca-signed" && name != "add_thing_to_group" {
+            let key = cdf_provisioning::crypto::generate_key_and_csr(
+                cdf_provisioning::domain::template::plan::KeyAlgorithm::EcdsaP256,
+                &Default::default(),
+                &thing,
+            )
+            .unwrap();
+            request["parameters"]["CSR"] = json!(key.csr_pem);
+        }
+        s.send(&command(&format!("prov-{name}"), "provisionThing", request)).await;
+    }
+    let mut records = Vec::new();
+    for name in names {
+        records.push((name, s.wait_for_outcome(&format!("prov-{name}")).await));
+    }
+    stop.cancel();
+    worker.await.unwrap();
+
+    for (name, record) in &records {
+        assert_eq!(record.status, CommandStatus::Succeeded, "{name}: {:?}", record.error);
+        let result = record.result.as_ref().unwrap();
+        let thing = result["thingName"].as_str().unwrap();
+        assert_eq!(result["resourceArns"]["thing"].as_str().unwrap().rsplit('/').next(), Some(thing), "{name}");
+        let groups = s.iot.list_thing_groups_for_thing().thing_name(thing).send().await.unwrap();
+        let groups: Vec<_> = groups.thing_groups().iter().filter_map(|g| g.group_name()).collect();
+        let principals = s.iot.list_thing_principals().thing_name(thing).send().await.unwrap().principals().to_vec();
+        if *name == "add_thing_to_group" {
+            assert!(principals.is_empty());
+            assert_eq!(groups, ["cdf-example-eu"]);
+            continue;
+        }
+        assert_eq!(principals.len(), 1, "{name}: exactly one certificate");
+        let id = principals[0].rsplit('/').next().unwrap();
+        let cert = s.iot.describe_certificate().certificate_id(id).send().await.unwrap();
+        let description = cert.certificate_description().unwrap();
+        assert_eq!(description.status().unwrap().as_str(), "ACTIVE", "{name}");
+        let policies = s.iot.list_attached_policies().target(&principals[0]).send().await.unwrap();
+        let policies: Vec<_> = policies.policies().iter().filter_map(|p| p.policy_name()).collect();
+        match *name {
+            "csr" => assert_eq!(policies.len(), 1, "{name}: the document policy"),
+            "additional-policies" => {
+                assert!(policies.contains(&"cdf-example-device"), "{policies:?}");
+                assert!(policies.iter().any(|p| p.starts_with("cdf-example-telemetry_")), "{policies:?}");
+                assert!(policies.contains(&format!("clientIdEnforcementPolicy_{thing}").as_str()), "{policies:?}");
+            }
+            _ => assert!(policies.contains(&"cdf-example-device"), "{name}: {policies:?}"),
+        }
+        if *name == "group-and-type" {
+            let described = s.iot.describe_thing().thing_name(thing).send().await.unwrap();
+            assert_eq!(described.thing_type_name(), Some("cdf-example-thermometer"));
+            let attributes = described.attributes().unwrap();
+            assert_eq!(attributes["region"], "us-south");
+            assert_eq!(attributes["label"], "thermometer@austin");
+            assert_eq!(groups, ["cdf-example-us"]);
+        }
+        if *name == "ca-signed" {
+            let pem = description.certificate_pem().unwrap();
+            let der: Vec<u8> = {
+                use base64::Engine;
+                let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+                base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+            };
+            let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+            assert_eq!(parsed.subject().to_string(), format!("C=DE, O=Example Corp, CN={thing}"));
+        }
+        let generated = matches!(*name, "aws-issued" | "ca-signed");
+        assert_eq!(result["privateKeySecret"].is_string(), generated, "{name}: {result}");
+        if generated {
+            let uri = result["privateKeySecret"].as_str().unwrap();
+            let key = uri.strip_prefix(&format!("s3://{}/", s.output("BucketName"))).unwrap();
+            let object = s3.get_object().bucket(s.output("BucketName")).key(key).send().await.unwrap();
+            assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("AES256"));
+            let text = String::from_utf8(object.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+            assert!(text.contains("PRIVATE KEY"), "{name}: the secret holds the key");
+        }
+    }
+    let events = s.events(names.len()).await;
+    assert_eq!(events.iter().filter(|e| e["type"] == "thing.provisioned").count(), names.len(), "{events:?}");
+    assert!(!serde_json::to_string(&events).unwrap().contains("PRIVATE KEY"), "no key in any event");
+}
