@@ -64,6 +64,10 @@ up() {
   "$bin" submit schemas/examples/get-thing.json --key "demo-get-$(date +%s)" --wait
   echo "== demo: updateThingCertificates through the queue"
   "$bin" submit schemas/examples/update-thing-certificates.json --key "demo-suspend-$(date +%s)" --wait
+  echo "== demo: provisionThing with the aws-issued example template (key made here, delivered to S3)"
+  "$bin" submit schemas/examples/provision-thing.json --key "demo-provision-$(date +%s)" --wait
+  echo "== demo: the same template evaluated without touching AWS"
+  "$bin" provision --dry-run --template infra/templates/ca-signed.json infra/templates/requests/ca-signed.json | tail -n 6
   echo "== demo: a malformed command is dead-lettered with its reason (the worker keeps going)"
   "$VENV/bin/python" - <<PY
 import boto3, os

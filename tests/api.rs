@@ -93,3 +93,27 @@ async fn a_missing_or_foreign_accept_header_answers_415() {
         assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 }
+
+#[tokio::test]
+async fn post_things_provisions_and_returns_the_generated_key_inline() {
+    let f = Fixture::new();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    f.templates.put("aws-issued", &template);
+    f.registry.add_policy("cdf-example-device");
+    let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"rest-1"}}"#;
+    let (status, text, content_type) = call(&f, "POST", "/things", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(content_type.as_deref(), Some(MEDIA_TYPE));
+    let response: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(response["privateKey"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(response.get("privateKeySecret").is_none());
+    assert!(response["resourceArns"]["thing"].as_str().unwrap().ends_with("thing/rest-1"));
+    assert!(f.secrets.names().is_empty(), "a key returned inline is stored nowhere");
+    assert!(f.registry.has_thing("rest-1"));
+
+    let (status, text, _) = call(&f, "POST", "/things", Some(r#"{"parameters":{}}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let (status, _, _) = call(&f, "POST", "/things", Some(r#"{"provisioningTemplateId":"nope"}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
