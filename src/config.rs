@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::app::provision::ProvisionSettings;
+use crate::app::provision::{ProvisionSettings, ProvisioningMode};
 use crate::app::{AppSettings, ConflictRetry};
 use crate::worker::WorkerSettings;
 
@@ -49,6 +49,8 @@ pub struct Config {
     pub ca_keys_prefix: String,
     /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
     pub certificate_expiry_days: u32,
+    /// `CDF_PROVISIONING_MODE`: `steps` or `registerThing`.
+    pub provisioning_mode: ProvisioningMode,
     /// `CDF_EVENTS_DESTINATION`: SQS queue or SNS topic ARN for completion events.
     pub events: Option<EventsDestination>,
     /// `CDF_EVENT_SOURCE`: CloudEvents `source`.
@@ -165,6 +167,14 @@ impl Config {
             secrets_prefix: r.text("CDF_SECRETS_PREFIX").unwrap_or_else(|| "secrets/".into()),
             ca_keys_prefix: r.text("CDF_CA_KEYS_PREFIX").unwrap_or_else(|| "ca-keys/".into()),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
+            provisioning_mode: match r.text("CDF_PROVISIONING_MODE").as_deref() {
+                None | Some("steps") => ProvisioningMode::Steps,
+                Some("registerThing") => ProvisioningMode::RegisterThing,
+                Some(other) => {
+                    r.problems.push(format!("CDF_PROVISIONING_MODE={other:?} is not steps or registerThing"));
+                    ProvisioningMode::Steps
+                }
+            },
             events,
             event_source: r.text("CDF_EVENT_SOURCE").unwrap_or_else(|| "urn:cdf-provisioning".into()),
             receivers: r.parse("CDF_RECEIVERS", 2, 1..=64),
@@ -201,7 +211,10 @@ impl Config {
             delete_certificates: self.delete_certificates,
             delete_policies: self.delete_policies,
             conflict_retry: ConflictRetry::default(),
-            provision: ProvisionSettings { certificate_days: self.certificate_expiry_days },
+            provision: ProvisionSettings {
+                certificate_days: self.certificate_expiry_days,
+                mode: self.provisioning_mode,
+            },
         }
     }
 

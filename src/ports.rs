@@ -155,6 +155,13 @@ pub trait DeviceRegistry: Send + Sync {
     async fn attach_policy(&self, policy: &str, target: &str) -> Result<(), PortError>;
     /// Attaches a principal to a thing (idempotent).
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError>;
+    /// `RegisterThing`: IoT evaluates the template itself. Returns the certificate PEM (if
+    /// any) and IoT's `resourceArns` map.
+    async fn register_thing(
+        &self,
+        template_body: &str,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<(Option<String>, BTreeMap<String, String>), PortError>;
 }
 
 /// A thing to create.

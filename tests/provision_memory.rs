@@ -30,7 +30,10 @@ fn example(name: &str) -> (String, Value) {
 
 /// A fixture with every example template and what the templates expect to exist.
 fn fixture() -> Fixture {
-    let f = Fixture::new();
+    prepare(Fixture::new())
+}
+
+fn prepare(f: Fixture) -> Fixture {
     for name in TEMPLATES {
         f.templates.put(name, &example(name).0);
     }
@@ -223,4 +226,33 @@ async fn provisioning_the_same_device_twice_acts_once() {
     }
     assert_eq!(f.registry.certificates().len(), 1);
     assert_eq!(f.registry.faults.count("CreateCertificateFromCsr"), 1);
+}
+
+#[tokio::test]
+async fn register_thing_mode_hands_the_template_to_iot_and_adds_cdfs_policies() {
+    use cdf_provisioning::app::provision::ProvisioningMode;
+    let f = prepare(Fixture::with_settings(|s| s.provision.mode = ProvisioningMode::RegisterThing));
+    let (template, _) = example("aws-issued");
+    let with_extras = template.replace(
+        "\"createDeviceAWSCertificate\": true",
+        "\"createDeviceAWSCertificate\": true, \"attachAdditionalPolicies\": [{\"name\": \"extra\", \"document\": \"{\\\"Statement\\\": []}\"}]",
+    );
+    f.templates.put("aws-issued", &with_extras);
+    let (_, request) = example("aws-issued");
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let record = f.record("k");
+    assert_eq!(record.status, CommandStatus::Succeeded, "{:?}", record.error);
+
+    let calls = f.registry.register_thing_calls();
+    assert_eq!(calls.len(), 1);
+    let (body, parameters) = &calls[0];
+    assert!(!body.contains("CDF"), "the CDF section is not sent to IoT: {body}");
+    let cert = &f.registry.certificates()[0];
+    assert_eq!(parameters["CertificateId"], cert.certificate_id);
+    assert_eq!(parameters["ThingName"], "sensor-0101");
+    let result = record.result.unwrap();
+    assert_eq!(result["resourceArns"]["certificate"], cert.arn.as_str());
+    let extra = result["policies"][0].as_str().unwrap();
+    assert!(extra.starts_with("extra_"), "{result}");
+    assert!(f.registry.policies_of(&cert.arn).contains(&extra.to_owned()));
 }

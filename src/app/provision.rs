@@ -63,16 +63,29 @@ pub struct ProvisionResult {
     pub thing_groups: Vec<String>,
 }
 
+/// How templates are executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvisioningMode {
+    /// Evaluated here, executed with IoT's step APIs, checkpointed (the default).
+    #[default]
+    Steps,
+    /// Validated here, then handed to `iot:RegisterThing` for AWS's own evaluation (CDF's
+    /// way; 10 TPS, and a crash mid-call cannot be resumed step by step).
+    RegisterThing,
+}
+
 /// Deployment settings of provisioning.
 #[derive(Debug, Clone)]
 pub struct ProvisionSettings {
-    /// Validity of certificates signed here when `certInfo.daysExpiry` is absent.
+    /// Validity of certificates signed here when `certInfo.daysExpiry` is absent (365).
     pub certificate_days: u32,
+    /// Execution mode.
+    pub mode: ProvisioningMode,
 }
 
 impl Default for ProvisionSettings {
     fn default() -> Self {
-        Self { certificate_days: 365 }
+        Self { certificate_days: 365, mode: ProvisioningMode::default() }
     }
 }
 
@@ -166,11 +179,19 @@ impl Provisioner<'_> {
                     }
                 })?;
                 let plan = plan_request(&text, request)?;
+                if self.settings.mode == ProvisioningMode::RegisterThing {
+                    let body = Template::parse(&text).map(|t| t.body_text()).unwrap_or_default();
+                    progress.save("templateBody", &body).await?;
+                }
                 progress.save("plan", &plan).await?;
                 plan
             }
         };
-        match self.run(&plan, secret_name, progress).await {
+        let outcome = match self.settings.mode {
+            ProvisioningMode::Steps => self.run(&plan, secret_name, progress).await,
+            ProvisioningMode::RegisterThing => self.register_thing(&plan, request, secret_name, progress).await,
+        };
+        match outcome {
             Ok(done) => Ok(done),
             Err(error) if error.is_retryable() => Err(error),
             Err(error) => {
@@ -274,6 +295,118 @@ impl Provisioner<'_> {
                 thing_groups,
             },
             private_key: private_key.take(),
+        })
+    }
+
+    /// `RegisterThing` mode: CDF's certificate extensions run here, IoT evaluates the template,
+    /// CDF's extra policies are attached afterwards.
+    async fn register_thing(
+        &self,
+        plan: &Plan,
+        request: &ProvisionRequest,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+    ) -> Result<Provisioned, CommandError> {
+        let mut parameters = request.parameters.clone();
+        let mut private_key = None;
+        let thing_name = plan.thing.as_ref().map(|t| t.thing_name.clone());
+        if let Some(spec) = &plan.certificate {
+            match &spec.source {
+                CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
+                    let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(fail)?;
+                    let pem = match progress.get::<String>("signedCertificate") {
+                        Some(pem) => pem,
+                        None => {
+                            let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
+                            let key = self
+                                .key(
+                                    *key_algorithm,
+                                    cert_info,
+                                    thing_name.as_deref(),
+                                    secret_name,
+                                    progress,
+                                    &mut private_key,
+                                )
+                                .await?;
+                            let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
+                            let pem = crypto::sign_csr(
+                                &key.csr_pem.unwrap_or_default(),
+                                &ca_pem,
+                                &ca_key,
+                                days,
+                                time::OffsetDateTime::now_utc(),
+                            )
+                            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+                            progress.save("signedCertificate", &pem).await?;
+                            pem
+                        }
+                    };
+                    parameters.insert("CertificatePem".into(), pem);
+                    parameters.insert("CaCertificatePem".into(), ca_pem);
+                }
+                CertificateSource::AwsIssued { .. } | CertificateSource::WithoutCa { .. } => {
+                    let cert = self
+                        .certificate(&spec.source, thing_name.as_deref(), secret_name, progress, &mut private_key)
+                        .await?;
+                    parameters.insert("CertificateId".into(), cert.certificate.certificate_id.clone());
+                    parameters.insert("CertificateArn".into(), cert.certificate.arn.clone());
+                    // CDF passed the device certificate under this name too.
+                    parameters.insert("CaCertificatePem".into(), cert.certificate.certificate_pem);
+                }
+                _ => {}
+            }
+        }
+        let (certificate_pem, arns) = match progress.get::<(Option<String>, BTreeMap<String, String>)>("registered") {
+            Some(done) => done,
+            None => {
+                let body: String = progress.get("templateBody").unwrap_or_default();
+                let done = self.registry.register_thing(&body, &parameters).await.map_err(|e| {
+                    if e.is_retryable() {
+                        fail(e)
+                    } else {
+                        CommandError::new(ErrorCode::Rejected, format!("REGISTRATION_FAILED: {}", e.message))
+                    }
+                })?;
+                progress.save("registered", &done).await?;
+                done
+            }
+        };
+        let find = |shape: &str| arns.values().find(|a| a.contains(shape)).cloned();
+        let certificate_arn = find(":cert/");
+        let mut attached = Vec::new();
+        if let Some(cert_arn) = &certificate_arn {
+            // The template's own policies were attached by IoT; CDF's extras are ours.
+            for policy in
+                plan.policies.iter().filter(|p| p.logical_name.contains('[') || p.logical_name.starts_with("clientId"))
+            {
+                if let Some(document) = &policy.document {
+                    match self.registry.create_policy(&policy.policy_name, document).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(fail(e)),
+                    }
+                }
+                self.registry.attach_policy(&policy.policy_name, cert_arn).await.map_err(fail)?;
+                attached.push(policy.policy_name.clone());
+            }
+        }
+        let key: Option<KeyStep> = progress.get("key");
+        Ok(Provisioned {
+            result: ProvisionResult {
+                certificate_pem,
+                public_key: key.as_ref().map(|k| k.public_key_pem.clone()),
+                private_key_secret: key.map(|k| k.secret),
+                resource_arns: ResourceArns {
+                    thing: find(":thing/"),
+                    certificate: certificate_arn.clone(),
+                    policy_logical_name: arns.get("PolicyLogicalName").cloned().or_else(|| find(":policy/")),
+                },
+                thing_name,
+                certificate_id: certificate_arn.and_then(|a| a.rsplit('/').next().map(str::to_owned)),
+                policies: attached,
+                thing_groups: Vec::new(),
+            },
+            private_key,
         })
     }
 

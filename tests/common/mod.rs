@@ -28,19 +28,25 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Self {
         let clock = Arc::new(ManualClock::at(1_764_000_000_000));
-        Self::with_clock(clock.clone(), clock)
+        Self::with_clock(clock.clone(), clock, |_| {})
+    }
+
+    /// A fixture whose settings `adjust` changes.
+    pub fn with_settings(adjust: impl FnOnce(&mut AppSettings)) -> Self {
+        let clock = Arc::new(ManualClock::at(1_764_000_000_000));
+        Self::with_clock(clock.clone(), clock, adjust)
     }
 
     /// Leases follow tokio's (paused) time; `clock` is then only a dummy.
     pub fn on_tokio_time() -> Self {
-        Self::with_clock(Arc::new(ManualClock::at(0)), Arc::new(TokioClock::starting_at(1_764_000_000_000)))
+        Self::with_clock(Arc::new(ManualClock::at(0)), Arc::new(TokioClock::starting_at(1_764_000_000_000)), |_| {})
     }
 
-    fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>) -> Self {
+    fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut AppSettings)) -> Self {
         let registry = Arc::new(MemoryRegistry::default());
         let state = Arc::new(MemoryStateStore::default());
         let events = Arc::new(MemoryEvents::default());
-        let settings = AppSettings {
+        let mut settings = AppSettings {
             event_source: "urn:test".into(),
             lease: LEASE,
             conflict_retry: ConflictRetry {
@@ -50,6 +56,7 @@ impl Fixture {
             },
             ..AppSettings::default()
         };
+        adjust(&mut settings);
         let templates = Arc::new(MemoryTemplates::default());
         let secrets = Arc::new(MemorySecrets::default());
         let ca_keys = Arc::new(MemoryCaKeys::default());

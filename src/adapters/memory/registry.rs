@@ -35,6 +35,8 @@ struct Registry {
     billing: BTreeSet<(String, String)>,
     /// CA certificate id → PEM
     cas: BTreeMap<String, String>,
+    /// RegisterThing calls: (template body, parameters)
+    registered: Vec<(String, BTreeMap<String, String>)>,
     next_id: u64,
 }
 
@@ -166,6 +168,11 @@ impl MemoryRegistry {
     /// Registers a CA certificate under `id`.
     pub fn add_ca(&self, id: &str, pem: &str) {
         self.with(|r| r.cas.insert(id.to_owned(), pem.to_owned()));
+    }
+
+    /// Every RegisterThing call: (template body, parameters).
+    pub fn register_thing_calls(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.with(|r| r.registered.clone())
     }
 
     /// Every certificate, for assertions.
@@ -545,6 +552,33 @@ impl DeviceRegistry for MemoryRegistry {
             }
             r.thing_principals.insert((thing.to_string(), principal.to_owned()));
             Ok(())
+        })
+    }
+
+    async fn register_thing(
+        &self,
+        template_body: &str,
+        parameters: &Map<String, String>,
+    ) -> Result<(Option<String>, Map<String, String>), PortError> {
+        self.faults.enter("RegisterThing").await?;
+        self.with(|r| {
+            r.registered.push((template_body.to_owned(), parameters.clone()));
+            let mut arns = Map::new();
+            if let Some(name) = parameters.get("ThingName") {
+                let arn = format!("{ARN_PREFIX}:thing/{name}");
+                r.things.entry(name.clone()).or_insert_with(|| ThingInfo {
+                    thing_name: name.clone(),
+                    arn: arn.clone(),
+                    thing_type: None,
+                    attributes: Map::new(),
+                });
+                arns.insert("thing".to_owned(), arn);
+            }
+            let pem = parameters.get("CertificateId").and_then(|id| r.certificates.get(id)).map(|c| {
+                arns.insert("certificate".to_owned(), c.arn.clone());
+                c.certificate_pem.clone().unwrap_or_default()
+            });
+            Ok((pem, arns))
         })
     }
 }
