@@ -540,7 +540,8 @@ mod tests {
     /// emulator does not implement RegisterThing).
     #[tokio::test]
     async fn register_thing_sends_the_template_and_parameters() {
-        let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        type Captured = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+        let seen: Captured = Arc::default();
         let capture = seen.clone();
         let app = Router::new().route(
             "/things",
