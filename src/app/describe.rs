@@ -44,24 +44,9 @@ pub async fn describe_thing(
     let (certificates, _): (Vec<_>, Vec<_>) = per_certificate.into_iter().unzip();
 
     // A policy or group deleted between the listing and the look-up is simply not reported.
-    let policies = stream::iter(policy_names)
-        .map(|name| async move { skip_missing(registry.get_policy(&name).await) })
-        .buffered(PARALLEL_LOOKUPS)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| e.to_command_error())?
-        .into_iter()
-        .flatten()
-        .collect();
-    let groups = stream::iter(group_names)
-        .map(|name| async move { skip_missing(registry.describe_thing_group(&name).await) })
-        .buffered(PARALLEL_LOOKUPS)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| e.to_command_error())?
-        .into_iter()
-        .flatten()
-        .collect();
+    let policies = look_up_existing(policy_names, |name| async move { registry.get_policy(&name).await }).await?;
+    let groups =
+        look_up_existing(group_names, |name| async move { registry.describe_thing_group(&name).await }).await?;
 
     Ok(ThingDescription {
         thing_name: info.thing_name,
@@ -74,10 +59,29 @@ pub async fn describe_thing(
     })
 }
 
-fn skip_missing<T>(result: Result<T, PortError>) -> Result<Option<T>, PortError> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+/// Looks every name up, a few at a time, leaving out those that no longer exist.
+async fn look_up_existing<T, F, Fut>(
+    names: impl IntoIterator<Item = String>,
+    look_up: F,
+) -> Result<Vec<T>, CommandError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<T, PortError>>,
+{
+    let found: Vec<Option<T>> = stream::iter(names)
+        .map(|name| {
+            let lookup = look_up(name);
+            async move {
+                match lookup.await {
+                    Ok(v) => Ok(Some(v)),
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffered(PARALLEL_LOOKUPS)
+        .try_collect()
+        .await
+        .map_err(|e: PortError| e.to_command_error())?;
+    Ok(found.into_iter().flatten().collect())
 }

@@ -26,6 +26,25 @@ impl IotRegistry {
     }
 }
 
+/// Reads every page of a list call: `page` gets the token (or marker) of the page to read
+/// and returns its items and the next token; an empty or absent token ends the list.
+async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<String>, PortError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<String>, Option<String>), PortError>>,
+{
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        token = next.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
 fn to_iot(status: CertificateStatus) -> IotStatus {
     IotStatus::from(status.as_str())
 }
@@ -49,9 +68,7 @@ impl DeviceRegistry for IotRegistry {
     }
 
     async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        let mut all = Vec::new();
-        let mut token = None;
-        loop {
+        all_pages(|token| async move {
             let out = self
                 .client
                 .list_thing_principals()
@@ -61,18 +78,13 @@ impl DeviceRegistry for IotRegistry {
                 .send()
                 .await
                 .map_err(|e| classify("iot:ListThingPrincipals", e))?;
-            all.extend(out.principals().iter().cloned());
-            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(all);
-            }
-        }
+            Ok((out.principals().to_vec(), out.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn list_principal_things(&self, principal: &str) -> Result<Vec<String>, PortError> {
-        let mut all = Vec::new();
-        let mut token = None;
-        loop {
+        all_pages(|token| async move {
             let out = self
                 .client
                 .list_principal_things()
@@ -82,18 +94,13 @@ impl DeviceRegistry for IotRegistry {
                 .send()
                 .await
                 .map_err(|e| classify("iot:ListPrincipalThings", e))?;
-            all.extend(out.things().iter().cloned());
-            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(all);
-            }
-        }
+            Ok((out.things().to_vec(), out.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        let mut all = Vec::new();
-        let mut token = None;
-        loop {
+        all_pages(|token| async move {
             let out = self
                 .client
                 .list_thing_groups_for_thing()
@@ -103,12 +110,10 @@ impl DeviceRegistry for IotRegistry {
                 .send()
                 .await
                 .map_err(|e| classify("iot:ListThingGroupsForThing", e))?;
-            all.extend(out.thing_groups().iter().filter_map(|g| g.group_name().map(str::to_owned)));
-            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(all);
-            }
-        }
+            let names = out.thing_groups().iter().filter_map(|g| g.group_name().map(str::to_owned)).collect();
+            Ok((names, out.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
@@ -183,9 +188,7 @@ impl DeviceRegistry for IotRegistry {
     }
 
     async fn list_attached_policies(&self, target: &str) -> Result<Vec<String>, PortError> {
-        let mut all = Vec::new();
-        let mut marker = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .list_attached_policies()
@@ -196,18 +199,14 @@ impl DeviceRegistry for IotRegistry {
                 .send()
                 .await
                 .map_err(|e| classify("iot:ListAttachedPolicies", e))?;
-            all.extend(out.policies().iter().filter_map(|p| p.policy_name().map(str::to_owned)));
-            marker = out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                return Ok(all);
-            }
-        }
+            let names = out.policies().iter().filter_map(|p| p.policy_name().map(str::to_owned)).collect();
+            Ok((names, out.next_marker().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn list_policy_targets(&self, policy: &str) -> Result<Vec<String>, PortError> {
-        let mut all = Vec::new();
-        let mut marker = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .list_targets_for_policy()
@@ -217,12 +216,9 @@ impl DeviceRegistry for IotRegistry {
                 .send()
                 .await
                 .map_err(|e| classify("iot:ListTargetsForPolicy", e))?;
-            all.extend(out.targets().iter().cloned());
-            marker = out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                return Ok(all);
-            }
-        }
+            Ok((out.targets().to_vec(), out.next_marker().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
