@@ -256,3 +256,43 @@ async fn register_thing_mode_hands_the_template_to_iot_and_adds_cdfs_policies() 
     assert!(extra.starts_with("extra_"), "{result}");
     assert!(f.registry.policies_of(&cert.arn).contains(&extra.to_owned()));
 }
+
+/// A thing-only template with the given attribute override, provisioned over an existing thing.
+async fn provision_over_existing(setting: &str) -> (Fixture, cdf_provisioning::domain::CommandRecord) {
+    let f = fixture();
+    f.registry.add_thing("dev-9", None, &[("old", "1"), ("site", "paris")]);
+    let template = json!({
+        "Parameters": {"ThingName": {"Type": "String"}},
+        "Resources": {"thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {"ThingName": {"Ref": "ThingName"}, "AttributePayload": {"site": "berlin"}},
+            "OverrideSettings": {"AttributePayload": setting}
+        }}
+    });
+    f.templates.put("t", &template.to_string());
+    let request = json!({"provisioningTemplateId": "t", "parameters": {"ThingName": "dev-9"}});
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let record = f.record("k");
+    (f, record)
+}
+
+#[tokio::test]
+async fn override_settings_decide_what_happens_to_an_existing_thing() {
+    let attributes = |f: &Fixture| f.registry.thing("dev-9").unwrap().attributes.into_iter().collect::<Vec<_>>();
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+
+    let (f, record) = provision_over_existing("MERGE").await;
+    assert_eq!(record.status, CommandStatus::Succeeded);
+    assert_eq!(attributes(&f), [pair("old", "1"), pair("site", "berlin")]);
+
+    let (f, _) = provision_over_existing("REPLACE").await;
+    assert_eq!(attributes(&f), [pair("site", "berlin")]);
+
+    let (f, _) = provision_over_existing("DO_NOTHING").await;
+    assert_eq!(attributes(&f), [pair("old", "1"), pair("site", "paris")]);
+
+    let (f, record) = provision_over_existing("FAIL").await;
+    assert_eq!(record.status, CommandStatus::Failed);
+    assert_eq!(record.error.unwrap().code, ErrorCode::InvalidState);
+    assert!(f.registry.has_thing("dev-9"), "an existing thing is never compensated away");
+}
