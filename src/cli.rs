@@ -16,6 +16,7 @@ use crate::adapters::aws::{
     AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3SecretSink, S3TemplateStore, SnsEventPublisher,
     SqsCommandQueue, SqsEventPublisher, StackDeployer,
 };
+use crate::adapters::file::FileCaKeyStore;
 use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::template::{Template, TemplateError};
@@ -205,7 +206,10 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         events,
         templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
         secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix)),
-        ca_keys: Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
+        ca_keys: match &config.ca_keys_dir {
+            Some(dir) => Arc::new(FileCaKeyStore::new(dir)),
+            None => Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
+        },
         clock: Arc::new(SystemClock),
     };
     Ok(App::new(ports, config.app_settings()))

@@ -47,6 +47,8 @@ pub struct Config {
     pub secrets_prefix: String,
     /// `CDF_CA_KEYS_PREFIX`: key prefix of CA private keys (`<prefix><CA certificate id>.pem`).
     pub ca_keys_prefix: String,
+    /// `CDF_CA_KEYS_DIR`: read CA private keys from this directory instead of S3.
+    pub ca_keys_dir: Option<String>,
     /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
     pub certificate_expiry_days: u32,
     /// `CDF_PROVISIONING_MODE`: `steps` or `registerThing`.
@@ -166,6 +168,7 @@ impl Config {
             templates_suffix: r.text("CDF_TEMPLATES_SUFFIX").unwrap_or_else(|| ".json".into()),
             secrets_prefix: r.text("CDF_SECRETS_PREFIX").unwrap_or_else(|| "secrets/".into()),
             ca_keys_prefix: r.text("CDF_CA_KEYS_PREFIX").unwrap_or_else(|| "ca-keys/".into()),
+            ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
             provisioning_mode: match r.text("CDF_PROVISIONING_MODE").as_deref() {
                 None | Some("steps") => ProvisioningMode::Steps,
