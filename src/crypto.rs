@@ -133,14 +133,32 @@ fn random_serial() -> [u8; 16] {
 
 /// IoT's certificate id: hex SHA-256 of the certificate's DER.
 pub fn certificate_id(certificate_pem: &str) -> Result<String, CryptoError> {
-    let der = pem_contents(certificate_pem).ok_or_else(|| CryptoError("not a PEM certificate".into()))?;
+    let der = pem_block(certificate_pem, "CERTIFICATE").ok_or_else(|| CryptoError("not a PEM certificate".into()))?;
     Ok(hex::encode(Sha256::digest(&der)))
 }
 
-fn pem_contents(text: &str) -> Option<Vec<u8>> {
+/// The public key (SubjectPublicKeyInfo DER) a CSR asks a certificate for.
+pub fn csr_public_key(csr_pem: &str) -> Result<Vec<u8>, CryptoError> {
+    use x509_parser::prelude::FromDer;
+    let der = pem_block(csr_pem, "CERTIFICATE REQUEST").ok_or_else(|| CryptoError("not a PEM CSR".into()))?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| CryptoError(format!("reading the CSR: {e}")))?;
+    Ok(csr.certification_request_info.subject_pki.raw.to_vec())
+}
+
+/// The public key (SubjectPublicKeyInfo DER) of a certificate.
+pub fn certificate_public_key(certificate_pem: &str) -> Result<Vec<u8>, CryptoError> {
+    let der = pem_block(certificate_pem, "CERTIFICATE").ok_or_else(|| CryptoError("not a PEM certificate".into()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| CryptoError(format!("reading the certificate: {e}")))?;
+    Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+fn pem_block(text: &str, label: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    let start = text.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
-    let end = text[start..].find("-----END CERTIFICATE-----")? + start;
+    let begin = format!("-----BEGIN {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let end = text[start..].find(&format!("-----END {label}-----"))? + start;
     let body: String = text[start..end].chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
@@ -184,7 +202,8 @@ mod tests {
             assert!(key.private_key.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
             assert!(key.csr_pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
             let cert = sign_csr(&key.csr_pem, &ca_pem, &ca_key, 30, OffsetDateTime::now_utc()).unwrap();
-            let der = pem_contents(&cert).unwrap();
+            let der = pem_block(&cert, "CERTIFICATE").unwrap();
+            assert_eq!(certificate_public_key(&cert).unwrap(), csr_public_key(&key.csr_pem).unwrap());
             let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
             assert_eq!(parsed.subject().to_string(), "C=DE, O=Example, CN=dev-1");
             assert_eq!(parsed.issuer().to_string(), "CN=Test CA");

@@ -155,6 +155,10 @@ pub trait DeviceRegistry: Send + Sync {
     async fn attach_policy(&self, policy: &str, target: &str) -> Result<(), PortError>;
     /// Attaches a principal to a thing (idempotent).
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &str) -> Result<(), PortError>;
+    /// INACTIVE certificates created at or after `since_ms` (unix ms), with their PEMs: the
+    /// candidates when a resumed attempt looks for the certificate its crashed predecessor
+    /// requested but never recorded.
+    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError>;
     /// `RegisterThing`: IoT evaluates the template itself. Returns the certificate PEM (if
     /// any) and IoT's `resourceArns` map.
     async fn register_thing(

@@ -130,6 +130,15 @@ struct CertificateStep {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateRequested {
+    /// Hex SubjectPublicKeyInfo of the CSR.
+    public_key: String,
+    /// When the request was about to be sent (unix ms).
+    at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ThingStep {
     arn: String,
     created: bool,
@@ -424,9 +433,7 @@ impl Provisioner<'_> {
             return Ok(done);
         }
         let issued = match source {
-            CertificateSource::Csr { csr } => {
-                created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?)
-            }
+            CertificateSource::Csr { csr } => self.certificate_from_csr(csr, progress).await?,
             CertificateSource::Existing { certificate_id } => {
                 let info = self.registry.describe_certificate(certificate_id).await.map_err(|e| {
                     if e.kind == ErrorKind::NotFound {
@@ -460,7 +467,7 @@ impl Provisioner<'_> {
             CertificateSource::AwsIssued { key_algorithm: Some(algorithm), cert_info } => {
                 let key = self.key(*algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
                 let csr = key.csr_pem.unwrap_or_default();
-                created(self.registry.create_certificate_from_csr(&csr, false).await.map_err(fail)?)
+                self.certificate_from_csr(&csr, progress).await?
             }
             CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
                 let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(|e| {
@@ -495,6 +502,44 @@ impl Provisioner<'_> {
         };
         progress.save("certificate", &issued).await?;
         Ok(issued)
+    }
+
+    /// `CreateCertificateFromCsr` is not idempotent: the request is noted first (checkpoint
+    /// `certificateRequested`), and a resumed attempt that finds the note adopts the INACTIVE
+    /// certificate its predecessor obtained for the same public key instead of asking again.
+    async fn certificate_from_csr(
+        &self,
+        csr: &str,
+        progress: &mut Progress<'_>,
+    ) -> Result<CertificateStep, CommandError> {
+        let public_key = crypto::csr_public_key(csr).ok().map(hex::encode);
+        if let (Some(requested), Some(public_key)) =
+            (progress.get::<CertificateRequested>("certificateRequested"), &public_key)
+            && &requested.public_key == public_key
+        {
+            // Certificates listed a little before the note still count: clocks differ.
+            let candidates =
+                self.registry.recent_inactive_certificates(requested.at_ms - 300_000).await.map_err(fail)?;
+            let ours = candidates.into_iter().find(|c| {
+                c.certificate_pem
+                    .as_deref()
+                    .and_then(|pem| crypto::certificate_public_key(pem).ok())
+                    .is_some_and(|key| hex::encode(key) == *public_key)
+            });
+            if let Some(cert) = ours {
+                tracing::info!(certificate_id = %cert.certificate_id, "adopting the certificate an interrupted attempt obtained");
+                return Ok(created(IssuedCertificate {
+                    certificate_id: cert.certificate_id,
+                    arn: cert.arn,
+                    certificate_pem: cert.certificate_pem.unwrap_or_default(),
+                }));
+            }
+        }
+        if let Some(public_key) = public_key {
+            let at_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            progress.save("certificateRequested", &CertificateRequested { public_key, at_ms }).await?;
+        }
+        Ok(created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?))
     }
 
     /// Makes a key and CSR and delivers the key to the secret sink (checkpoint `key`).

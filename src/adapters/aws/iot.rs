@@ -479,6 +479,40 @@ impl DeviceRegistry for IotRegistry {
         Ok(())
     }
 
+    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+        let mut found = Vec::new();
+        let mut marker = None;
+        // Newest first; stop at the first page that reaches back before `since_ms`.
+        loop {
+            let out = self
+                .client
+                .list_certificates()
+                .ascending_order(false)
+                .page_size(50)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("iot:ListCertificates", e))?;
+            let mut reached_older = false;
+            for cert in out.certificates() {
+                let created_ms = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));
+                if created_ms < since_ms {
+                    reached_older = true;
+                    continue;
+                }
+                if cert.status() == Some(&IotStatus::Inactive)
+                    && let Some(id) = cert.certificate_id()
+                {
+                    found.push(self.describe_certificate(id).await?);
+                }
+            }
+            marker = out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
+            if reached_older || marker.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     async fn register_thing(
         &self,
         template_body: &str,

@@ -448,9 +448,22 @@ impl DeviceRegistry for MemoryRegistry {
         if !csr_pem.contains("CERTIFICATE REQUEST") {
             return Err(PortError::new(ErrorKind::Invalid, "CreateCertificateFromCsr", "invalid CSR"));
         }
+        // A real certificate for a real CSR (so its public key can be matched); a stand-in otherwise.
+        let signed = crate::crypto::test_ca("Memory CA").ok().and_then(|(ca, key)| {
+            crate::crypto::sign_csr(csr_pem, &ca, &key, 365, time::OffsetDateTime::now_utc()).ok()
+        });
         Ok(self.with(|r| {
-            let pem = format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id);
+            let pem = signed.unwrap_or_else(|| {
+                format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id)
+            });
             r.new_certificate(None, pem, active)
+        }))
+    }
+
+    async fn recent_inactive_certificates(&self, _since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+        self.faults.enter("ListCertificates").await?;
+        Ok(self.with(|r| {
+            r.certificates.values().filter(|c| c.certificate_status == CertificateStatus::Inactive).cloned().collect()
         }))
     }
 
