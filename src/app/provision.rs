@@ -322,34 +322,17 @@ impl Provisioner<'_> {
         if let Some(spec) = &plan.certificate {
             match &spec.source {
                 CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
-                    let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(fail)?;
-                    let pem = match progress.get::<String>("signedCertificate") {
-                        Some(pem) => pem,
-                        None => {
-                            let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
-                            let key = self
-                                .key(
-                                    *key_algorithm,
-                                    cert_info,
-                                    thing_name.as_deref(),
-                                    secret_name,
-                                    progress,
-                                    &mut private_key,
-                                )
-                                .await?;
-                            let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
-                            let pem = crypto::sign_csr(
-                                &key.csr_pem.unwrap_or_default(),
-                                &ca_pem,
-                                &ca_key,
-                                days,
-                                time::OffsetDateTime::now_utc(),
-                            )
-                            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
-                            progress.save("signedCertificate", &pem).await?;
-                            pem
-                        }
-                    };
+                    let (pem, ca_pem) = self
+                        .ca_signed(
+                            ca_id,
+                            cert_info,
+                            *key_algorithm,
+                            thing_name.as_deref(),
+                            secret_name,
+                            progress,
+                            &mut private_key,
+                        )
+                        .await?;
                     parameters.insert("CertificatePem".into(), pem);
                     parameters.insert("CaCertificatePem".into(), ca_pem);
                 }
@@ -470,38 +453,50 @@ impl Provisioner<'_> {
                 self.certificate_from_csr(&csr, progress).await?
             }
             CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
-                let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(|e| {
-                    if e.kind == ErrorKind::NotFound {
-                        CommandError::new(
-                            ErrorCode::NotFound,
-                            format!("CA certificate {ca_id} is not registered in IoT"),
-                        )
-                        .at("/payload/cdfProvisioningParameters/caId")
-                    } else {
-                        fail(e)
-                    }
-                })?;
-                let pem = match progress.get::<String>("signedCertificate") {
-                    Some(pem) => pem,
-                    None => {
-                        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
-                        let key =
-                            self.key(*key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
-                        let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
-                        let csr = key.csr_pem.unwrap_or_default();
-                        let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, time::OffsetDateTime::now_utc())
-                            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
-                        // Registering is idempotent by certificate id, so a resumed attempt registers
-                        // this very certificate instead of signing a second one.
-                        progress.save("signedCertificate", &pem).await?;
-                        pem
-                    }
-                };
+                let (pem, ca_pem) = self
+                    .ca_signed(ca_id, cert_info, *key_algorithm, thing_name, secret_name, progress, private_key)
+                    .await?;
                 self.register(&pem, Some(&ca_pem), true).await?
             }
         };
         progress.save("certificate", &issued).await?;
         Ok(issued)
+    }
+
+    /// CDF `createDeviceCertificate`: a key and CSR made here, signed with the deployment's CA
+    /// (checkpoint `signedCertificate`). Returns the device and CA certificates (PEM).
+    #[allow(clippy::too_many_arguments)]
+    async fn ca_signed(
+        &self,
+        ca_id: &str,
+        cert_info: &crate::domain::template::plan::CertInfo,
+        key_algorithm: crate::domain::template::plan::KeyAlgorithm,
+        thing_name: Option<&str>,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+        private_key: &mut Option<Secret>,
+    ) -> Result<(String, String), CommandError> {
+        let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                CommandError::new(ErrorCode::NotFound, format!("CA certificate {ca_id} is not registered in IoT"))
+                    .at("/payload/cdfProvisioningParameters/caId")
+            } else {
+                fail(e)
+            }
+        })?;
+        if let Some(pem) = progress.get::<String>("signedCertificate") {
+            return Ok((pem, ca_pem));
+        }
+        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
+        let key = self.key(key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
+        let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
+        let csr = key.csr_pem.unwrap_or_default();
+        let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, time::OffsetDateTime::now_utc())
+            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+        // Registering is idempotent by certificate id, so a resumed attempt registers this very
+        // certificate instead of signing a second one.
+        progress.save("signedCertificate", &pem).await?;
+        Ok((pem, ca_pem))
     }
 
     /// `CreateCertificateFromCsr` is not idempotent: the request is noted first (checkpoint
