@@ -284,7 +284,7 @@ impl Provisioner<'_> {
             Some(spec) => self.registry.list_thing_groups_for_thing(&thing_name_of(spec)?).await.map_err(fail)?,
             None => Vec::new(),
         };
-        let policy_arn = plan.policies.first().filter(|p| !p.logical_name.contains('[')).map(|p| {
+        let policy_arn = plan.policies.iter().find(|p| !p.is_cdf_extension()).map(|p| {
             let account = certificate.as_ref().map(|c| arn_prefix(&c.certificate.arn)).unwrap_or_default();
             format!("{account}:policy/{}", p.policy_name)
         });
@@ -368,9 +368,7 @@ impl Provisioner<'_> {
         let mut attached = Vec::new();
         if let Some(cert_arn) = &certificate_arn {
             // The template's own policies were attached by IoT; CDF's extras are ours.
-            for policy in
-                plan.policies.iter().filter(|p| p.logical_name.contains('[') || p.logical_name.starts_with("clientId"))
-            {
+            for policy in plan.policies.iter().filter(|p| p.is_cdf_extension()) {
                 if let Some(document) = &policy.document {
                     match self.registry.create_policy(&policy.policy_name, document).await {
                         Ok(()) => {}

@@ -196,6 +196,13 @@ pub struct PolicySpec {
     pub document: Option<String>,
 }
 
+impl PolicySpec {
+    /// Whether the policy comes from the `CDF` section rather than a template resource.
+    pub fn is_cdf_extension(&self) -> bool {
+        self.logical_name.starts_with("attachAdditionalPolicies[") || self.logical_name == "clientIdMustMatchThingName"
+    }
+}
+
 /// Everything a provisioning request resolves to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
