@@ -270,13 +270,13 @@ impl Provisioner<'_> {
                 self.registry.attach_thing_principal(&name, &cert.certificate.arn).await.map_err(fail)?;
                 progress.save("attached", &true).await?;
             }
+            // The last step, and idempotent: a resumed attempt simply activates again.
             let wanted = plan.certificate.as_ref().map(|c| c.status);
-            if cert.created && wanted == Some(InitialStatus::Active) && !progress.done("activated") {
+            if cert.created && wanted == Some(InitialStatus::Active) {
                 self.registry
                     .update_certificate_status(&cert.certificate.certificate_id, CertificateStatus::Active)
                     .await
                     .map_err(fail)?;
-                progress.save("activated", &true).await?;
             }
         }
 
@@ -657,7 +657,10 @@ impl Provisioner<'_> {
                 step
             }
         };
-        if !progress.done("groups") {
+        let nothing_to_do = spec.thing_groups.is_empty()
+            && spec.billing_group.is_none()
+            && (step.created || matches!(spec.overrides.thing_groups, Override::DoNothing | Override::Merge));
+        if !nothing_to_do && !progress.done("groups") {
             let add_all = step.created || matches!(spec.overrides.thing_groups, Override::Merge | Override::Replace);
             if !step.created && spec.overrides.thing_groups != Override::DoNothing {
                 let current = self.registry.list_thing_groups_for_thing(&name).await.map_err(fail)?;
