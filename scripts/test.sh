@@ -25,7 +25,7 @@ export AWS_MAX_ATTEMPTS=1
 echo "== cargo test (unit, in-memory, REST, end-to-end against moto on :$port)"
 log="$STATE_DIR/test-$port.log"
 set +e
-cargo test --all-targets --features e2e "$@" 2>&1 | tee "$log"
+cargo test --lib --bins --tests --features e2e "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.
