@@ -15,7 +15,7 @@ use super::progress::Progress;
 use crate::crypto::{self, Secret};
 pub use crate::domain::command::ProvisionRequest;
 use crate::domain::template::plan::{CertificateSource, InitialStatus, Override, Plan, ThingSpec};
-use crate::domain::template::{Culprit, Template};
+use crate::domain::template::{Culprit, Template, TemplateError};
 use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
 use crate::ports::{
     CaKeyStore, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink, TemplateStore,
@@ -149,20 +149,24 @@ fn fail(e: PortError) -> CommandError {
     e.to_command_error()
 }
 
-/// Plans a request against a template text; every problem becomes one error naming the first
-/// path and listing all.
-pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<Plan, CommandError> {
-    Template::parse(template).and_then(|t| t.plan(&request.parameters, &request.cdf_provisioning_parameters)).map_err(
-        |errors| {
-            let first = &errors[0];
-            let path = match first.culprit {
-                Culprit::Template => format!("template:{}", first.path),
-                Culprit::Request => format!("/payload{}", first.path),
-            };
-            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
-        },
-    )
+/// Parses and plans a request against a template text. Every problem becomes one error
+/// naming the first path and listing all. Returns the plan and the template body IoT's
+/// RegisterThing would receive.
+pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<(Plan, String), CommandError> {
+    let template = Template::parse(template).map_err(validation_error)?;
+    let plan = template.plan(&request.parameters, &request.cdf_provisioning_parameters).map_err(validation_error)?;
+    Ok((plan, template.body_text()))
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(validation_error)`
+fn validation_error(errors: Vec<TemplateError>) -> CommandError {
+    let first = &errors[0];
+    let path = match first.culprit {
+        Culprit::Template => format!("template:{}", first.path),
+        Culprit::Request => format!("/payload{}", first.path),
+    };
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
 }
 
 impl Provisioner<'_> {
@@ -187,9 +191,8 @@ impl Provisioner<'_> {
                         fail(e)
                     }
                 })?;
-                let plan = plan_request(&text, request)?;
+                let (plan, body) = plan_request(&text, request)?;
                 if self.settings.mode == ProvisioningMode::RegisterThing {
-                    let body = Template::parse(&text).map(|t| t.body_text()).unwrap_or_default();
                     progress.save("templateBody", &body).await?;
                 }
                 progress.save("plan", &plan).await?;
@@ -280,9 +283,13 @@ impl Provisioner<'_> {
             }
         }
 
-        let thing_groups = match &plan.thing {
-            Some(spec) => self.registry.list_thing_groups_for_thing(&thing_name_of(spec)?).await.map_err(fail)?,
-            None => Vec::new(),
+        // A thing made here is in exactly the template's groups; only an existing one needs a look.
+        let thing_groups = match (&plan.thing, &thing) {
+            (Some(spec), Some(step)) if step.created => spec.thing_groups.clone(),
+            (Some(spec), Some(_)) => {
+                self.registry.list_thing_groups_for_thing(&thing_name_of(spec)?).await.map_err(fail)?
+            }
+            _ => Vec::new(),
         };
         let policy_arn = plan.policies.iter().find(|p| !p.is_cdf_extension()).map(|p| {
             let account = certificate.as_ref().map(|c| arn_prefix(&c.certificate.arn)).unwrap_or_default();

@@ -65,6 +65,8 @@ pub struct MemoryRegistry {
     inner: Mutex<Registry>,
     /// Failure injection; operations are named after the IoT API (`DeleteThing`, ...).
     pub faults: Faults,
+    /// The CA that signs CSRs, made once.
+    ca: std::sync::OnceLock<(String, Secret)>,
 }
 
 fn not_found(op: &'static str, what: &str) -> PortError {
@@ -449,9 +451,8 @@ impl DeviceRegistry for MemoryRegistry {
             return Err(PortError::new(ErrorKind::Invalid, "CreateCertificateFromCsr", "invalid CSR"));
         }
         // A real certificate for a real CSR (so its public key can be matched); a stand-in otherwise.
-        let signed = crate::crypto::test_ca("Memory CA").ok().and_then(|(ca, key)| {
-            crate::crypto::sign_csr(csr_pem, &ca, &key, 365, time::OffsetDateTime::now_utc()).ok()
-        });
+        let (ca, key) = self.ca.get_or_init(|| crate::crypto::test_ca("Memory CA").expect("a CA can be made"));
+        let signed = crate::crypto::sign_csr(csr_pem, ca, key, 365, time::OffsetDateTime::now_utc()).ok();
         Ok(self.with(|r| {
             let pem = signed.unwrap_or_else(|| {
                 format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id)
