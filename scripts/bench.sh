@@ -72,7 +72,7 @@ while len(done) < n and time.time() < deadline:
         if i in done:
             continue
         checker_calls += 1
-        item = ddb.get_item(TableName=os.environ["CDF_TABLE"], Key={"pk": {"S": f"cmd#bench-{i}"}}).get("Item")
+        item = ddb.get_item(TableName=os.environ["CDF_TABLE"], Key={"pk": {"S": f"cmd#bench-{i}"}, "sk": {"S": "cmd"}}).get("Item")
         if item and item["status"]["S"] != "IN_PROGRESS":
             assert item["status"]["S"] == "SUCCEEDED", item
             done.add(i)

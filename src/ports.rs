@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::crypto::Secret;
+use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, Outcome};
+pub use crate::domain::registry::IssuedCertificate;
 use crate::domain::registry::{CertificateInfo, GroupInfo, PolicyInfo, ThingInfo};
 use crate::domain::{CertificateStatus, CloudEvent, CommandError, ErrorCode, IdempotencyKey, ThingName};
 
@@ -35,6 +37,8 @@ pub enum ErrorKind {
     Invalid,
     /// Anything else that retrying will not fix (access denied, misconfiguration).
     Permanent,
+    /// Stored state this version cannot decode (written by another version, or damaged).
+    Unreadable,
 }
 
 /// A failed port call: its kind, the operation, and the service's message.
@@ -71,8 +75,10 @@ impl PortError {
             ErrorKind::NotFound => ErrorCode::NotFound,
             ErrorKind::Throttled => ErrorCode::Throttled,
             ErrorKind::Transient | ErrorKind::ConditionFailed => ErrorCode::Transient,
-            ErrorKind::Conflict => ErrorCode::InvalidState,
-            ErrorKind::AlreadyExists | ErrorKind::Invalid | ErrorKind::Permanent => ErrorCode::Rejected,
+            ErrorKind::Conflict | ErrorKind::AlreadyExists => ErrorCode::InvalidState,
+            ErrorKind::Invalid => ErrorCode::InvalidRequest,
+            ErrorKind::Permanent => ErrorCode::PermanentFailure,
+            ErrorKind::Unreadable => ErrorCode::RecordUnreadable,
         };
         CommandError::new(code, self.to_string())
     }
@@ -179,18 +185,6 @@ pub struct NewThing {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// A certificate IoT created or registered.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IssuedCertificate {
-    /// Id.
-    pub certificate_id: String,
-    /// ARN.
-    pub arn: String,
-    /// PEM.
-    pub certificate_pem: String,
-}
-
 /// Provisioning templates by id (S3 `<prefix><id><suffix>`).
 #[async_trait]
 pub trait TemplateStore: Send + Sync {
@@ -256,14 +250,8 @@ pub trait StateStore: Send + Sync {
         error: &CommandError,
         now_ms: i64,
     ) -> Result<(), PortError>;
-    /// Saves a step's result under `step`, if `token` still holds the lease.
-    async fn checkpoint(
-        &self,
-        key: &IdempotencyKey,
-        token: &str,
-        step: &str,
-        value: &serde_json::Value,
-    ) -> Result<(), PortError>;
+    /// Saves a completed step in its slot, if `token` still holds the lease.
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError>;
     /// Notes that the completion event went out.
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
     /// Reads a record.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cdf_provisioning::app::Disposition;
+use cdf_provisioning::app::{Disposition, RetryReason};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, ErrorCode};
 use cdf_provisioning::ports::ErrorKind;
@@ -33,14 +33,13 @@ async fn get_thing_reports_real_statuses_policies_once_and_group_attributes() {
 
     let record = f.record("k1");
     assert_eq!(record.status, CommandStatus::Succeeded);
-    let result = record.result.unwrap();
-    assert_eq!(result["thingType"], "thermometer");
-    assert_eq!(result["attributes"], json!({"site": "berlin"}));
-    let statuses: Vec<_> =
-        result["certificates"].as_array().unwrap().iter().map(|c| c["certificateStatus"].clone()).collect();
-    assert_eq!(statuses, vec![json!("ACTIVE"), json!("REVOKED")], "REVOKED must not collapse to INACTIVE");
-    assert_eq!(result["policies"].as_array().unwrap().len(), 1, "a policy on two certificates is listed once");
-    assert_eq!(result["groups"][0]["attributes"], json!({"region": "eu"}));
+    let result = described(&record);
+    assert_eq!(result.thing_type.as_deref(), Some("thermometer"));
+    assert_eq!(result.attributes, [("site".to_owned(), "berlin".to_owned())].into());
+    let statuses: Vec<_> = result.certificates.iter().map(|c| c.certificate_status).collect();
+    assert_eq!(statuses, [CertificateStatus::Active, CertificateStatus::Revoked], "REVOKED must not collapse");
+    assert_eq!(result.policies.len(), 1, "a policy on two certificates is listed once");
+    assert_eq!(result.groups[0].attributes, [("region".to_owned(), "eu".to_owned())].into());
 
     let events = f.events.published();
     assert_eq!(events.len(), 1);
@@ -112,7 +111,7 @@ async fn a_crash_before_the_outcome_is_recorded_resumes_after_the_lease() {
     let record = f.record("k1");
     assert_eq!(record.status, CommandStatus::Succeeded);
     assert_eq!(record.attempts, 2);
-    assert_eq!(record.result.unwrap()["alreadyDeleted"], true);
+    assert!(deleted(&record).already_deleted);
     assert_eq!(f.events.published().len(), 1);
 }
 
@@ -137,7 +136,7 @@ async fn throttling_releases_the_lease_so_the_retry_runs_at_once() {
     seed_sensor(&f);
     f.registry.faults.fail_next("ListThingPrincipals", ErrorKind::Throttled, 1);
     match f.app.handle(&update_certificates("k1", "sensor-1", "REVOKED"), "t1").await {
-        Disposition::Retry { after: None, reason } => assert!(reason.contains("THROTTLED"), "{reason}"),
+        Disposition::Retry { after: None, reason: RetryReason::Failed(e) } => assert_eq!(e.code, ErrorCode::Throttled),
         other => panic!("expected a retry, got {other:?}"),
     }
     let record = f.record("k1");
@@ -169,14 +168,14 @@ async fn delete_cleans_up_what_only_this_thing_used_and_keeps_the_rest() {
     f.registry.attach_policy("fleet", &other);
 
     assert_eq!(f.app.handle(&delete_thing("k1", "t1"), "tok").await, Disposition::Done);
-    let result = f.record("k1").result.unwrap();
+    let result = deleted(&f.record("k1"));
     assert!(!f.registry.has_thing("t1"));
     assert_eq!(f.registry.certificate_status(&own), None, "own certificate deleted");
     assert_eq!(f.registry.certificate_status(&shared), Some(CertificateStatus::Active), "shared one kept");
     assert!(!f.registry.has_policy("only-t1"));
     assert!(f.registry.has_policy("fleet"), "still attached to t2's certificate");
-    assert_eq!(result["deletedPolicies"], json!(["only-t1"]));
-    assert_eq!(result["keptCertificates"].as_array().unwrap().len(), 1);
+    assert_eq!(result.deleted_policies, ["only-t1"]);
+    assert_eq!(result.kept_certificates.len(), 1);
     assert_eq!(f.events.published()[0].event_type, "thing.deleted");
 }
 
@@ -225,9 +224,9 @@ async fn certificates_update_skips_unchanged_and_refuses_to_revive_revoked() {
     assert_eq!(f.registry.faults.count("UpdateCertificate"), 0, "refused before any change");
 
     assert_eq!(f.app.handle(&update_certificates("k2", "sensor-1", "REVOKED"), "t").await, Disposition::Done);
-    let result = f.record("k2").result.unwrap();
-    assert_eq!(result["certificates"][0]["changed"], true);
-    assert_eq!(result["certificates"][1]["changed"], false);
+    let result = certificates_updated(&f.record("k2"));
+    assert!(result.certificates[0].changed);
+    assert!(!result.certificates[1].changed);
     assert_eq!(f.registry.certificate_status(&active), Some(CertificateStatus::Revoked));
     assert_eq!(f.registry.certificate_status(&revoked), Some(CertificateStatus::Revoked));
     assert_eq!(f.events.published()[1].event_type, "thing.certificates.updated");
@@ -239,7 +238,7 @@ async fn a_lost_lease_does_not_record_a_second_outcome() {
     seed_sensor(&f);
     f.state.faults.fail_next("finish", ErrorKind::ConditionFailed, 1);
     match f.app.handle(&get_thing("k1", "sensor-1"), "t1").await {
-        Disposition::Retry { reason, .. } => assert!(reason.contains("lease was lost"), "{reason}"),
+        Disposition::Retry { reason, .. } => assert_eq!(reason, RetryReason::LeaseLost),
         other => panic!("{other:?}"),
     }
     assert!(f.events.published().is_empty());

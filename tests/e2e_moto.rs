@@ -7,6 +7,9 @@
 #![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_pass_by_value)]
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -260,23 +263,22 @@ async fn get_thing_describes_everything_through_sqs() {
     worker.await.unwrap();
 
     assert_eq!(record.status, CommandStatus::Succeeded, "{record:?}");
-    let result = record.result.unwrap();
-    assert_eq!(result["thingName"], thing.as_str());
-    assert_eq!(result["thingType"], s.thing("type").as_str());
-    assert_eq!(result["attributes"], json!({"site": "berlin"}));
-    let mut statuses: Vec<(String, String)> = result["certificates"]
-        .as_array()
-        .unwrap()
+    let result = results::described(&record);
+    assert_eq!(result.thing_name, thing.as_str());
+    assert_eq!(result.thing_type, Some(s.thing("type")));
+    assert_eq!(result.attributes, [("site".to_owned(), "berlin".to_owned())].into());
+    let mut statuses: Vec<(String, String)> = result
+        .certificates
         .iter()
-        .map(|c| (c["certificateId"].as_str().unwrap().to_owned(), c["certificateStatus"].as_str().unwrap().to_owned()))
+        .map(|c| (c.certificate_id.clone(), c.certificate_status.as_str().to_owned()))
         .collect();
     statuses.sort();
     let mut expected = vec![(active_id, "ACTIVE".to_owned()), (revoked_id, "REVOKED".to_owned())];
     expected.sort();
     assert_eq!(statuses, expected);
-    assert_eq!(result["policies"][0]["policyName"], s.thing("policy").as_str());
-    assert_eq!(result["groups"][0]["groupName"], group.as_str());
-    assert_eq!(result["groups"][0]["attributes"], json!({"region": "eu"}));
+    assert_eq!(result.policies[0].policy_name, s.thing("policy"));
+    assert_eq!(result.groups[0].group_name, group);
+    assert_eq!(result.groups[0].attributes, [("region".to_owned(), "eu".to_owned())].into());
 
     let events = s.events(1).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -586,9 +588,9 @@ async fn every_example_template_provisions_through_sqs() {
 
     for (name, record) in &records {
         assert_eq!(record.status, CommandStatus::Succeeded, "{name}: {:?}", record.error);
-        let result = record.result.as_ref().unwrap();
-        let thing = result["thingName"].as_str().unwrap();
-        assert_eq!(result["resourceArns"]["thing"].as_str().unwrap().rsplit('/').next(), Some(thing), "{name}");
+        let result = results::provisioned(record);
+        let thing = result.thing_name.as_deref().unwrap();
+        assert_eq!(result.resource_arns.thing.as_deref().unwrap().rsplit('/').next(), Some(thing), "{name}");
         let groups = s.iot.list_thing_groups_for_thing().thing_name(thing).send().await.unwrap();
         let groups: Vec<_> = groups.thing_groups().iter().filter_map(|g| g.group_name()).collect();
         let principals = s.iot.list_thing_principals().thing_name(thing).send().await.unwrap().principals().to_vec();
@@ -632,9 +634,9 @@ async fn every_example_template_provisions_through_sqs() {
             if *name == "ca-signed" { format!("C=DE, O=Example Corp, CN={thing}") } else { format!("CN={thing}") };
         assert_eq!(parsed.subject().to_string(), expected, "{name}: certificate subject");
         let generated = matches!(*name, "aws-issued" | "ca-signed");
-        assert_eq!(result["privateKeySecret"].is_string(), generated, "{name}: {result}");
+        assert_eq!(result.private_key_secret.is_some(), generated, "{name}: {result:?}");
         if generated {
-            let uri = result["privateKeySecret"].as_str().unwrap();
+            let uri = result.private_key_secret.as_deref().unwrap();
             let key = uri.strip_prefix(&format!("s3://{}/", s.output("BucketName"))).unwrap();
             let object = s3.get_object().bucket(s.output("BucketName")).key(key).send().await.unwrap();
             assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("AES256"));

@@ -13,7 +13,7 @@ use cdf_provisioning::crypto;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, ErrorCode};
 use cdf_provisioning::ports::ErrorKind;
-use common::Fixture;
+use common::{Fixture, provisioned};
 use serde_json::{Value, json};
 
 const CA_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -56,8 +56,8 @@ fn provision(key: &str, request: &Value) -> CommandEnvelope {
 fn assert_provisioned(f: &Fixture, name: &str, key: &str) {
     let record = f.record(key);
     assert_eq!(record.status, CommandStatus::Succeeded, "{name}: {:?}", record.error);
-    let result = record.result.clone().unwrap();
-    let thing = result["thingName"].as_str().unwrap();
+    let result = provisioned(&record);
+    let thing = result.thing_name.as_deref().unwrap();
     assert!(f.registry.has_thing(thing), "{name}: thing missing");
     let certificates = f.registry.certificates();
     if name == "add_thing_to_group" {
@@ -70,11 +70,11 @@ fn assert_provisioned(f: &Fixture, name: &str, key: &str) {
     assert_eq!(cert.certificate_status, CertificateStatus::Active, "{name}");
     assert_eq!(f.registry.principals_of(thing), std::slice::from_ref(&cert.arn), "{name}: attached");
     assert!(f.registry.policies_of(&cert.arn).contains(&"cdf-example-device".to_owned()) || name == "csr", "{name}");
-    assert_eq!(result["resourceArns"]["certificate"], cert.arn.as_str());
+    assert_eq!(result.resource_arns.certificate.as_deref(), Some(cert.arn.as_str()));
     let text = serde_json::to_string(&record).unwrap() + &serde_json::to_string(&f.events.published()).unwrap();
     assert!(!text.contains("PRIVATE KEY"), "{name}: a private key leaked into the record or an event");
     let generates_key = matches!(name, "aws-issued" | "ca-signed");
-    assert_eq!(result["privateKeySecret"].is_string(), generates_key, "{name}: {result}");
+    assert_eq!(result.private_key_secret.is_some(), generates_key, "{name}: {result:?}");
     assert_eq!(f.secrets.names().len(), usize::from(generates_key), "{name}");
 }
 
@@ -116,9 +116,9 @@ mod pem {
 
 /// Runs one attempt that dies right after its `k`-th checkpoint, then a second attempt after
 /// the lease expired, and checks the device ends up exactly as a clean run leaves it.
-async fn crash_after(name: &str, k: usize) {
-    let f = fixture();
-    let (_, request) = example(name);
+/// Runs `envelope` until its `k`-th checkpoint is saved, then lets the attempt die there: every
+/// fake hangs from then on and the attempt is dropped, as if the process had been killed.
+async fn die_after_checkpoint(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
     let gate = Arc::new(AtomicBool::new(false));
     for faults in [&f.registry.faults, &f.secrets.faults, &f.events.faults] {
         faults.hang_while(gate.clone());
@@ -132,14 +132,18 @@ async fn crash_after(name: &str, k: usize) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let envelope = provision("k", &request);
     tokio::select! {
-        d = f.app.handle(&envelope, "t1") => panic!("{name}: finished ({d:?}) instead of dying after checkpoint {k}"),
+        d = f.app.handle(envelope, "t1") => panic!("finished ({d:?}) instead of dying after checkpoint {k}"),
         () = dead => {}
     }
-
     gate.store(false, Ordering::SeqCst);
     f.clock.advance_ms(61_000);
+}
+
+async fn crash_after(name: &str, k: usize) {
+    let f = fixture();
+    let (_, request) = example(name);
+    die_after_checkpoint(&f, &provision("k", &request), k).await;
     assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} after {k}");
     assert_provisioned(&f, name, "k");
     // Dying before the first checkpoint may be dying before the record existed.
@@ -163,6 +167,34 @@ async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
 }
 
 #[tokio::test]
+async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate() {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    let envelope = provision("k", &request);
+    // plan, key, certificateRequested, certificate: the certificate exists, INACTIVE.
+    die_after_checkpoint(&f, &envelope, 4).await;
+    assert_eq!(f.registry.certificates().len(), 1);
+    let key = envelope.idempotency_key.clone();
+    // As a deploy of a version with another checkpoint format would leave it.
+    let stored = f.record("k").checkpoints["certificate"].replace(r#""v":1"#, r#""v":2"#);
+    f.state.overwrite_checkpoint(&key, "certificate", &stored);
+
+    assert_eq!(f.app.handle(&envelope, "t2").await, Disposition::Done);
+    let record = f.record("k");
+    assert_eq!(record.status, CommandStatus::Failed);
+    let error = record.error.unwrap();
+    assert_eq!(error.code, ErrorCode::CheckpointUnreadable);
+    assert!(error.message.contains(r#"checkpoint "certificate""#), "{}", error.message);
+    assert!(error.message.contains("format version 2"), "{}", error.message);
+    assert_eq!(f.registry.certificates().len(), 1, "no second certificate");
+    assert_eq!(f.registry.faults.count("CreateCertificateFromCsr"), 1);
+    let events = f.events.published();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "command.failed");
+    assert_eq!(events[0].data["error"]["code"], "CHECKPOINT_UNREADABLE");
+}
+
+#[tokio::test]
 async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
     for name in ["csr", "aws-issued", "ca-signed", "additional-policies"] {
         let clean = fixture();
@@ -183,7 +215,7 @@ async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
             assert_eq!(active.len(), 1, "{name} at {k}: one ACTIVE certificate");
             // Even a certificate obtained but not recorded is found again and adopted.
             assert_eq!(f.registry.certificates().len(), 1, "{name} at {k}: no orphan");
-            let thing = f.record("k").result.unwrap()["thingName"].as_str().unwrap().to_owned();
+            let thing = provisioned(&f.record("k")).thing_name.unwrap();
             assert_eq!(f.registry.principals_of(&thing), std::slice::from_ref(&active[0].arn));
         }
     }
@@ -262,10 +294,10 @@ async fn register_thing_mode_hands_the_template_to_iot_and_adds_cdfs_policies() 
     let cert = &f.registry.certificates()[0];
     assert_eq!(parameters["CertificateId"], cert.certificate_id);
     assert_eq!(parameters["ThingName"], "sensor-0101");
-    let result = record.result.unwrap();
-    assert_eq!(result["resourceArns"]["certificate"], cert.arn.as_str());
-    let extra = result["policies"][0].as_str().unwrap();
-    assert!(extra.starts_with("extra_"), "{result}");
+    let result = provisioned(&record);
+    assert_eq!(result.resource_arns.certificate.as_deref(), Some(cert.arn.as_str()));
+    let extra = &result.policies[0];
+    assert!(extra.starts_with("extra_"), "{result:?}");
     assert!(f.registry.policies_of(&cert.arn).contains(&extra.to_owned()));
 }
 

@@ -9,11 +9,14 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::app::App;
-use crate::domain::{CertificateStatus, Command, CommandError, ErrorCode, ThingName};
+use crate::app::provision::Provisioned;
+use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates, json_pointer};
+use crate::domain::result::{ProvisionResult, ResourceArns};
+use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
 
 /// The media type of every request and response body.
 pub const MEDIA_TYPE: &str = "application/vnd.aws-cdf-v1.0+json";
@@ -65,7 +68,9 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
-            ErrorCode::Rejected => (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "Internal error"})),
+            ErrorCode::PermanentFailure | ErrorCode::CheckpointUnreadable | ErrorCode::RecordUnreadable => {
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "Internal error"}))
+            }
             _ => (StatusCode::BAD_REQUEST, json!({"error": e.message, "path": e.path})),
         };
         if status.is_server_error() {
@@ -75,8 +80,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn cdf_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+fn cdf_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| r#"{"error":"Internal error"}"#.to_owned());
+    let mut response = (status, text).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
     response
 }
@@ -86,15 +92,13 @@ fn thing(name: &str) -> Result<ThingName, ApiError> {
 }
 
 async fn get_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<Response, ApiError> {
-    let command = Command::GetThing { thing_name: thing(&thing_name)? };
-    let (result, _) = app.execute(&command).await.map_err(ApiError)?;
-    Ok(cdf_json(StatusCode::OK, &result))
+    let thing = app.describe(&thing(&thing_name)?).await.map_err(ApiError)?;
+    Ok(cdf_json(StatusCode::OK, &thing))
 }
 
 async fn delete_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<StatusCode, ApiError> {
-    let command =
-        Command::DeleteThing { thing_name: thing(&thing_name)?, delete_certificates: None, delete_policies: None };
-    app.execute(&command).await.map_err(ApiError)?;
+    let command = DeleteThing { thing_name: thing(&thing_name)?, delete_certificates: None, delete_policies: None };
+    app.delete(&command, false).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,31 +118,71 @@ async fn update_certificates(
         ApiError(CommandError::new(ErrorCode::ValidationFailed, format!("body is not a PatchCertificateRequest: {e}")))
     })?;
     let raw = request.certificate_status.unwrap_or_default();
-    let status = CertificateStatus::settable(&raw)
+    let certificate_status = CertificateStatus::settable(&raw)
         .map_err(|m| ApiError(CommandError::new(ErrorCode::ValidationFailed, m).at("/certificateStatus")))?;
-    app.execute(&Command::UpdateThingCertificates { thing_name, status }).await.map_err(ApiError)?;
+    app.update_certificates(&UpdateThingCertificates { thing_name, certificate_status }).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// POST /things: 201 with the seed's ProvisionResponse; a generated private key is
-/// returned inline (and nowhere else), as CDF did.
+/// The seed's ProvisionResponse: the result with the generated private key inline, as CDF
+/// returned it (and stored nowhere).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProvisionResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_pem: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key: Option<String>,
+    resource_arns: ResourceArns,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thing_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_id: Option<String>,
+    policies: Vec<String>,
+    thing_groups: Vec<String>,
+}
+
+impl From<Provisioned> for ProvisionResponse {
+    fn from(provisioned: Provisioned) -> Self {
+        let ProvisionResult {
+            certificate_pem,
+            public_key,
+            private_key_secret: _,
+            resource_arns,
+            thing_name,
+            certificate_id,
+            policies,
+            thing_groups,
+        } = provisioned.result;
+        Self {
+            certificate_pem,
+            public_key,
+            private_key: provisioned.private_key.map(|key| key.expose().to_owned()),
+            resource_arns,
+            thing_name,
+            certificate_id,
+            policies,
+            thing_groups,
+        }
+    }
+}
+
+/// POST /things: 201 with the seed's ProvisionResponse.
 async fn provision_thing(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
-    let request: crate::domain::command::ProvisionRequest =
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(|e| {
+    let request: ProvisionRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+        .map_err(|e| {
             ApiError(
                 CommandError::new(
                     ErrorCode::ValidationFailed,
                     format!("body is not a ProvisionRequest: {}", e.inner()),
                 )
-                .at(format!("/{}", e.path().to_string().replace('.', "/"))),
+                .at(json_pointer(e.path())),
             )
         })?;
-    let (mut result, key) = app.execute(&Command::ProvisionThing(request)).await.map_err(ApiError)?;
-    if let (Some(key), Some(object)) = (key, result.as_object_mut()) {
-        object.remove("privateKeySecret");
-        object.insert("privateKey".into(), Value::String(key.expose().to_owned()));
-    }
-    Ok(cdf_json(StatusCode::CREATED, &result))
+    let provisioned = app.provision_inline(&request).await.map_err(ApiError)?;
+    Ok(cdf_json(StatusCode::CREATED, &ProvisionResponse::from(provisioned)))
 }
 
 async fn not_yet() -> Response {

@@ -5,10 +5,9 @@
 //! completion event, and only then let the worker delete the message. Any crash between
 //! those steps is survived: the message comes back, the record says how far it got.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-use serde_json::Value;
 
 use sha2::{Digest, Sha256};
 
@@ -18,10 +17,15 @@ use super::describe::describe_thing;
 use super::progress::Progress;
 use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
 use super::retry::ConflictRetry;
+use crate::domain::ThingName;
+use crate::domain::checkpoint::Checkpoints;
+use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
 use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
-use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey};
+use crate::domain::registry::{CertificatesUpdated, ThingDeleted, ThingDescription};
+use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, ErrorCode, IdempotencyKey};
 use crate::ports::{
-    CaKeyStore, Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, SecretSink, StateStore, TemplateStore,
+    CaKeyStore, Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, PortError, SecretSink, StateStore,
+    TemplateStore,
 };
 
 /// Deployment choices the use cases need.
@@ -85,16 +89,51 @@ pub enum Disposition {
     Retry {
         /// Suggested delay; `None` lets the worker back off by receive count.
         after: Option<Duration>,
-        /// Why, for the logs.
-        reason: String,
+        /// Why.
+        reason: RetryReason,
     },
     /// The message can never run: dead-letter it with this reason.
     Reject(CommandError),
 }
 
+/// Why a command is left for a later delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryReason {
+    /// The command's record could not be created, read or taken over.
+    RecordUnavailable(PortError),
+    /// Another attempt holds a live lease on the command.
+    LeaseHeld,
+    /// The lease was taken over before this attempt recorded its outcome.
+    LeaseLost,
+    /// The command failed in a way that may pass later (throttling, an outage).
+    Failed(CommandError),
+    /// The outcome is known but could not be recorded.
+    OutcomeNotRecorded(PortError),
+    /// The outcome is recorded but its event could not be published.
+    EventNotPublished(PortError),
+    /// The worker stopped watching the command (its heartbeat ended).
+    HeartbeatStopped,
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RecordUnavailable(e) => write!(f, "the command's record is unavailable: {e}"),
+            Self::LeaseHeld => f.write_str("another attempt holds the command's lease"),
+            Self::LeaseLost => {
+                f.write_str("the lease was lost before the outcome was recorded; the new holder finishes")
+            }
+            Self::Failed(e) => write!(f, "{e}"),
+            Self::OutcomeNotRecorded(e) => write!(f, "cannot record the outcome: {e}"),
+            Self::EventNotPublished(e) => write!(f, "cannot publish the completion event: {e}"),
+            Self::HeartbeatStopped => f.write_str("heartbeat stopped"),
+        }
+    }
+}
+
 impl Disposition {
-    fn retry(reason: impl Into<String>) -> Self {
-        Self::Retry { after: None, reason: reason.into() }
+    fn retry(reason: RetryReason) -> Self {
+        Self::Retry { after: None, reason }
     }
 }
 
@@ -126,47 +165,74 @@ impl App {
         &self.settings
     }
 
-    /// Runs one command directly, without a record (the REST facade's synchronous path).
-    /// A provisioned device's private key comes back inline, as CDF returned it.
-    pub async fn execute(&self, command: &Command) -> Result<(Value, Option<crate::crypto::Secret>), CommandError> {
-        self.run(command, "inline", &mut Progress::volatile(), true).await
+    /// `getThing`, directly (the REST facade's synchronous path).
+    pub async fn describe(&self, thing: &ThingName) -> Result<ThingDescription, CommandError> {
+        describe_thing(self.ports.registry.as_ref(), thing).await
     }
 
+    /// `deleteThing`. `is_retry` says whether an earlier attempt may already have deleted it.
+    pub async fn delete(&self, command: &DeleteThing, is_retry: bool) -> Result<ThingDeleted, CommandError> {
+        let options = DeleteOptions {
+            delete_certificates: command.delete_certificates.unwrap_or(self.settings.delete_certificates),
+            delete_policies: command.delete_policies.unwrap_or(self.settings.delete_policies),
+        };
+        let retry = &self.settings.conflict_retry;
+        delete_thing(self.ports.registry.as_ref(), retry, &command.thing_name, options, is_retry).await
+    }
+
+    /// `updateThingCertificates`.
+    pub async fn update_certificates(
+        &self,
+        command: &UpdateThingCertificates,
+    ) -> Result<CertificatesUpdated, CommandError> {
+        update_thing_certificates(self.ports.registry.as_ref(), &command.thing_name, command.certificate_status).await
+    }
+
+    /// `provisionThing` without a record: a generated private key comes back inline, as CDF
+    /// returned it, and is stored nowhere.
+    pub async fn provision_inline(&self, request: &ProvisionRequest) -> Result<Provisioned, CommandError> {
+        self.provision(request, "inline", &mut Progress::volatile(), true).await
+    }
+
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+        inline_secret: bool,
+    ) -> Result<Provisioned, CommandError> {
+        let provisioner = Provisioner {
+            registry: self.ports.registry.as_ref(),
+            templates: self.ports.templates.as_ref(),
+            // Returned inline to a synchronous caller, the key needs no copy anywhere.
+            secrets: if inline_secret { &InlineSecret } else { self.ports.secrets.as_ref() },
+            ca_keys: self.ports.ca_keys.as_ref(),
+            settings: &self.settings.provision,
+            clock: self.ports.clock.as_ref(),
+        };
+        provisioner.provision(request, secret_name, progress).await
+    }
+
+    /// Runs a queued command: the one dispatch from command to handler.
     async fn run(
         &self,
         command: &Command,
         secret_name: &str,
         progress: &mut Progress<'_>,
-        inline_secret: bool,
-    ) -> Result<(Value, Option<crate::crypto::Secret>), CommandError> {
-        let registry = self.ports.registry.as_ref();
-        let value = match command {
-            Command::GetThing { thing_name } => to_value(describe_thing(registry, thing_name).await),
-            Command::DeleteThing { thing_name, delete_certificates, delete_policies } => {
-                let options = DeleteOptions {
-                    delete_certificates: delete_certificates.unwrap_or(self.settings.delete_certificates),
-                    delete_policies: delete_policies.unwrap_or(self.settings.delete_policies),
-                };
-                let retry = &self.settings.conflict_retry;
-                to_value(delete_thing(registry, retry, thing_name, options, progress.is_retry).await)
-            }
-            Command::UpdateThingCertificates { thing_name, status } => {
-                to_value(update_thing_certificates(registry, thing_name, *status).await)
+    ) -> Result<CommandResult, CommandError> {
+        Ok(match command {
+            Command::GetThing(c) => CommandResult::GetThing(self.describe(&c.thing_name).await?),
+            Command::DeleteThing(c) => CommandResult::DeleteThing(self.delete(c, progress.is_retry).await?),
+            Command::UpdateThingCertificates(c) => {
+                CommandResult::UpdateThingCertificates(self.update_certificates(c).await?)
             }
             Command::ProvisionThing(request) => {
-                let provisioner = Provisioner {
-                    registry,
-                    templates: self.ports.templates.as_ref(),
-                    // Returned inline to a synchronous caller, the key needs no copy anywhere.
-                    secrets: if inline_secret { &InlineSecret } else { self.ports.secrets.as_ref() },
-                    ca_keys: self.ports.ca_keys.as_ref(),
-                    settings: &self.settings.provision,
-                };
-                let Provisioned { result, private_key } = provisioner.provision(request, secret_name, progress).await?;
-                return Ok((to_value(Ok(result))?, private_key));
+                // The key went to the secret sink; the result carries only its reference.
+                let Provisioned { result, private_key: _ } =
+                    self.provision(request, secret_name, progress, false).await?;
+                CommandResult::ProvisionThing(result)
             }
-        };
-        Ok((value?, None))
+        })
     }
 
     /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
@@ -186,7 +252,13 @@ impl App {
             i64::try_from(self.settings.record_retention.as_secs()).unwrap_or(i64::MAX),
         );
         let (attempt, checkpoints) = match self.ports.state.create(&fresh).await {
-            Err(e) => return Disposition::retry(format!("cannot create the command record: {e}")),
+            Err(e) if e.kind == ErrorKind::Unreadable => {
+                return Disposition::Reject(CommandError::new(
+                    ErrorCode::RecordUnreadable,
+                    format!("the record of command '{key}' cannot be read by this version: {e}"),
+                ));
+            }
+            Err(e) => return Disposition::retry(RetryReason::RecordUnavailable(e)),
             Ok(CreateOutcome::Created) => (1, Default::default()),
             Ok(CreateOutcome::Exists(existing)) => match existing.decide(&envelope.payload_hash, now) {
                 BeginDecision::PayloadMismatch => {
@@ -205,7 +277,7 @@ impl App {
                 BeginDecision::Busy { retry_after_ms } => {
                     return Disposition::Retry {
                         after: Some(Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0))),
-                        reason: "another attempt holds the command's lease".into(),
+                        reason: RetryReason::LeaseHeld,
                     };
                 }
                 BeginDecision::TakeOver => {
@@ -216,7 +288,7 @@ impl App {
                         .await
                     {
                         Ok(record) => (record.attempts, record.checkpoints),
-                        Err(e) => return Disposition::retry(format!("cannot take the command's lease: {e}")),
+                        Err(e) => return Disposition::retry(RetryReason::RecordUnavailable(e)),
                     }
                 }
             },
@@ -224,25 +296,33 @@ impl App {
 
         // The generated key's name in the secret sink: stable per command, so a resumed
         // attempt overwrites rather than adds.
-        let secret_name =
-            format!("{}/{}", envelope.command.subject(), &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]);
-        let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, checkpoints, attempt > 1);
-        let outcome = match self.run(&envelope.command, &secret_name, &mut progress, false).await {
-            Ok((result, _key_delivered_to_the_sink)) => Outcome::Succeeded(result),
-            Err(error) if error.is_retryable() => {
-                if let Err(e) = self.ports.state.release(key, lease_token, &error, self.ports.clock.now_ms()).await {
-                    tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
+        let secret_name = format!(
+            "{}/{}",
+            envelope.command.subject().unwrap_or_default(),
+            &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]
+        );
+        let outcome = match Checkpoints::decode(&checkpoints) {
+            // Fail closed: a step this version cannot see might be repeated.
+            Err(unreadable) => Outcome::Failed(unreadable.into()),
+            Ok(saved) => {
+                let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, saved, attempt > 1);
+                match self.run(&envelope.command, &secret_name, &mut progress).await {
+                    Ok(result) => Outcome::Succeeded(result),
+                    Err(error) if error.is_retryable() => {
+                        let now = self.ports.clock.now_ms();
+                        if let Err(e) = self.ports.state.release(key, lease_token, &error, now).await {
+                            tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
+                        }
+                        return Disposition::retry(RetryReason::Failed(error));
+                    }
+                    Err(error) => Outcome::Failed(error),
                 }
-                return Disposition::retry(error.to_string());
             }
-            Err(error) => Outcome::Failed(error),
         };
         match self.ports.state.finish(key, lease_token, &outcome, self.ports.clock.now_ms()).await {
             Ok(record) => self.publish_owed(&record).await,
-            Err(e) if e.kind == ErrorKind::ConditionFailed => {
-                Disposition::retry("the lease was lost before the outcome was recorded; the new holder finishes")
-            }
-            Err(e) => Disposition::retry(format!("cannot record the outcome: {e}")),
+            Err(e) if e.kind == ErrorKind::ConditionFailed => Disposition::retry(RetryReason::LeaseLost),
+            Err(e) => Disposition::retry(RetryReason::OutcomeNotRecorded(e)),
         }
     }
 
@@ -252,18 +332,21 @@ impl App {
             return Disposition::Done;
         }
         let Some(outcome) = record.outcome() else {
-            return Disposition::retry("the command has no outcome yet");
+            return Disposition::Reject(CommandError::new(
+                ErrorCode::RecordUnreadable,
+                format!("the record of command '{}' is finished but holds no outcome", record.idempotency_key),
+            ));
         };
         let event = CloudEvent::for_outcome(
             &self.settings.event_source,
             &record.idempotency_key,
             record.command_type,
-            &record.thing_name,
+            record.subject.as_deref(),
             &outcome,
             self.ports.clock.now_ms(),
         );
         if let Err(e) = self.ports.events.publish(&event).await {
-            return Disposition::retry(format!("cannot publish the completion event: {e}"));
+            return Disposition::retry(RetryReason::EventNotPublished(e));
         }
         if let Err(e) = self.ports.state.mark_event_published(&record.idempotency_key).await {
             // The event went out; at worst a redelivery publishes it again with the same id.
@@ -279,7 +362,7 @@ impl App {
         message_id: &str,
         subject: Option<String>,
         error: &CommandError,
-    ) -> Result<(), crate::ports::PortError> {
+    ) -> Result<(), PortError> {
         let event = CloudEvent::rejected(
             &self.settings.event_source,
             key,
@@ -292,17 +375,13 @@ impl App {
     }
 
     /// Extends the lease of a running attempt (the worker's heartbeat).
-    pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &str) -> Result<(), crate::ports::PortError> {
+    pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &str) -> Result<(), PortError> {
         let until = self.ports.clock.now_ms() + millis(self.settings.lease);
         self.ports.state.renew_lease(key, lease_token, until).await
     }
 
     /// Reads a command's record (the `status` CLI command).
-    pub async fn record(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, crate::ports::PortError> {
+    pub async fn record(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
         self.ports.state.get(key).await
     }
-}
-
-fn to_value<T: serde::Serialize>(result: Result<T, CommandError>) -> Result<Value, CommandError> {
-    result.and_then(|r| serde_json::to_value(r).map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string())))
 }

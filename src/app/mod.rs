@@ -14,7 +14,7 @@ pub mod progress;
 pub mod provision;
 mod retry;
 
-pub use commands::{App, AppSettings, Disposition, Ports};
+pub use commands::{App, AppSettings, Disposition, Ports, RetryReason};
 pub use retry::ConflictRetry;
 
 use crate::domain::{CommandError, ErrorCode, ThingName};

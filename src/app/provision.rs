@@ -8,60 +8,19 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
 use super::progress::Progress;
 use crate::crypto::{self, Secret};
+use crate::domain::checkpoint::{
+    CertificateRequested, CertificateStep, Checkpoint, KeyStep, PolicyStep, Registration, ThingStep,
+};
 pub use crate::domain::command::ProvisionRequest;
+pub use crate::domain::result::{ProvisionResult, ResourceArns};
 use crate::domain::template::plan::{CertificateSource, InitialStatus, Override, Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
 use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
 use crate::ports::{
-    CaKeyStore, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink, TemplateStore,
+    CaKeyStore, Clock, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink, TemplateStore,
 };
-
-/// The seed's `resourceArns`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceArns {
-    /// Thing ARN.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thing: Option<String>,
-    /// Certificate ARN.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-    /// ARN of the template's (first) policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_logical_name: Option<String>,
-}
-
-/// The result: the seed's ProvisionResponse, minus the private key, plus what was made.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProvisionResult {
-    /// The device certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate_pem: Option<String>,
-    /// The device's public key, when the key was made here or by AWS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
-    /// Where the generated private key was delivered (never the key itself).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key_secret: Option<String>,
-    /// ARNs, as CDF returned them.
-    pub resource_arns: ResourceArns,
-    /// Thing name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thing_name: Option<String>,
-    /// Certificate id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate_id: Option<String>,
-    /// Policies attached to the certificate.
-    pub policies: Vec<String>,
-    /// Thing groups the thing is in after provisioning.
-    pub thing_groups: Vec<String>,
-}
 
 /// How templates are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,6 +60,8 @@ pub struct Provisioner<'a> {
     pub ca_keys: &'a dyn CaKeyStore,
     /// Settings.
     pub settings: &'a ProvisionSettings,
+    /// Time (certificate validity, the adoption window).
+    pub clock: &'a dyn Clock,
 }
 
 /// A provisioned device: the result, and the private key for callers that return it inline.
@@ -110,38 +71,6 @@ pub struct Provisioned {
     pub result: ProvisionResult,
     /// The key made here or by AWS, if any.
     pub private_key: Option<Secret>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyStep {
-    public_key_pem: String,
-    csr_pem: Option<String>,
-    secret: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CertificateStep {
-    #[serde(flatten)]
-    certificate: IssuedCertificate,
-    /// Made by this command (so compensation deletes it, and activation applies).
-    created: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CertificateRequested {
-    /// Hex SubjectPublicKeyInfo of the CSR.
-    public_key: String,
-    /// When the request was about to be sent (unix ms).
-    at_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ThingStep {
-    arn: String,
-    created: bool,
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
@@ -177,7 +106,7 @@ impl Provisioner<'_> {
         secret_name: &str,
         progress: &mut Progress<'_>,
     ) -> Result<Provisioned, CommandError> {
-        let plan: Plan = match progress.get("plan") {
+        let plan: Plan = match progress.saved().plan.clone() {
             Some(plan) => plan,
             None => {
                 let text = self.templates.template(&request.provisioning_template_id).await.map_err(|e| {
@@ -193,9 +122,9 @@ impl Provisioner<'_> {
                 })?;
                 let (plan, body) = plan_request(&text, request)?;
                 if self.settings.mode == ProvisioningMode::RegisterThing {
-                    progress.save("templateBody", &body).await?;
+                    progress.save(Checkpoint::TemplateBody(body)).await?;
                 }
-                progress.save("plan", &plan).await?;
+                progress.save(Checkpoint::Plan(Box::new(plan.clone()))).await?;
                 plan
             }
         };
@@ -231,7 +160,7 @@ impl Provisioner<'_> {
                 self.certificate(&spec.source, thing_name.as_deref(), secret_name, progress, &mut private_key).await?,
             ),
         };
-        let key: Option<KeyStep> = progress.get("key");
+        let key: Option<KeyStep> = progress.saved().key.clone();
 
         let thing = match &plan.thing {
             None => None,
@@ -241,8 +170,7 @@ impl Provisioner<'_> {
         let mut attached = Vec::new();
         if let Some(cert) = &certificate {
             for policy in &plan.policies {
-                let step = format!("policy:{}", policy.policy_name);
-                if !progress.done(&step) {
+                if !progress.saved().policies.contains_key(&policy.policy_name) {
                     let mut created = false;
                     if let Some(document) = &policy.document {
                         match self.registry.create_policy(&policy.policy_name, document).await {
@@ -262,16 +190,16 @@ impl Provisioner<'_> {
                             fail(e)
                         }
                     })?;
-                    progress.save(&step, &serde_json::json!({"created": created})).await?;
+                    progress.save(Checkpoint::Policy(PolicyStep { name: policy.policy_name.clone(), created })).await?;
                 }
                 attached.push(policy.policy_name.clone());
             }
             if let (Some(spec), Some(_)) = (&plan.thing, &thing)
-                && !progress.done("attached")
+                && !progress.saved().attached
             {
                 let name = thing_name_of(spec)?;
                 self.registry.attach_thing_principal(&name, &cert.certificate.arn).await.map_err(fail)?;
-                progress.save("attached", &true).await?;
+                progress.save(Checkpoint::Attached).await?;
             }
             // The last step, and idempotent: a resumed attempt simply activates again.
             let wanted = plan.certificate.as_ref().map(|c| c.status);
@@ -355,18 +283,20 @@ impl Provisioner<'_> {
                 _ => {}
             }
         }
-        let (certificate_pem, arns) = match progress.get::<(Option<String>, BTreeMap<String, String>)>("registered") {
+        let Registration { certificate_pem, resource_arns: arns } = match progress.saved().registered.clone() {
             Some(done) => done,
             None => {
-                let body: String = progress.get("templateBody").unwrap_or_default();
-                let done = self.registry.register_thing(&body, &parameters).await.map_err(|e| {
-                    if e.is_retryable() {
-                        fail(e)
-                    } else {
-                        CommandError::new(ErrorCode::Rejected, format!("REGISTRATION_FAILED: {}", e.message))
-                    }
-                })?;
-                progress.save("registered", &done).await?;
+                let body = progress.saved().template_body.clone().unwrap_or_default();
+                let (certificate_pem, resource_arns) =
+                    self.registry.register_thing(&body, &parameters).await.map_err(|e| {
+                        if e.is_retryable() || e.kind == ErrorKind::Permanent {
+                            fail(e)
+                        } else {
+                            CommandError::new(ErrorCode::InvalidRequest, format!("IoT refused the registration: {e}"))
+                        }
+                    })?;
+                let done = Registration { certificate_pem, resource_arns };
+                progress.save(Checkpoint::Registered(done.clone())).await?;
                 done
             }
         };
@@ -387,7 +317,7 @@ impl Provisioner<'_> {
                 attached.push(policy.policy_name.clone());
             }
         }
-        let key: Option<KeyStep> = progress.get("key");
+        let key: Option<KeyStep> = progress.saved().key.clone();
         Ok(Provisioned {
             result: ProvisionResult {
                 certificate_pem,
@@ -417,7 +347,7 @@ impl Provisioner<'_> {
         progress: &mut Progress<'_>,
         private_key: &mut Option<Secret>,
     ) -> Result<CertificateStep, CommandError> {
-        if let Some(done) = progress.get::<CertificateStep>("certificate") {
+        if let Some(done) = progress.saved().certificate.clone() {
             return Ok(done);
         }
         let issued = match source {
@@ -448,7 +378,7 @@ impl Provisioner<'_> {
                     self.registry.create_keys_and_certificate(false).await.map_err(fail)?;
                 // AWS shows this key once: deliver it before anything else can fail.
                 let secret = self.secrets.store(secret_name, &key).await.map_err(fail)?;
-                progress.save("key", &KeyStep { public_key_pem, csr_pem: None, secret }).await?;
+                progress.save(Checkpoint::Key(KeyStep { public_key_pem, csr_pem: None, secret })).await?;
                 *private_key = Some(key);
                 created(certificate)
             }
@@ -464,7 +394,7 @@ impl Provisioner<'_> {
                 self.register(&pem, Some(&ca_pem), true).await?
             }
         };
-        progress.save("certificate", &issued).await?;
+        progress.save(Checkpoint::Certificate(issued.clone())).await?;
         Ok(issued)
     }
 
@@ -489,18 +419,18 @@ impl Provisioner<'_> {
                 fail(e)
             }
         })?;
-        if let Some(pem) = progress.get::<String>("signedCertificate") {
+        if let Some(pem) = progress.saved().signed_certificate.clone() {
             return Ok((pem, ca_pem));
         }
         let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
         let key = self.key(key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
         let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
         let csr = key.csr_pem.unwrap_or_default();
-        let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, time::OffsetDateTime::now_utc())
-            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+        let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, self.now())
+            .map_err(|e| CommandError::new(ErrorCode::PermanentFailure, format!("cannot sign with CA {ca_id}: {e}")))?;
         // Registering is idempotent by certificate id, so a resumed attempt registers this very
         // certificate instead of signing a second one.
-        progress.save("signedCertificate", &pem).await?;
+        progress.save(Checkpoint::SignedCertificate(pem.clone())).await?;
         Ok((pem, ca_pem))
     }
 
@@ -513,8 +443,7 @@ impl Provisioner<'_> {
         progress: &mut Progress<'_>,
     ) -> Result<CertificateStep, CommandError> {
         let public_key = crypto::csr_public_key(csr).ok().map(hex::encode);
-        if let (Some(requested), Some(public_key)) =
-            (progress.get::<CertificateRequested>("certificateRequested"), &public_key)
+        if let (Some(requested), Some(public_key)) = (progress.saved().certificate_requested.clone(), &public_key)
             && &requested.public_key == public_key
         {
             // Certificates listed a little before the note still count: clocks differ.
@@ -536,8 +465,8 @@ impl Provisioner<'_> {
             }
         }
         if let Some(public_key) = public_key {
-            let at_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-            progress.save("certificateRequested", &CertificateRequested { public_key, at_ms }).await?;
+            let at_ms = self.clock.now_ms();
+            progress.save(Checkpoint::CertificateRequested(CertificateRequested { public_key, at_ms })).await?;
         }
         Ok(created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?))
     }
@@ -552,7 +481,7 @@ impl Provisioner<'_> {
         progress: &mut Progress<'_>,
         private_key: &mut Option<Secret>,
     ) -> Result<KeyStep, CommandError> {
-        if let Some(step) = progress.get::<KeyStep>("key") {
+        if let Some(step) = progress.saved().key.clone() {
             return Ok(step);
         }
         let info = info.clone();
@@ -561,10 +490,10 @@ impl Provisioner<'_> {
         let key = tokio::task::spawn_blocking(move || crypto::generate_key_and_csr(algorithm, &info, &cn))
             .await
             .map_err(|e| CommandError::new(ErrorCode::Transient, e.to_string()))?
-            .map_err(|e| CommandError::new(ErrorCode::Rejected, e.to_string()))?;
+            .map_err(|e| CommandError::new(ErrorCode::PermanentFailure, format!("cannot make a key: {e}")))?;
         let secret = self.secrets.store(secret_name, &key.private_key).await.map_err(fail)?;
         let step = KeyStep { public_key_pem: key.public_key_pem, csr_pem: Some(key.csr_pem), secret };
-        progress.save("key", &step).await?;
+        progress.save(Checkpoint::Key(step.clone())).await?;
         *private_key = Some(key.private_key);
         Ok(step)
     }
@@ -599,7 +528,7 @@ impl Provisioner<'_> {
     /// `thing`), then its groups (checkpoint `groups`).
     async fn thing(&self, spec: &ThingSpec, progress: &mut Progress<'_>) -> Result<ThingStep, CommandError> {
         let name = thing_name_of(spec)?;
-        let step = match progress.get::<ThingStep>("thing") {
+        let step = match progress.saved().thing.clone() {
             Some(step) => step,
             None => {
                 let step = match self.registry.describe_thing(&name).await {
@@ -660,14 +589,14 @@ impl Provisioner<'_> {
                         }
                     }
                 };
-                progress.save("thing", &step).await?;
+                progress.save(Checkpoint::Thing(step.clone())).await?;
                 step
             }
         };
         let nothing_to_do = spec.thing_groups.is_empty()
             && spec.billing_group.is_none()
             && (step.created || matches!(spec.overrides.thing_groups, Override::DoNothing | Override::Merge));
-        if !nothing_to_do && !progress.done("groups") {
+        if !nothing_to_do && !progress.saved().groups {
             let add_all = step.created || matches!(spec.overrides.thing_groups, Override::Merge | Override::Replace);
             if !step.created && spec.overrides.thing_groups != Override::DoNothing {
                 let current = self.registry.list_thing_groups_for_thing(&name).await.map_err(fail)?;
@@ -702,7 +631,7 @@ impl Provisioner<'_> {
             if let Some(billing) = &spec.billing_group {
                 self.registry.add_thing_to_billing_group(&name, billing).await.map_err(fail)?;
             }
-            progress.save("groups", &true).await?;
+            progress.save(Checkpoint::Groups).await?;
         }
         Ok(step)
     }
@@ -716,26 +645,26 @@ impl Provisioner<'_> {
             Err(e) if e.kind == ErrorKind::NotFound => undone.push(what),
             Err(e) => tracing::warn!(error = %e, step = %what, "compensation step failed"),
         };
-        let certificate = progress.get::<CertificateStep>("certificate");
-        let thing = progress.get::<ThingStep>("thing");
+        let saved = progress.saved();
+        let certificate = &saved.certificate;
+        let thing = &saved.thing;
         let name = plan.thing.as_ref().and_then(|t| ThingName::parse(&t.thing_name).ok());
-        if let (Some(cert), Some(name)) = (&certificate, &name)
-            && progress.done("attached")
+        if let (Some(cert), Some(name)) = (certificate, &name)
+            && saved.attached
         {
             note(
                 format!("detached {}", cert.certificate.certificate_id),
                 self.registry.detach_thing_principal(name, &cert.certificate.arn).await,
             );
         }
-        if let Some(cert) = &certificate {
+        if let Some(cert) = certificate {
             for policy in &plan.policies {
-                let step = format!("policy:{}", policy.policy_name);
-                let Some(flags) = progress.steps().get(&step) else { continue };
+                let Some(step) = saved.policies.get(&policy.policy_name) else { continue };
                 note(
                     format!("detached policy {}", policy.policy_name),
                     self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn).await,
                 );
-                if flags["created"] == Value::Bool(true) {
+                if step.created {
                     let unused = self
                         .registry
                         .list_policy_targets(&policy.policy_name)
@@ -756,12 +685,12 @@ impl Provisioner<'_> {
                 note(format!("deleted certificate {id}"), self.registry.delete_certificate(id).await);
             }
         }
-        if let (Some(step), Some(name)) = (&thing, &name)
+        if let (Some(step), Some(name)) = (thing, &name)
             && step.created
         {
             note(format!("deleted thing {name}"), self.registry.delete_thing(name).await);
         }
-        if progress.done("key") {
+        if saved.key.is_some() {
             note("deleted the generated key".into(), self.secrets.delete(secret_name).await);
         }
         undone
@@ -786,6 +715,13 @@ impl SecretSink for InlineSecret {
 
 fn created(certificate: IssuedCertificate) -> CertificateStep {
     CertificateStep { certificate, created: true }
+}
+
+impl Provisioner<'_> {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
 }
 
 fn thing_name_of(spec: &ThingSpec) -> Result<ThingName, CommandError> {

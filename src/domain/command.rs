@@ -1,58 +1,106 @@
-//! Commands as they arrive on the queue: the versioned envelope, its decoding with precise
-//! errors, and the payload fingerprint that makes idempotency keys safe to reuse.
+//! Commands as they arrive on the queue: one serde-tagged enum whose `type` and `payload`
+//! are the envelope's, decoded (after the JSON Schema check) in one place, and the payload
+//! fingerprint that makes idempotency keys safe to reuse.
+//!
+//! Adding a command means adding a variant here (with its payload type), a variant to
+//! [`CommandResult`](super::result::CommandResult), its handler in `app/`, and its schema.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
 
 use super::error::{CommandError, ErrorCode};
 use super::schema::command_schema;
 use super::thing::{CertificateStatus, ThingName};
 
-/// The command types this version runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CommandType {
-    /// GET /things/{thingName}
-    GetThing,
-    /// DELETE /things/{thingName}
-    DeleteThing,
-    /// PATCH /things/{thingName}/certificates
-    UpdateThingCertificates,
-    /// POST /things
-    ProvisionThing,
+/// The envelope version this code reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A decoded command: the envelope's `type` selects the variant, its `payload` the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, EnumDiscriminants)]
+#[serde(tag = "type", content = "payload", rename_all = "camelCase")]
+#[strum_discriminants(
+    name(CommandType),
+    doc = "Which command a record or event is about (the envelope's `type`).",
+    derive(Hash, Serialize, Deserialize, IntoStaticStr, VariantArray),
+    serde(rename_all = "camelCase"),
+    strum(serialize_all = "camelCase")
+)]
+pub enum Command {
+    /// GET /things/{thingName}: the thing with its certificates, policies and groups.
+    GetThing(ThingRef),
+    /// DELETE /things/{thingName}: the thing and, by default, what only it used.
+    DeleteThing(DeleteThing),
+    /// PATCH /things/{thingName}/certificates: one status on every attached certificate.
+    UpdateThingCertificates(UpdateThingCertificates),
+    /// POST /things: a thing from a provisioning template.
+    ProvisionThing(ProvisionRequest),
+}
+
+/// A command about one existing thing and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ThingRef {
+    /// The thing.
+    pub thing_name: ThingName,
+}
+
+/// `deleteThing`'s payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteThing {
+    /// The thing to delete.
+    pub thing_name: ThingName,
+    /// Deactivate and delete certificates no other thing uses (`None`: deployment default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_certificates: Option<bool>,
+    /// Delete policies nothing else is attached to (`None`: deployment default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_policies: Option<bool>,
+}
+
+/// `updateThingCertificates`' payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateThingCertificates {
+    /// The thing whose certificates change.
+    pub thing_name: ThingName,
+    /// ACTIVE, INACTIVE or REVOKED; the statuses IoT sets by itself are refused.
+    #[serde(deserialize_with = "settable_status")]
+    pub certificate_status: CertificateStatus,
+}
+
+fn settable_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CertificateStatus, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    CertificateStatus::settable(&raw).map_err(serde::de::Error::custom)
+}
+
+/// The seed's ProvisionRequest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// Template id (S3 key `<prefix><id><suffix>`).
+    pub provisioning_template_id: String,
+    /// Parameter values.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// CDF extension parameters.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub cdf_provisioning_parameters: Value,
 }
 
 impl CommandType {
-    /// Every supported type, in the order the docs list them.
-    pub const ALL: [CommandType; 4] =
-        [Self::GetThing, Self::DeleteThing, Self::UpdateThingCertificates, Self::ProvisionThing];
-
     /// The envelope's spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GetThing => "getThing",
-            Self::DeleteThing => "deleteThing",
-            Self::UpdateThingCertificates => "updateThingCertificates",
-            Self::ProvisionThing => "provisionThing",
-        }
+        self.into()
     }
 
     fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == value)
-    }
-
-    /// The event type published when a command of this type succeeds.
-    pub fn success_event_type(self) -> &'static str {
-        match self {
-            Self::GetThing => "thing.described",
-            Self::DeleteThing => "thing.deleted",
-            Self::UpdateThingCertificates => "thing.certificates.updated",
-            Self::ProvisionThing => "thing.provisioned",
-        }
+        Self::VARIANTS.iter().copied().find(|t| t.as_str() == value)
     }
 }
 
@@ -62,8 +110,26 @@ impl fmt::Display for CommandType {
     }
 }
 
+impl Command {
+    /// The command's type.
+    pub fn command_type(&self) -> CommandType {
+        self.into()
+    }
+
+    /// What the command is about, for records and the events' `subject`: a thing name, when
+    /// the command names one.
+    pub fn subject(&self) -> Option<String> {
+        match self {
+            Self::GetThing(ThingRef { thing_name })
+            | Self::DeleteThing(DeleteThing { thing_name, .. })
+            | Self::UpdateThingCertificates(UpdateThingCertificates { thing_name, .. }) => Some(thing_name.to_string()),
+            Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned(),
+        }
+    }
+}
+
 /// The producer's idempotency key (or the SQS message id when the producer gave none).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
@@ -84,70 +150,6 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
-/// The seed's ProvisionRequest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProvisionRequest {
-    /// Template id (S3 key `<prefix><id><suffix>`).
-    pub provisioning_template_id: String,
-    /// Parameter values.
-    #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    /// CDF extension parameters.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub cdf_provisioning_parameters: Value,
-}
-
-/// A decoded command with typed, validated arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Describe a thing with its certificates, policies and groups.
-    GetThing {
-        /// The thing to describe.
-        thing_name: ThingName,
-    },
-    /// Delete a thing and, by default, what only it used.
-    DeleteThing {
-        /// The thing to delete.
-        thing_name: ThingName,
-        /// Deactivate and delete certificates no other thing uses (`None`: deployment default).
-        delete_certificates: Option<bool>,
-        /// Delete policies nothing else is attached to (`None`: deployment default).
-        delete_policies: Option<bool>,
-    },
-    /// Set the status of every certificate attached to a thing.
-    UpdateThingCertificates {
-        /// The thing whose certificates change.
-        thing_name: ThingName,
-        /// The status to set.
-        status: CertificateStatus,
-    },
-    /// Provision a thing from a template.
-    ProvisionThing(ProvisionRequest),
-}
-
-impl Command {
-    /// The command's type.
-    pub fn command_type(&self) -> CommandType {
-        match self {
-            Self::GetThing { .. } => CommandType::GetThing,
-            Self::DeleteThing { .. } => CommandType::DeleteThing,
-            Self::UpdateThingCertificates { .. } => CommandType::UpdateThingCertificates,
-            Self::ProvisionThing(_) => CommandType::ProvisionThing,
-        }
-    }
-
-    /// The thing the command is about (for provisioning: the `ThingName` parameter, if any).
-    pub fn subject(&self) -> String {
-        match self {
-            Self::GetThing { thing_name }
-            | Self::DeleteThing { thing_name, .. }
-            | Self::UpdateThingCertificates { thing_name, .. } => thing_name.to_string(),
-            Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned().unwrap_or_default(),
-        }
-    }
-}
-
 /// A command envelope as decoded from a queue message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandEnvelope {
@@ -159,19 +161,6 @@ pub struct CommandEnvelope {
     pub payload_hash: String,
 }
 
-/// Wire form of the payloads, decoded after schema validation.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ThingPayload {
-    thing_name: String,
-    #[serde(default)]
-    delete_certificates: Option<bool>,
-    #[serde(default)]
-    delete_policies: Option<bool>,
-    #[serde(default)]
-    certificate_status: Option<String>,
-}
-
 impl CommandEnvelope {
     /// Decodes and validates a message body. `fallback_key` (the SQS message id) is the
     /// idempotency key when the envelope has none.
@@ -181,7 +170,8 @@ impl CommandEnvelope {
         Self::from_value(&value, fallback_key)
     }
 
-    /// Validates an already parsed envelope.
+    /// Validates an already parsed envelope: its type first (an unknown one is its own
+    /// error), then the JSON Schema, then the typed decoding of type + payload.
     pub fn from_value(value: &Value, fallback_key: &str) -> Result<Self, CommandError> {
         let Some(object) = value.as_object() else {
             return Err(CommandError::new(ErrorCode::InvalidMessage, "message body is not a JSON object").at("/"));
@@ -191,19 +181,17 @@ impl CommandEnvelope {
                 return Err(CommandError::new(ErrorCode::InvalidMessage, "the command type is missing").at("/type"));
             }
             Some(Value::String(t)) => CommandType::parse(t).ok_or_else(|| {
-                let known: Vec<_> = CommandType::ALL.iter().map(|t| t.as_str()).collect();
+                let known: Vec<_> = CommandType::VARIANTS.iter().map(|t| t.as_str()).collect();
                 CommandError::new(
                     ErrorCode::UnsupportedCommand,
-                    format!("command type {t:?} is not supported; expected one of {}", known.join(", ")),
+                    format!("command type {:?} is not supported; expected one of {}", bounded(t), known.join(", ")),
                 )
                 .at("/type")
             })?,
-            Some(other) => {
-                return Err(CommandError::new(
-                    ErrorCode::InvalidMessage,
-                    format!("the command type must be a string, not {other}"),
-                )
-                .at("/type"));
+            Some(_) => {
+                return Err(
+                    CommandError::new(ErrorCode::InvalidMessage, "the command type must be a string").at("/type")
+                );
             }
         };
         command_schema().check(value)?;
@@ -214,63 +202,48 @@ impl CommandEnvelope {
             .get("idempotencyKey")
             .and_then(Value::as_str)
             .map_or_else(|| IdempotencyKey::new(fallback_key), IdempotencyKey::new);
-        if command_type == CommandType::ProvisionThing {
-            let request: ProvisionRequest = serde_path_to_error::deserialize(payload).map_err(|e| {
-                CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())
-                    .at(format!("/payload/{}", e.path().to_string().replace('.', "/")))
-            })?;
-            return Ok(Self { idempotency_key, command: Command::ProvisionThing(request), payload_hash });
-        }
-        let wire: ThingPayload = serde_path_to_error::deserialize(payload).map_err(|e| {
-            CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())
-                .at(format!("/payload/{}", e.path().to_string().replace('.', "/")))
+        let tagged = serde_json::json!({"type": command_type, "payload": payload});
+        let command: Command = serde_path_to_error::deserialize(tagged).map_err(|e| {
+            CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string()).at(json_pointer(e.path()))
         })?;
-        let thing_name = ThingName::parse_at(&wire.thing_name, "/payload/thingName")?;
-        let command = match command_type {
-            CommandType::GetThing => Command::GetThing { thing_name },
-            CommandType::DeleteThing => Command::DeleteThing {
-                thing_name,
-                delete_certificates: wire.delete_certificates,
-                delete_policies: wire.delete_policies,
-            },
-            CommandType::UpdateThingCertificates => {
-                let raw = wire.certificate_status.unwrap_or_default();
-                let status = CertificateStatus::settable(&raw)
-                    .map_err(|m| CommandError::new(ErrorCode::ValidationFailed, m).at("/payload/certificateStatus"))?;
-                Command::UpdateThingCertificates { thing_name, status }
-            }
-            CommandType::ProvisionThing => unreachable!("decoded above"),
-        };
         Ok(Self { idempotency_key, command, payload_hash })
     }
 
     /// Builds the wire form of a command (used by the CLI and the REST facade).
     pub fn to_message(key: Option<&str>, command: &Command) -> Value {
-        let mut payload = serde_json::json!({ "thingName": command.subject() });
-        match command {
-            Command::GetThing { .. } => {}
-            Command::ProvisionThing(request) => payload = serde_json::to_value(request).unwrap_or_default(),
-            Command::DeleteThing { delete_certificates, delete_policies, .. } => {
-                if let Some(v) = delete_certificates {
-                    payload["deleteCertificates"] = Value::Bool(*v);
-                }
-                if let Some(v) = delete_policies {
-                    payload["deletePolicies"] = Value::Bool(*v);
-                }
-            }
-            Command::UpdateThingCertificates { status, .. } => {
-                payload["certificateStatus"] = Value::String(status.as_str().to_owned());
-            }
-        }
-        let mut message = serde_json::json!({
-            "schemaVersion": 1,
-            "type": command.command_type().as_str(),
-            "payload": payload,
-        });
+        let mut message = serde_json::to_value(command).unwrap_or_default();
+        message["schemaVersion"] = Value::from(SCHEMA_VERSION);
         if let Some(key) = key {
             message["idempotencyKey"] = Value::String(key.to_owned());
         }
         message
+    }
+}
+
+/// An RFC 6901 pointer for a serde path: each segment escaped, so a key holding `.` or `/`
+/// stays one segment.
+pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    if pointer.is_empty() { "/".to_owned() } else { pointer }
+}
+
+/// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
+pub fn bounded(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
     }
 }
 
@@ -325,7 +298,7 @@ mod tests {
         let env = decode(r#"{"schemaVersion":1,"type":"getThing","idempotencyKey":"k1","payload":{"thingName":"t1"}}"#)
             .unwrap();
         assert_eq!(env.idempotency_key.as_str(), "k1");
-        assert_eq!(env.command, Command::GetThing { thing_name: ThingName::parse("t1").unwrap() });
+        assert_eq!(env.command, Command::GetThing(ThingRef { thing_name: ThingName::parse("t1").unwrap() }));
 
         let env =
             decode(r#"{"schemaVersion":1,"type":"deleteThing","payload":{"thingName":"t1","deletePolicies":false}}"#)
@@ -333,14 +306,20 @@ mod tests {
         assert_eq!(env.idempotency_key.as_str(), "msg-1", "falls back to the message id");
         assert!(matches!(
             env.command,
-            Command::DeleteThing { delete_certificates: None, delete_policies: Some(false), .. }
+            Command::DeleteThing(DeleteThing { delete_certificates: None, delete_policies: Some(false), .. })
         ));
 
         let env = decode(
             r#"{"schemaVersion":1,"type":"updateThingCertificates","payload":{"thingName":"t1","certificateStatus":"REVOKED"}}"#,
         )
         .unwrap();
-        assert!(matches!(env.command, Command::UpdateThingCertificates { status: CertificateStatus::Revoked, .. }));
+        assert!(matches!(
+            env.command,
+            Command::UpdateThingCertificates(UpdateThingCertificates {
+                certificate_status: CertificateStatus::Revoked,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -396,6 +375,22 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_name_with_a_dot_stays_one_path_segment() {
+        let err = decode(
+            r#"{"schemaVersion":1,"type":"provisionThing","payload":{"provisioningTemplateId":"t","parameters":{"a.b/c":7}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path.as_deref(), Some("/payload/parameters/a.b~1c"), "{err}");
+    }
+
+    #[test]
+    fn the_command_type_list_is_derived_from_the_enum() {
+        let names: Vec<_> = CommandType::VARIANTS.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["getThing", "deleteThing", "updateThingCertificates", "provisionThing"]);
+        assert_eq!(serde_json::to_value(CommandType::GetThing).unwrap(), "getThing");
+    }
+
+    #[test]
     fn fingerprint_ignores_key_order_and_whitespace() {
         let a = decode(r#"{"schemaVersion":1,"type":"deleteThing","payload":{"thingName":"t","deletePolicies":true}}"#)
             .unwrap();
@@ -409,11 +404,11 @@ mod tests {
 
     #[test]
     fn to_message_round_trips() {
-        let command = Command::DeleteThing {
+        let command = Command::DeleteThing(DeleteThing {
             thing_name: ThingName::parse("t9").unwrap(),
             delete_certificates: Some(false),
             delete_policies: None,
-        };
+        });
         let msg = CommandEnvelope::to_message(Some("k"), &command);
         let env = CommandEnvelope::from_value(&msg, "m").unwrap();
         assert_eq!(env.command, command);

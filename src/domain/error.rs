@@ -21,10 +21,20 @@ pub enum ErrorCode {
     ThingNotFound,
     /// Another referenced resource does not exist.
     NotFound,
-    /// IoT refused a state change (for example re-activating a revoked certificate).
+    /// IoT refused a state change (for example re-activating a revoked certificate), or a
+    /// resource exists in a state the command may not change.
     InvalidState,
-    /// IoT refused the request for a reason that retrying will not fix.
-    Rejected,
+    /// AWS refused the request as invalid and the caller's input is to blame (a malformed
+    /// policy document, a template IoT rejects).
+    InvalidRequest,
+    /// Retrying will not help and the caller is not to blame: access denied, a deployment
+    /// misconfiguration (a CA key missing from its store), a defect.
+    PermanentFailure,
+    /// A checkpoint in the command's record cannot be read by this version; the command is
+    /// stopped rather than risk repeating a step.
+    CheckpointUnreadable,
+    /// The command's record cannot be read by this version.
+    RecordUnreadable,
     /// IoT throttled us; retried with backoff.
     Throttled,
     /// A network or service fault; retried with backoff.

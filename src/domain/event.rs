@@ -75,21 +75,23 @@ impl CloudEvent {
         source: &str,
         key: &IdempotencyKey,
         command_type: CommandType,
-        thing_name: &str,
+        subject: Option<&str>,
         outcome: &Outcome,
         now_ms: i64,
     ) -> Self {
         let (event_type, data) = match outcome {
-            Outcome::Succeeded(result) => (
-                command_type.success_event_type(),
-                json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "result": result}),
-            ),
+            Outcome::Succeeded(result) => {
+                // The result's own tag is the `commandType` field; its document is `result`.
+                let mut data = serde_json::to_value(result).unwrap_or_else(|_| json!({}));
+                data["idempotencyKey"] = Value::String(key.as_str().to_owned());
+                (result.event_type(), data)
+            }
             Outcome::Failed(error) => (
                 COMMAND_FAILED,
                 json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "error": error}),
             ),
         };
-        Self::new(source, event_type, key, Some(thing_name.to_owned()), data, now_ms)
+        Self::new(source, event_type, key, subject.map(str::to_owned), data, now_ms)
     }
 
     /// The event announcing that a message was refused and moved to the dead-letter queue.
@@ -114,18 +116,24 @@ impl CloudEvent {
 mod tests {
     use super::*;
     use crate::domain::error::ErrorCode;
+    use crate::domain::registry::ThingDeleted;
+    use crate::domain::result::CommandResult;
     use crate::domain::schema::{EVENT_SCHEMA_V1, Schema};
+
+    fn deleted() -> Outcome {
+        Outcome::Succeeded(CommandResult::DeleteThing(ThingDeleted { thing_name: "t".into(), ..Default::default() }))
+    }
 
     #[test]
     fn ids_are_stable_per_key_and_type() {
         let key = IdempotencyKey::new("k1");
-        let ok = Outcome::Succeeded(json!({"thingName": "t"}));
-        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &ok, 1_000);
-        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &ok, 9_000);
+        let ok = deleted();
+        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 1_000);
+        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 9_000);
         assert_eq!(a.id, b.id);
         assert_eq!(a.event_type, "thing.deleted");
         let failed = Outcome::Failed(CommandError::new(ErrorCode::ThingNotFound, "x"));
-        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, "t", &failed, 1_000);
+        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &failed, 1_000);
         assert_ne!(a.id, c.id);
         assert_eq!(c.event_type, COMMAND_FAILED);
     }
@@ -136,10 +144,13 @@ mod tests {
         let key = IdempotencyKey::new("k1");
         let err = CommandError::new(ErrorCode::ValidationFailed, "bad").at("/payload/thingName");
         let events = [
-            CloudEvent::for_outcome("src", &key, CommandType::GetThing, "t", &Outcome::Succeeded(json!({})), 0),
-            CloudEvent::for_outcome("src", &key, CommandType::GetThing, "t", &Outcome::Failed(err.clone()), 0),
+            CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), 0),
+            CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), 0),
             CloudEvent::rejected("src", &key, "m-1", None, &err, 1_764_000_000_000),
         ];
+        assert_eq!(events[0].data["commandType"], "deleteThing");
+        assert_eq!(events[0].data["result"]["thingName"], "t");
+        assert_eq!(events[0].data["idempotencyKey"], "k1");
         for event in events {
             let value = serde_json::to_value(&event).unwrap();
             assert_eq!(schema.violations(&value), Vec::<(String, String)>::new(), "{value}");

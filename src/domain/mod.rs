@@ -3,11 +3,13 @@
 //! Nothing here performs I/O or knows about the AWS SDK; every function is deterministic
 //! given its inputs (time is passed in), which keeps this layer cheap to test exhaustively.
 
+pub mod checkpoint;
 pub mod command;
 pub mod error;
 pub mod event;
 pub mod record;
 pub mod registry;
+pub mod result;
 pub mod schema;
 pub mod template;
 pub mod thing;
@@ -15,5 +17,6 @@ pub mod thing;
 pub use command::{Command, CommandEnvelope, CommandType, IdempotencyKey};
 pub use error::{CommandError, ErrorCode};
 pub use event::CloudEvent;
-pub use record::{BeginDecision, CommandRecord, CommandStatus};
+pub use record::{BeginDecision, CommandRecord, CommandStatus, ItemKey};
+pub use result::CommandResult;
 pub use thing::{CertificateStatus, ThingName};

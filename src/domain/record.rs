@@ -4,14 +4,34 @@
 //! States: `IN_PROGRESS` (leased by one attempt) → `SUCCEEDED` | `FAILED` (terminal).
 //! A lease expires so that a crashed worker's command can be taken over; every transition is
 //! a conditional write in the state store, so two workers can never both hold the lease.
-
-use std::collections::BTreeMap;
+//!
+//! The table is shared (single-table design): every item has a partition key `pk` and a sort
+//! key `sk`, laid out by [`ItemKey`]. A command record is `cmd#<key>` / `cmd`; other kinds of
+//! items (bulk tasks and their rows) get their own prefixes, so a partition can be queried
+//! for everything that belongs to one command or task.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::checkpoint::StoredCheckpoints;
 use super::command::{CommandType, IdempotencyKey};
 use super::error::CommandError;
+use super::result::CommandResult;
+
+/// Where an item lives in the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemKey {
+    /// Partition key: what the item belongs to.
+    pub pk: String,
+    /// Sort key: which item of that partition.
+    pub sk: String,
+}
+
+impl ItemKey {
+    /// The record of the command with this idempotency key.
+    pub fn command(key: &IdempotencyKey) -> Self {
+        Self { pk: format!("cmd#{}", key.as_str()), sk: "cmd".into() }
+    }
+}
 
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,8 +69,8 @@ impl CommandStatus {
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The command's result document.
-    Succeeded(Value),
+    /// The command's result.
+    Succeeded(CommandResult),
     /// The permanent error.
     Failed(CommandError),
 }
@@ -63,8 +83,9 @@ pub struct CommandRecord {
     pub idempotency_key: IdempotencyKey,
     /// Which command.
     pub command_type: CommandType,
-    /// The thing the command is about (the event subject).
-    pub thing_name: String,
+    /// What the command is about (a thing name), when it names something; the event subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Fingerprint of the payload that first used this key.
     pub payload_hash: String,
     /// Where the command stands.
@@ -78,13 +99,13 @@ pub struct CommandRecord {
     pub attempts: u32,
     /// The result, once succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<CommandResult>,
     /// The error: the permanent one once failed, the last retryable one while in progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<CommandError>,
-    /// Results of the steps done so far (provisioning), by step name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub checkpoints: BTreeMap<String, Value>,
+    /// The steps done so far, as stored; decoded (strictly) when an attempt resumes.
+    #[serde(default, skip_serializing_if = "StoredCheckpoints::is_empty")]
+    pub checkpoints: StoredCheckpoints,
     /// Whether the completion event has been published.
     pub event_published: bool,
     /// Creation time (unix ms).
@@ -117,7 +138,7 @@ impl CommandRecord {
     pub fn start(
         idempotency_key: IdempotencyKey,
         command_type: CommandType,
-        thing_name: String,
+        subject: Option<String>,
         payload_hash: String,
         lease_token: String,
         now_ms: i64,
@@ -127,7 +148,7 @@ impl CommandRecord {
         Self {
             idempotency_key,
             command_type,
-            thing_name,
+            subject,
             payload_hash,
             status: CommandStatus::InProgress,
             lease_token: Some(lease_token),
@@ -135,7 +156,7 @@ impl CommandRecord {
             attempts: 1,
             result: None,
             error: None,
-            checkpoints: BTreeMap::new(),
+            checkpoints: StoredCheckpoints::new(),
             event_published: false,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
@@ -160,7 +181,7 @@ impl CommandRecord {
     pub fn outcome(&self) -> Option<Outcome> {
         match self.status {
             CommandStatus::InProgress => None,
-            CommandStatus::Succeeded => Some(Outcome::Succeeded(self.result.clone().unwrap_or(Value::Null))),
+            CommandStatus::Succeeded => self.result.clone().map(Outcome::Succeeded),
             CommandStatus::Failed => self.error.clone().map(Outcome::Failed),
         }
     }
@@ -175,7 +196,7 @@ mod tests {
         CommandRecord::start(
             IdempotencyKey::new("k"),
             CommandType::GetThing,
-            "t".into(),
+            Some("t".into()),
             "h1".into(),
             "tok".into(),
             now,

@@ -124,3 +124,15 @@ pub struct CertificatesUpdated {
     /// Per certificate, what changed.
     pub certificates: Vec<CertificateChange>,
 }
+
+/// A certificate IoT created or registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCertificate {
+    /// Id.
+    pub certificate_id: String,
+    /// ARN.
+    pub arn: String,
+    /// PEM.
+    pub certificate_pem: String,
+}

@@ -56,6 +56,14 @@ pub fn command_schema() -> &'static Schema {
     &SCHEMA
 }
 
+/// The compiled result schema, against which tests check every result they produce.
+pub fn result_schema() -> &'static Schema {
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+        Schema::compile(RESULT_SCHEMA_V1).expect("schemas/result.v1.json is valid (checked by tests)")
+    });
+    &SCHEMA
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

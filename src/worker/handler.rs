@@ -7,7 +7,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{Shared, WorkerStats};
-use crate::app::Disposition;
+use crate::app::{Disposition, RetryReason};
 use crate::domain::{CommandEnvelope, CommandError, IdempotencyKey};
 use crate::ports::QueueMessage;
 
@@ -82,7 +82,7 @@ async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey
 }
 
 fn unreachable_heartbeat() -> Disposition {
-    Disposition::Retry { after: None, reason: "heartbeat stopped".into() }
+    Disposition::Retry { after: None, reason: RetryReason::HeartbeatStopped }
 }
 
 /// Dead-letters a message that can never run: event first, then the DLQ copy, then the

@@ -1,6 +1,8 @@
 //! Shared set-up for tests against the in-memory fakes.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
+pub mod results;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,10 +75,23 @@ impl Fixture {
         Self { registry, state, events, templates, secrets, ca_keys, clock, app }
     }
 
+    /// The record of `key`; its result, if any, is checked against the result schema.
     pub fn record(&self, key: &str) -> cdf_provisioning::domain::CommandRecord {
-        self.state.records().into_iter().find(|r| r.idempotency_key == IdempotencyKey::new(key)).expect("record exists")
+        let record = self
+            .state
+            .records()
+            .into_iter()
+            .find(|r| r.idempotency_key == IdempotencyKey::new(key))
+            .expect("record exists");
+        if let Some(result) = &record.result {
+            results::assert_matches_schema(result);
+        }
+        record
     }
 }
+
+#[allow(unused_imports)]
+pub use results::*;
 
 pub fn envelope(body: serde_json::Value) -> CommandEnvelope {
     CommandEnvelope::from_value(&body, "message-id").expect("valid command")

@@ -1,6 +1,8 @@
-//! [`StateStore`] on one DynamoDB table (partition key `pk`, string). Command records live
-//! under `cmd#<idempotency key>`; every write is conditional, so a lease can only be held by
-//! one attempt and an outcome can only be recorded by the attempt holding it.
+//! [`StateStore`] on one DynamoDB table (partition key `pk`, sort key `sk`, both strings),
+//! laid out by [`ItemKey`]. Every write is conditional, so a lease can only be held by one
+//! attempt and an outcome can only be recorded by the attempt holding it. Reading is strict:
+//! an item missing a field, or holding one this version cannot decode, is
+//! [`ErrorKind::Unreadable`], never a default value.
 
 use std::collections::HashMap;
 
@@ -9,8 +11,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::error::classify;
-use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
-use crate::domain::{CommandError, IdempotencyKey};
+use crate::domain::checkpoint::Checkpoint;
+use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
+use crate::domain::{CommandError, CommandResult, IdempotencyKey};
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 type Item = HashMap<String, AttributeValue>;
@@ -29,8 +32,12 @@ impl DynamoStateStore {
     }
 
     fn key(key: &IdempotencyKey) -> Item {
-        HashMap::from([("pk".to_owned(), s(format!("cmd#{}", key.as_str())))])
+        item_key(&ItemKey::command(key))
     }
+}
+
+fn item_key(key: &ItemKey) -> Item {
+    HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -42,11 +49,10 @@ fn n(v: impl std::fmt::Display) -> AttributeValue {
 }
 
 fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
-    let mut item = HashMap::from([
-        ("pk".to_owned(), s(format!("cmd#{}", r.idempotency_key.as_str()))),
+    let mut item = item_key(&ItemKey::command(&r.idempotency_key));
+    item.extend([
         ("idempotencyKey".to_owned(), s(r.idempotency_key.as_str())),
         ("commandType".to_owned(), s(r.command_type.as_str())),
-        ("thingName".to_owned(), s(&r.thing_name)),
         ("payloadHash".to_owned(), s(&r.payload_hash)),
         ("status".to_owned(), s(r.status.as_str())),
         ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms)),
@@ -55,16 +61,16 @@ fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         ("createdAt".to_owned(), n(r.created_at_ms)),
         ("updatedAt".to_owned(), n(r.updated_at_ms)),
         ("expiresAt".to_owned(), n(r.expires_at)),
-        (
-            "checkpoints".to_owned(),
-            AttributeValue::M(r.checkpoints.iter().map(|(k, v)| (k.clone(), s(v.to_string()))).collect()),
-        ),
+        ("checkpoints".to_owned(), AttributeValue::M(r.checkpoints.iter().map(|(k, v)| (k.clone(), s(v))).collect())),
     ]);
+    if let Some(subject) = &r.subject {
+        item.insert("subject".into(), s(subject));
+    }
     if let Some(token) = &r.lease_token {
         item.insert("leaseToken".into(), s(token));
     }
     if let Some(result) = &r.result {
-        item.insert("result".into(), s(result.to_string()));
+        item.insert("result".into(), s(json(result)?));
     }
     if let Some(error) = &r.error {
         item.insert("error".into(), s(json(error)?));
@@ -72,45 +78,63 @@ fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
     Ok(item)
 }
 
-fn json(error: &CommandError) -> Result<String, PortError> {
-    serde_json::to_string(error).map_err(|e| PortError::new(ErrorKind::Permanent, "dynamodb:encode", e.to_string()))
+fn json<T: serde::Serialize>(value: &T) -> Result<String, PortError> {
+    serde_json::to_string(value).map_err(|e| PortError::new(ErrorKind::Permanent, "dynamodb:encode", e.to_string()))
 }
 
+fn decoded<T: serde::de::DeserializeOwned>(raw: &Option<String>) -> Result<Option<T>, serde_json::Error> {
+    raw.as_deref().map(serde_json::from_str).transpose()
+}
+
+/// Reads a record item; every field but the optional ones must be present and well formed.
 fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
     let bad = |field: &str| {
-        PortError::new(ErrorKind::Permanent, "dynamodb:decode", format!("record field {field} is missing or malformed"))
+        PortError::new(
+            ErrorKind::Unreadable,
+            "dynamodb:decode",
+            format!("record field {field} is missing or malformed"),
+        )
     };
-    let text = |field: &str| item.get(field).and_then(|v| v.as_s().ok()).cloned();
-    let number = |field: &str| item.get(field).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let optional_text = |field: &str| -> Result<Option<String>, PortError> {
+        item.get(field).map(|v| v.as_s().cloned().map_err(|_| bad(field))).transpose()
+    };
+    let text = |field: &str| optional_text(field)?.ok_or_else(|| bad(field));
+    let number = |field: &str| -> Result<i64, PortError> {
+        item.get(field).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| bad(field))
+    };
     let command_type =
-        serde_json::from_value(serde_json::Value::String(text("commandType").ok_or_else(|| bad("commandType"))?))
-            .map_err(|_| bad("commandType"))?;
-    let status = text("status").as_deref().and_then(CommandStatus::parse).ok_or_else(|| bad("status"))?;
+        serde_json::from_value(serde_json::Value::String(text("commandType")?)).map_err(|_| bad("commandType"))?;
+    let status = CommandStatus::parse(&text("status")?).ok_or_else(|| bad("status"))?;
+    let result: Option<CommandResult> = decoded(&optional_text("result")?).map_err(|_| bad("result"))?;
+    let error: Option<CommandError> = decoded(&optional_text("error")?).map_err(|_| bad("error"))?;
     Ok(CommandRecord {
-        idempotency_key: IdempotencyKey::new(text("idempotencyKey").ok_or_else(|| bad("idempotencyKey"))?),
+        idempotency_key: IdempotencyKey::new(text("idempotencyKey")?),
         command_type,
-        thing_name: text("thingName").unwrap_or_default(),
-        payload_hash: text("payloadHash").ok_or_else(|| bad("payloadHash"))?,
+        subject: optional_text("subject")?,
+        payload_hash: text("payloadHash")?,
         status,
-        lease_token: text("leaseToken"),
-        lease_expires_at_ms: number("leaseExpiresAt").unwrap_or(0),
-        attempts: number("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
-        result: text("result").map(|r| serde_json::from_str(&r)).transpose().map_err(|_| bad("result"))?,
-        error: text("error").map(|e| serde_json::from_str(&e)).transpose().map_err(|_| bad("error"))?,
-        checkpoints: match item.get("checkpoints").and_then(|v| v.as_m().ok()) {
+        lease_token: optional_text("leaseToken")?,
+        lease_expires_at_ms: number("leaseExpiresAt")?,
+        attempts: u32::try_from(number("attempts")?).map_err(|_| bad("attempts"))?,
+        result,
+        error,
+        checkpoints: match item.get("checkpoints") {
             None => Default::default(),
-            Some(map) => map
+            Some(value) => value
+                .as_m()
+                .map_err(|_| bad("checkpoints"))?
                 .iter()
-                .map(|(k, v)| {
-                    let text = v.as_s().map_err(|_| bad("checkpoints"))?;
-                    Ok((k.clone(), serde_json::from_str(text).map_err(|_| bad("checkpoints"))?))
-                })
+                .map(|(k, v)| Ok((k.clone(), v.as_s().map_err(|_| bad("checkpoints"))?.clone())))
                 .collect::<Result<_, PortError>>()?,
         },
-        event_published: item.get("eventPublished").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        created_at_ms: number("createdAt").unwrap_or(0),
-        updated_at_ms: number("updatedAt").unwrap_or(0),
-        expires_at: number("expiresAt").unwrap_or(0),
+        event_published: item
+            .get("eventPublished")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .ok_or_else(|| bad("eventPublished"))?,
+        created_at_ms: number("createdAt")?,
+        updated_at_ms: number("updatedAt")?,
+        expires_at: number("expiresAt")?,
     })
 }
 
@@ -214,7 +238,7 @@ impl StateStore for DynamoStateStore {
     ) -> Result<CommandRecord, PortError> {
         const OP: &str = "dynamodb:UpdateItem(finish)";
         let (status, field, value) = match outcome {
-            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", result.to_string()),
+            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", json(result)?),
             Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
         };
         let clear = if field == "result" { ", #other" } else { "" };
@@ -271,13 +295,7 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn checkpoint(
-        &self,
-        key: &IdempotencyKey,
-        token: &str,
-        step: &str,
-        value: &serde_json::Value,
-    ) -> Result<(), PortError> {
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -285,10 +303,10 @@ impl StateStore for DynamoStateStore {
             .update_expression("SET #cp.#step = :value")
             .condition_expression("#st = :running AND #tok = :token")
             .expression_attribute_names("#cp", "checkpoints")
-            .expression_attribute_names("#step", step)
+            .expression_attribute_names("#step", checkpoint.slot())
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
-            .expression_attribute_values(":value", s(value.to_string()))
+            .expression_attribute_values(":value", s(checkpoint.encode()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
             .expression_attribute_values(":token", s(token))
             .send()
@@ -329,6 +347,7 @@ impl StateStore for DynamoStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::registry::ThingDeleted;
     use crate::domain::{CommandType, ErrorCode};
 
     #[test]
@@ -336,7 +355,7 @@ mod tests {
         let mut record = CommandRecord::start(
             IdempotencyKey::new("k1"),
             CommandType::DeleteThing,
-            "t1".into(),
+            Some("t1".into()),
             "abc".into(),
             "tok".into(),
             1_700_000_000_000,
@@ -347,9 +366,35 @@ mod tests {
         record.status = CommandStatus::Failed;
         record.lease_token = None;
         record.error = Some(CommandError::new(ErrorCode::ThingNotFound, "gone").at("/payload/thingName"));
-        record.result = Some(serde_json::json!({"a": [1, 2]}));
+        record.result =
+            Some(CommandResult::DeleteThing(ThingDeleted { thing_name: "t1".into(), ..Default::default() }));
         record.event_published = true;
-        record.checkpoints.insert("certificate".into(), serde_json::json!({"id": "abc"}));
+        let step = Checkpoint::Groups;
+        record.checkpoints.insert(step.slot(), step.encode());
         assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
+    }
+
+    #[test]
+    fn a_missing_or_malformed_field_is_unreadable_not_a_default() {
+        let record = CommandRecord::start(
+            IdempotencyKey::new("k1"),
+            CommandType::GetThing,
+            None,
+            "abc".into(),
+            "tok".into(),
+            1_700_000_000_000,
+            60_000,
+            86_400,
+        );
+        for field in ["leaseExpiresAt", "attempts", "status", "eventPublished", "createdAt"] {
+            let mut item = to_item(&record).unwrap();
+            item.remove(field);
+            let err = from_item(&item).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Unreadable, "{field}");
+            assert!(err.message.contains(field), "{field}: {err}");
+        }
+        let mut item = to_item(&record).unwrap();
+        item.insert("result".into(), s(r#"{"commandType":"rebootThing","result":{}}"#));
+        assert_eq!(from_item(&item).unwrap_err().kind, ErrorKind::Unreadable);
     }
 }

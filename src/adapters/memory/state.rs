@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::Faults;
+use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
 use crate::domain::{CommandError, IdempotencyKey};
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
@@ -35,6 +36,14 @@ impl MemoryStateStore {
     /// Every record, for assertions.
     pub fn records(&self) -> Vec<CommandRecord> {
         self.records.lock().expect("records lock").values().cloned().collect()
+    }
+
+    /// Replaces a stored checkpoint's text, as a deploy of another version (or damage) would
+    /// leave it; for tests of what resuming does with state it cannot read.
+    pub fn overwrite_checkpoint(&self, key: &IdempotencyKey, slot: &str, text: &str) {
+        if let Some(record) = self.records.lock().expect("records lock").get_mut(key.as_str()) {
+            record.checkpoints.insert(slot.to_owned(), text.to_owned());
+        }
     }
 
     fn update<T>(
@@ -136,16 +145,11 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn checkpoint(
-        &self,
-        key: &IdempotencyKey,
-        token: &str,
-        step: &str,
-        value: &serde_json::Value,
-    ) -> Result<(), PortError> {
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
         self.faults.enter("checkpoint").await?;
+        // Stored in the encoded form, as in DynamoDB, so resuming decodes the same text.
         self.update("checkpoint", key, Some(token), |r| {
-            r.checkpoints.insert(step.to_owned(), value.clone());
+            r.checkpoints.insert(checkpoint.slot(), checkpoint.encode());
         })?;
         let mut crash = self.crash.lock().expect("crash lock");
         if let Some((left, _)) = crash.as_mut() {

@@ -217,7 +217,7 @@ pub struct Plan {
     /// the client-id policy.
     pub policies: Vec<PolicySpec>,
     /// Request parameters the template does not declare (ignored, as IoT does).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_parameters: Vec<String>,
 }
 
