@@ -1,10 +1,8 @@
-//! Device keys, CSRs and CA-signed certificates (rcgen on aws-lc-rs), and the secret type
-//! that keeps private keys out of logs and serialized records.
+//! Device keys, CSRs and CA-signed certificates (rcgen on aws-lc-rs). Private keys travel
+//! as [`Secret`]s, which keep them out of logs and serialized records.
 //!
 //! Pure computation: no I/O. RSA key generation costs tens of milliseconds, so callers run
 //! it on a blocking thread.
-
-use std::fmt;
 
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -13,30 +11,9 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::CertificateId;
+pub use crate::domain::secret::Secret;
 use crate::domain::template::plan::{CertInfo, KeyAlgorithm};
-
-/// Text that must never be logged or stored in records or events (a private key).
-/// `Debug` and `Display` print a placeholder; there is no `Serialize`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps secret text.
-    pub fn new(text: String) -> Self {
-        Self(text)
-    }
-
-    /// The secret itself, for the one place that must deliver it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 /// A key made here with its CSR.
 #[derive(Debug, Clone)]
@@ -132,9 +109,9 @@ fn random_serial() -> [u8; 16] {
 }
 
 /// IoT's certificate id: hex SHA-256 of the certificate's DER.
-pub fn certificate_id(certificate_pem: &str) -> Result<String, CryptoError> {
+pub fn certificate_id(certificate_pem: &str) -> Result<CertificateId, CryptoError> {
     let der = pem_block(certificate_pem, "CERTIFICATE").ok_or_else(|| CryptoError("not a PEM certificate".into()))?;
-    Ok(hex::encode(Sha256::digest(&der)))
+    Ok(CertificateId::new(hex::encode(Sha256::digest(&der))))
 }
 
 /// The public key (SubjectPublicKeyInfo DER) a CSR asks a certificate for.
@@ -210,7 +187,7 @@ mod tests {
             let validity = parsed.validity();
             let days = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 86_400;
             assert_eq!(days, 30);
-            assert_eq!(certificate_id(&cert).unwrap().len(), 64);
+            assert_eq!(certificate_id(&cert).unwrap().as_str().len(), 64);
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use cdf_provisioning::adapters::memory::{EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::{Disposition, RetryReason};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, ErrorCode};
@@ -69,7 +70,7 @@ async fn the_same_command_three_times_acts_once() {
         assert_eq!(f.app.handle(&command, &format!("token-{attempt}")).await, Disposition::Done);
     }
     assert_eq!(f.state.records().len(), 1);
-    assert_eq!(f.registry.faults.count("UpdateCertificate"), 1, "only the ACTIVE certificate changes, once");
+    assert_eq!(f.registry.faults.count(IotOp::UpdateCertificate), 1, "only the ACTIVE certificate changes, once");
     assert_eq!(f.events.published().len(), 1, "the event is not re-published once marked");
     assert_eq!(f.record("k1").attempts, 1);
 }
@@ -96,7 +97,7 @@ async fn a_crash_before_the_outcome_is_recorded_resumes_after_the_lease() {
     let f = Fixture::new();
     seed_sensor(&f);
     // The thing is deleted in IoT, then recording the outcome fails (a crash, in effect).
-    f.state.faults.fail_next("finish", ErrorKind::Transient, 1);
+    f.state.faults.fail_next(StoreOp::Finish, ErrorKind::Transient, 1);
     assert!(matches!(f.app.handle(&delete_thing("k1", "sensor-1"), "t1").await, Disposition::Retry { .. }));
     assert!(!f.registry.has_thing("sensor-1"));
 
@@ -119,13 +120,13 @@ async fn a_crash_before_the_outcome_is_recorded_resumes_after_the_lease() {
 async fn an_event_lost_after_the_outcome_is_published_on_redelivery() {
     let f = Fixture::new();
     seed_sensor(&f);
-    f.events.faults.fail_next("publish", ErrorKind::Transient, 1);
+    f.events.faults.fail_next(EventsOp::Publish, ErrorKind::Transient, 1);
     assert!(matches!(f.app.handle(&get_thing("k1", "sensor-1"), "t1").await, Disposition::Retry { .. }));
     assert_eq!(f.record("k1").status, CommandStatus::Succeeded);
     assert!(!f.record("k1").event_published);
 
     assert_eq!(f.app.handle(&get_thing("k1", "sensor-1"), "t2").await, Disposition::Done);
-    assert_eq!(f.registry.faults.count("DescribeThing"), 1, "the command itself did not run again");
+    assert_eq!(f.registry.faults.count(IotOp::DescribeThing), 1, "the command itself did not run again");
     assert_eq!(f.events.published().len(), 1);
     assert!(f.record("k1").event_published);
 }
@@ -134,7 +135,7 @@ async fn an_event_lost_after_the_outcome_is_published_on_redelivery() {
 async fn throttling_releases_the_lease_so_the_retry_runs_at_once() {
     let f = Fixture::new();
     seed_sensor(&f);
-    f.registry.faults.fail_next("ListThingPrincipals", ErrorKind::Throttled, 1);
+    f.registry.faults.fail_next(IotOp::ListThingPrincipals, ErrorKind::Throttled, 1);
     match f.app.handle(&update_certificates("k1", "sensor-1", "REVOKED"), "t1").await {
         Disposition::Retry { after: None, reason: RetryReason::Failed(e) } => assert_eq!(e.code, ErrorCode::Throttled),
         other => panic!("expected a retry, got {other:?}"),
@@ -189,18 +190,18 @@ async fn detach_only_delete_keeps_certificates_and_policies() {
     assert!(!f.registry.has_thing("sensor-1"));
     assert_eq!(f.registry.certificate_status(&active), Some(CertificateStatus::Active));
     assert!(f.registry.has_policy("device-policy"));
-    assert_eq!(f.registry.faults.count("DetachPolicy"), 0);
+    assert_eq!(f.registry.faults.count(IotOp::DetachPolicy), 0);
 }
 
 #[tokio::test]
 async fn delete_retries_the_still_attached_conflict() {
     let f = Fixture::new();
     seed_sensor(&f);
-    f.registry.faults.fail_next("DeleteThing", ErrorKind::Conflict, 3);
-    f.registry.faults.fail_next("DeleteCertificate", ErrorKind::Conflict, 2);
+    f.registry.faults.fail_next(IotOp::DeleteThing, ErrorKind::Conflict, 3);
+    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Conflict, 2);
     assert_eq!(f.app.handle(&delete_thing("k1", "sensor-1"), "tok").await, Disposition::Done);
     assert_eq!(f.record("k1").status, CommandStatus::Succeeded);
-    assert_eq!(f.registry.faults.count("DeleteThing"), 4);
+    assert_eq!(f.registry.faults.count(IotOp::DeleteThing), 4);
     assert!(!f.registry.has_thing("sensor-1"));
 }
 
@@ -221,7 +222,7 @@ async fn certificates_update_skips_unchanged_and_refuses_to_revive_revoked() {
     let error = record.error.unwrap();
     assert_eq!(error.code, ErrorCode::InvalidState);
     assert!(error.message.contains("REVOKED"), "{}", error.message);
-    assert_eq!(f.registry.faults.count("UpdateCertificate"), 0, "refused before any change");
+    assert_eq!(f.registry.faults.count(IotOp::UpdateCertificate), 0, "refused before any change");
 
     assert_eq!(f.app.handle(&update_certificates("k2", "sensor-1", "REVOKED"), "t").await, Disposition::Done);
     let result = certificates_updated(&f.record("k2"));
@@ -236,7 +237,7 @@ async fn certificates_update_skips_unchanged_and_refuses_to_revive_revoked() {
 async fn a_lost_lease_does_not_record_a_second_outcome() {
     let f = Fixture::new();
     seed_sensor(&f);
-    f.state.faults.fail_next("finish", ErrorKind::ConditionFailed, 1);
+    f.state.faults.fail_next(StoreOp::Finish, ErrorKind::ConditionFailed, 1);
     match f.app.handle(&get_thing("k1", "sensor-1"), "t1").await {
         Disposition::Retry { reason, .. } => assert_eq!(reason, RetryReason::LeaseLost),
         other => panic!("{other:?}"),

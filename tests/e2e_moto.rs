@@ -7,6 +7,8 @@
 #![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_pass_by_value)]
 
+#[path = "common/contract.rs"]
+mod contract;
 #[path = "common/results.rs"]
 mod results;
 
@@ -23,7 +25,7 @@ use cdf_provisioning::adapters::aws::{
 use cdf_provisioning::app::{App, AppSettings, Ports};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
-use cdf_provisioning::ports::{CommandQueue, StateStore, SystemClock};
+use cdf_provisioning::ports::{Clock, CommandQueue, StateStore, SystemClock};
 use cdf_provisioning::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -226,6 +228,20 @@ fn command(key: &str, kind: &str, payload: Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_adapters_keep_the_port_contracts() {
+    let s = Stack::deploy().await;
+    contract::state_store_contract(&s.state(), &s.name).await;
+    let key = cdf_provisioning::crypto::generate_key_and_csr(
+        cdf_provisioning::domain::template::plan::KeyAlgorithm::EcdsaP256,
+        &Default::default(),
+        &s.thing("contract"),
+    )
+    .unwrap();
+    let registry = IotRegistry::new(&s.clients);
+    contract::certificate_window_contract(&registry, &key.csr_pem, SystemClock.now_ms()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_thing_describes_everything_through_sqs() {
     let s = Stack::deploy().await;
     let thing = s.thing("sensor");
@@ -270,7 +286,7 @@ async fn get_thing_describes_everything_through_sqs() {
     let mut statuses: Vec<(String, String)> = result
         .certificates
         .iter()
-        .map(|c| (c.certificate_id.clone(), c.certificate_status.as_str().to_owned()))
+        .map(|c| (c.certificate_id.to_string(), c.certificate_status.as_str().to_owned()))
         .collect();
     statuses.sort();
     let mut expected = vec![(active_id, "ACTIVE".to_owned()), (revoked_id, "REVOKED".to_owned())];

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::record::CommandStatus;
@@ -68,8 +69,11 @@ fn assert_provisioned(f: &Fixture, name: &str, key: &str) {
     assert_eq!(certificates.len(), 1, "{name}: exactly one certificate: {certificates:?}");
     let cert = &certificates[0];
     assert_eq!(cert.certificate_status, CertificateStatus::Active, "{name}");
-    assert_eq!(f.registry.principals_of(thing), std::slice::from_ref(&cert.arn), "{name}: attached");
-    assert!(f.registry.policies_of(&cert.arn).contains(&"cdf-example-device".to_owned()) || name == "csr", "{name}");
+    assert_eq!(f.registry.principals_of(thing), [cert.arn.to_string()], "{name}: attached");
+    assert!(
+        f.registry.policies_of(cert.arn.as_str()).contains(&"cdf-example-device".to_owned()) || name == "csr",
+        "{name}"
+    );
     assert_eq!(result.resource_arns.certificate.as_deref(), Some(cert.arn.as_str()));
     let text = serde_json::to_string(&record).unwrap() + &serde_json::to_string(&f.events.published()).unwrap();
     assert!(!text.contains("PRIVATE KEY"), "{name}: a private key leaked into the record or an event");
@@ -120,9 +124,9 @@ mod pem {
 /// fake hangs from then on and the attempt is dropped, as if the process had been killed.
 async fn die_after_checkpoint(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
     let gate = Arc::new(AtomicBool::new(false));
-    for faults in [&f.registry.faults, &f.secrets.faults, &f.events.faults] {
-        faults.hang_while(gate.clone());
-    }
+    f.registry.faults.hang_while(gate.clone());
+    f.secrets.faults.hang_while(gate.clone());
+    f.events.faults.hang_while(gate.clone());
     f.state.faults.hang_while(gate.clone());
     f.state.crash_after_checkpoints(k, gate.clone());
     // The attempt "dies" once the gate is shut: every fake then hangs, and it is dropped.
@@ -187,7 +191,7 @@ async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate
     assert!(error.message.contains(r#"checkpoint "certificate""#), "{}", error.message);
     assert!(error.message.contains("format version 2"), "{}", error.message);
     assert_eq!(f.registry.certificates().len(), 1, "no second certificate");
-    assert_eq!(f.registry.faults.count("CreateCertificateFromCsr"), 1);
+    assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 1);
     let events = f.events.published();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, "command.failed");
@@ -203,7 +207,7 @@ async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
         for k in 1..=steps {
             let f = fixture();
             let request = example(name).1;
-            f.state.faults.fail_nth("checkpoint", ErrorKind::Transient, k);
+            f.state.faults.fail_nth(StoreOp::Checkpoint, ErrorKind::Transient, k);
             assert!(matches!(f.app.handle(&provision("k", &request), "t1").await, Disposition::Retry { .. }));
             assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} at {k}");
             let active: Vec<_> = f
@@ -216,7 +220,7 @@ async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
             // Even a certificate obtained but not recorded is found again and adopted.
             assert_eq!(f.registry.certificates().len(), 1, "{name} at {k}: no orphan");
             let thing = provisioned(&f.record("k")).thing_name.unwrap();
-            assert_eq!(f.registry.principals_of(&thing), std::slice::from_ref(&active[0].arn));
+            assert_eq!(f.registry.principals_of(&thing), [active[0].arn.to_string()]);
         }
     }
 }
@@ -269,7 +273,7 @@ async fn provisioning_the_same_device_twice_acts_once() {
         assert_eq!(f.app.handle(&provision("k", &request), t).await, Disposition::Done);
     }
     assert_eq!(f.registry.certificates().len(), 1);
-    assert_eq!(f.registry.faults.count("CreateCertificateFromCsr"), 1);
+    assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 1);
 }
 
 #[tokio::test]
@@ -292,13 +296,13 @@ async fn register_thing_mode_hands_the_template_to_iot_and_adds_cdfs_policies() 
     let (body, parameters) = &calls[0];
     assert!(!body.contains("CDF"), "the CDF section is not sent to IoT: {body}");
     let cert = &f.registry.certificates()[0];
-    assert_eq!(parameters["CertificateId"], cert.certificate_id);
+    assert_eq!(parameters["CertificateId"], cert.certificate_id.as_str());
     assert_eq!(parameters["ThingName"], "sensor-0101");
     let result = provisioned(&record);
     assert_eq!(result.resource_arns.certificate.as_deref(), Some(cert.arn.as_str()));
     let extra = &result.policies[0];
     assert!(extra.starts_with("extra_"), "{result:?}");
-    assert!(f.registry.policies_of(&cert.arn).contains(&extra.to_owned()));
+    assert!(f.registry.policies_of(cert.arn.as_str()).contains(&extra.to_owned()));
 }
 
 /// A thing-only template with the given attribute override, provisioned over an existing thing.

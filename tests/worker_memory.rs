@@ -4,6 +4,8 @@
 
 mod common;
 
+use cdf_provisioning::adapters::memory::{IotOp, QueueOp};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +81,7 @@ async fn three_copies_of_one_command_act_once_and_are_all_deleted() {
 
     assert_eq!(run.queue.deleted(), 3);
     assert_eq!(f.state.records().len(), 1);
-    assert_eq!(f.registry.faults.count("UpdateCertificate"), 1);
+    assert_eq!(f.registry.faults.count(IotOp::UpdateCertificate), 1);
     assert_eq!(f.events.published().len(), 1);
 }
 
@@ -117,7 +119,7 @@ async fn a_malformed_message_is_dead_lettered_with_its_reason_and_the_worker_goe
 async fn a_throttled_command_stays_on_the_queue_and_succeeds_later() {
     let f = Fixture::on_tokio_time();
     f.registry.add_thing("t1", None, &[]);
-    f.registry.faults.fail_next("DescribeThing", ErrorKind::Throttled, 2);
+    f.registry.faults.fail_next(IotOp::DescribeThing, ErrorKind::Throttled, 2);
     let run = start(&f, settings());
     run.queue.send(&body("k", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
     settle(&run.queue, |q| q.pending() == 0).await;
@@ -136,7 +138,7 @@ async fn shutdown_mid_command_exits_within_the_grace_period_and_loses_nothing() 
     let f = Fixture::on_tokio_time();
     f.registry.add_thing("t1", None, &[]);
     // The first DescribeThing takes far longer than the grace period.
-    f.registry.faults.delay_next("DescribeThing", Duration::from_secs(600), 1);
+    f.registry.faults.delay_next(IotOp::DescribeThing, Duration::from_secs(600), 1);
     let run = start(&f, settings());
     run.queue.send(&body("slow", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
     run.queue.send(&body("quick", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
@@ -166,7 +168,7 @@ async fn the_heartbeat_keeps_a_long_command_invisible() {
     let f = Fixture::on_tokio_time();
     f.registry.add_thing("t1", None, &[]);
     // Three visibility timeouts long: without a heartbeat the message would be redelivered.
-    f.registry.faults.delay_next("DescribeThing", VISIBILITY * 3, 1);
+    f.registry.faults.delay_next(IotOp::DescribeThing, VISIBILITY * 3, 1);
     let run = start(&f, settings());
     run.queue.send(&body("long", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
     settle(&run.queue, |q| q.pending() == 0).await;
@@ -181,11 +183,11 @@ async fn failed_deletes_are_retried() {
     let f = Fixture::on_tokio_time();
     f.registry.add_thing("t1", None, &[]);
     let run = start(&f, settings());
-    run.queue.faults.fail_next("delete_batch", ErrorKind::Transient, 2);
+    run.queue.faults.fail_next(QueueOp::DeleteBatch, ErrorKind::Transient, 2);
     run.queue.send(&body("k", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
     settle(&run.queue, |q| q.pending() == 0).await;
     run.stop.cancel();
     run.done.await.unwrap();
-    assert_eq!(run.queue.faults.count("delete_batch"), 3);
+    assert_eq!(run.queue.faults.count(QueueOp::DeleteBatch), 3);
     assert_eq!(run.worker_stats.snapshot()[0], 1);
 }

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::app::provision::Provisioned;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates, json_pointer};
 use crate::domain::result::{ProvisionResult, ResourceArns};
-use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, ThingName};
 
 /// The media type of every request and response body.
 pub const MEDIA_TYPE: &str = "application/vnd.aws-cdf-v1.0+json";
@@ -139,7 +139,7 @@ struct ProvisionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     thing_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    certificate_id: Option<String>,
+    certificate_id: Option<CertificateId>,
     policies: Vec<String>,
     thing_groups: Vec<String>,
 }

@@ -7,7 +7,6 @@
 
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::{CertificateChange, CertificatesUpdated};
-use crate::domain::thing::certificate_id_from_arn;
 use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
 use crate::ports::DeviceRegistry;
 
@@ -26,8 +25,8 @@ pub async fn update_thing_certificates(
     }
     let principals = registry.list_thing_principals(thing).await.map_err(thing_error(thing))?;
     let mut certificates = Vec::new();
-    for id in principals.iter().filter_map(|p| certificate_id_from_arn(p)) {
-        certificates.push(registry.describe_certificate(id).await.map_err(|e| e.to_command_error())?);
+    for id in principals.iter().filter_map(|p| p.certificate_id()) {
+        certificates.push(registry.describe_certificate(&id).await.map_err(|e| e.to_command_error())?);
     }
     if let Some(stuck) = certificates.iter().find(|c| !c.certificate_status.can_become(status)) {
         return Err(CommandError::new(

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use super::retry::ConflictRetry;
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::ThingDeleted;
-use crate::domain::thing::certificate_id_from_arn;
 use crate::domain::{CertificateStatus, CommandError, ThingName};
 use crate::ports::{DeviceRegistry, ErrorKind, PortError};
 
@@ -46,7 +45,7 @@ pub async fn delete_thing(
     let mut orphan_candidates = BTreeSet::new();
 
     for principal in &principals {
-        let cert_id = certificate_id_from_arn(principal);
+        let cert_id = principal.certificate_id();
         // Another thing sharing this certificate keeps it, with its policies, untouched.
         let shared = if cleanup && cert_id.is_some() {
             let users = registry.list_principal_things(principal).await.map_err(fail)?;
@@ -70,19 +69,19 @@ pub async fn delete_thing(
         let Some(cert_id) = cert_id else { continue };
         if remove_certificate {
             // IoT deletes only non-ACTIVE certificates; a REVOKED one cannot become INACTIVE.
-            match registry.describe_certificate(cert_id).await {
+            match registry.describe_certificate(&cert_id).await {
                 Ok(cert) if cert.certificate_status == CertificateStatus::Active => {
-                    ignore_not_found(registry.update_certificate_status(cert_id, CertificateStatus::Inactive).await)
+                    ignore_not_found(registry.update_certificate_status(&cert_id, CertificateStatus::Inactive).await)
                         .map_err(fail)?;
                 }
                 Ok(_) => {}
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(fail(e)),
             }
-            ignore_not_found(retry.run(|| registry.delete_certificate(cert_id)).await).map_err(fail)?;
-            report.deleted_certificates.push(cert_id.to_owned());
+            ignore_not_found(retry.run(|| registry.delete_certificate(&cert_id)).await).map_err(fail)?;
+            report.deleted_certificates.push(cert_id);
         } else {
-            report.kept_certificates.push(cert_id.to_owned());
+            report.kept_certificates.push(cert_id);
         }
     }
 

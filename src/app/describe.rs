@@ -8,7 +8,6 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::thing_error;
 use crate::domain::registry::{CertificateInfo, ThingDescription};
-use crate::domain::thing::certificate_id_from_arn;
 use crate::domain::{CommandError, ThingName};
 use crate::ports::{DeviceRegistry, ErrorKind, PortError};
 
@@ -25,10 +24,8 @@ pub async fn describe_thing(
         futures::try_join!(registry.list_thing_principals(thing), registry.list_thing_groups_for_thing(thing))
             .map_err(thing_error(thing))?;
 
-    let certificates: Vec<(String, String)> = principals
-        .iter()
-        .filter_map(|arn| certificate_id_from_arn(arn).map(|id| (id.to_owned(), arn.clone())))
-        .collect();
+    let certificates: Vec<_> =
+        principals.into_iter().filter_map(|arn| arn.certificate_id().map(|id| (id, arn))).collect();
     let per_certificate: Vec<(CertificateInfo, Vec<String>)> = stream::iter(certificates)
         .map(|(id, arn)| async move {
             let (cert, policies) =

@@ -17,9 +17,10 @@ pub use crate::domain::command::ProvisionRequest;
 pub use crate::domain::result::{ProvisionResult, ResourceArns};
 use crate::domain::template::plan::{CertificateSource, InitialStatus, Override, Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
-use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::domain::{Arn, CertificateId, CertificateStatus, CommandError, ErrorCode, ThingName};
 use crate::ports::{
-    CaKeyStore, Clock, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink, TemplateStore,
+    AwsGeneratedKey, CaKeyStore, Clock, DeviceRegistry, ErrorKind, IssuedCertificate, NewThing, PortError, SecretSink,
+    TemplateStore,
 };
 
 /// How templates are executed.
@@ -220,7 +221,7 @@ impl Provisioner<'_> {
             _ => Vec::new(),
         };
         let policy_arn = plan.policies.iter().find(|p| !p.is_cdf_extension()).map(|p| {
-            let account = certificate.as_ref().map(|c| arn_prefix(&c.certificate.arn)).unwrap_or_default();
+            let account = certificate.as_ref().map(|c| arn_prefix(c.certificate.arn.as_str())).unwrap_or_default();
             format!("{account}:policy/{}", p.policy_name)
         });
         Ok(Provisioned {
@@ -230,7 +231,7 @@ impl Provisioner<'_> {
                 private_key_secret: key.map(|k| k.secret),
                 resource_arns: ResourceArns {
                     thing: thing.map(|t| t.arn),
-                    certificate: certificate.as_ref().map(|c| c.certificate.arn.clone()),
+                    certificate: certificate.as_ref().map(|c| c.certificate.arn.to_string()),
                     policy_logical_name: policy_arn,
                 },
                 thing_name,
@@ -275,8 +276,8 @@ impl Provisioner<'_> {
                     let cert = self
                         .certificate(&spec.source, thing_name.as_deref(), secret_name, progress, &mut private_key)
                         .await?;
-                    parameters.insert("CertificateId".into(), cert.certificate.certificate_id.clone());
-                    parameters.insert("CertificateArn".into(), cert.certificate.arn.clone());
+                    parameters.insert("CertificateId".into(), cert.certificate.certificate_id.to_string());
+                    parameters.insert("CertificateArn".into(), cert.certificate.arn.to_string());
                     // CDF passed the device certificate under this name too.
                     parameters.insert("CaCertificatePem".into(), cert.certificate.certificate_pem);
                 }
@@ -287,15 +288,13 @@ impl Provisioner<'_> {
             Some(done) => done,
             None => {
                 let body = progress.saved().template_body.clone().unwrap_or_default();
-                let (certificate_pem, resource_arns) =
-                    self.registry.register_thing(&body, &parameters).await.map_err(|e| {
-                        if e.is_retryable() || e.kind == ErrorKind::Permanent {
-                            fail(e)
-                        } else {
-                            CommandError::new(ErrorCode::InvalidRequest, format!("IoT refused the registration: {e}"))
-                        }
-                    })?;
-                let done = Registration { certificate_pem, resource_arns };
+                let done = self.registry.register_thing(&body, &parameters).await.map_err(|e| {
+                    if e.is_retryable() || e.kind == ErrorKind::Permanent {
+                        fail(e)
+                    } else {
+                        CommandError::new(ErrorCode::InvalidRequest, format!("IoT refused the registration: {e}"))
+                    }
+                })?;
                 progress.save(Checkpoint::Registered(done.clone())).await?;
                 done
             }
@@ -313,7 +312,7 @@ impl Provisioner<'_> {
                         Err(e) => return Err(fail(e)),
                     }
                 }
-                self.registry.attach_policy(&policy.policy_name, cert_arn).await.map_err(fail)?;
+                self.registry.attach_policy(&policy.policy_name, &Arn::new(cert_arn)).await.map_err(fail)?;
                 attached.push(policy.policy_name.clone());
             }
         }
@@ -329,7 +328,7 @@ impl Provisioner<'_> {
                     policy_logical_name: arns.get("PolicyLogicalName").cloned().or_else(|| find(":policy/")),
                 },
                 thing_name,
-                certificate_id: certificate_arn.and_then(|a| a.rsplit('/').next().map(str::to_owned)),
+                certificate_id: certificate_arn.and_then(|a| Arn::new(a).certificate_id()),
                 policies: attached,
                 thing_groups: Vec::new(),
             },
@@ -353,13 +352,17 @@ impl Provisioner<'_> {
         let issued = match source {
             CertificateSource::Csr { csr } => self.certificate_from_csr(csr, progress).await?,
             CertificateSource::Existing { certificate_id } => {
-                let info = self.registry.describe_certificate(certificate_id).await.map_err(|e| {
-                    if e.kind == ErrorKind::NotFound {
-                        CommandError::new(ErrorCode::NotFound, format!("certificate {certificate_id} does not exist"))
-                    } else {
-                        fail(e)
-                    }
-                })?;
+                let info =
+                    self.registry.describe_certificate(&CertificateId::new(certificate_id)).await.map_err(|e| {
+                        if e.kind == ErrorKind::NotFound {
+                            CommandError::new(
+                                ErrorCode::NotFound,
+                                format!("certificate {certificate_id} does not exist"),
+                            )
+                        } else {
+                            fail(e)
+                        }
+                    })?;
                 CertificateStep {
                     certificate: IssuedCertificate {
                         certificate_id: info.certificate_id,
@@ -374,7 +377,7 @@ impl Provisioner<'_> {
             }
             CertificateSource::WithoutCa { certificate_pem } => self.register(certificate_pem, None, false).await?,
             CertificateSource::AwsIssued { key_algorithm: None, .. } => {
-                let (certificate, key, public_key_pem) =
+                let AwsGeneratedKey { certificate, private_key: key, public_key_pem } =
                     self.registry.create_keys_and_certificate(false).await.map_err(fail)?;
                 // AWS shows this key once: deliver it before anything else can fail.
                 let secret = self.secrets.store(secret_name, &key).await.map_err(fail)?;

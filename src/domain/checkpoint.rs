@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{CommandError, ErrorCode};
 use super::registry::IssuedCertificate;
+pub use super::registry::Registration;
 use super::template::plan::Plan;
 
 /// The version of the stored checkpoint format this code writes and reads.
@@ -101,16 +102,6 @@ pub struct PolicyStep {
     pub name: String,
     /// Created by this command (from a document): compensation may delete it.
     pub created: bool,
-}
-
-/// What RegisterThing returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// The certificate PEM, if IoT returned one.
-    pub certificate_pem: Option<String>,
-    /// IoT's `resourceArns` map.
-    pub resource_arns: BTreeMap<String, String>,
 }
 
 impl Checkpoint {

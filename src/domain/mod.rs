@@ -11,6 +11,7 @@ pub mod record;
 pub mod registry;
 pub mod result;
 pub mod schema;
+pub mod secret;
 pub mod template;
 pub mod thing;
 
@@ -19,4 +20,4 @@ pub use error::{CommandError, ErrorCode};
 pub use event::CloudEvent;
 pub use record::{BeginDecision, CommandRecord, CommandStatus, ItemKey};
 pub use result::CommandResult;
-pub use thing::{CertificateStatus, ThingName};
+pub use thing::{Arn, CertificateId, CertificateStatus, ThingName};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::thing::CertificateStatus;
+use super::thing::{Arn, CertificateId, CertificateStatus};
 
 /// A thing as the registry describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +27,9 @@ pub struct ThingInfo {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateInfo {
     /// Certificate id (SHA-256 of the DER on AWS).
-    pub certificate_id: String,
+    pub certificate_id: CertificateId,
     /// Certificate ARN.
-    pub arn: String,
+    pub arn: Arn,
     /// Current status; REVOKED stays REVOKED (CDF collapsed it to INACTIVE).
     pub certificate_status: CertificateStatus,
     /// The certificate itself (public).
@@ -92,11 +92,11 @@ pub struct ThingDeleted {
     /// True when a redelivered command found the thing already gone.
     pub already_deleted: bool,
     /// Principals detached from the thing.
-    pub detached_principals: Vec<String>,
+    pub detached_principals: Vec<Arn>,
     /// Certificates deactivated and deleted.
-    pub deleted_certificates: Vec<String>,
+    pub deleted_certificates: Vec<CertificateId>,
     /// Certificates left in place (used by another thing, or deletion turned off).
-    pub kept_certificates: Vec<String>,
+    pub kept_certificates: Vec<CertificateId>,
     /// Policies deleted because nothing else used them.
     pub deleted_policies: Vec<String>,
 }
@@ -106,7 +106,7 @@ pub struct ThingDeleted {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateChange {
     /// Certificate id.
-    pub certificate_id: String,
+    pub certificate_id: CertificateId,
     /// Status before the command.
     pub previous_status: CertificateStatus,
     /// False when the certificate already had the requested status.
@@ -130,9 +130,19 @@ pub struct CertificatesUpdated {
 #[serde(rename_all = "camelCase")]
 pub struct IssuedCertificate {
     /// Id.
-    pub certificate_id: String,
+    pub certificate_id: CertificateId,
     /// ARN.
-    pub arn: String,
+    pub arn: Arn,
     /// PEM.
     pub certificate_pem: String,
+}
+
+/// What RegisterThing returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// The certificate PEM, if IoT returned one.
+    pub certificate_pem: Option<String>,
+    /// IoT's `resourceArns` map.
+    pub resource_arns: BTreeMap<String, String>,
 }

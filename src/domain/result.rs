@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::registry::{CertificatesUpdated, ThingDeleted, ThingDescription};
+use super::thing::CertificateId;
 
 /// A successful command's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ pub struct ProvisionResult {
     pub thing_name: Option<String>,
     /// Certificate id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate_id: Option<String>,
+    pub certificate_id: Option<CertificateId>,
     /// Policies attached to the certificate.
     pub policies: Vec<String>,
     /// Thing groups the thing is in after provisioning.

@@ -132,6 +132,58 @@ impl fmt::Display for CertificateStatus {
     }
 }
 
+/// An IoT certificate id: the hex SHA-256 of the certificate's DER.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CertificateId(String);
+
+impl CertificateId {
+    /// Wraps an id IoT gave (or one computed from a certificate's DER).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as IoT knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CertificateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS ARN naming an IoT principal or policy target: a certificate
+/// (`arn:aws:iot:<region>:<account>:cert/<id>`), or another principal such as a Cognito identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Arn(String);
+
+impl Arn {
+    /// Wraps an ARN IoT gave.
+    pub fn new(arn: impl Into<String>) -> Self {
+        Self(arn.into())
+    }
+
+    /// The ARN text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The certificate id, when this is a certificate's ARN.
+    pub fn certificate_id(&self) -> Option<CertificateId> {
+        certificate_id_from_arn(&self.0).map(CertificateId::new)
+    }
+}
+
+impl fmt::Display for Arn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Extracts the certificate id from a certificate ARN (`arn:aws:iot:<region>:<account>:cert/<id>`).
 /// Returns `None` for principals that are not IoT certificates (Cognito identities, IAM users).
 pub fn certificate_id_from_arn(arn: &str) -> Option<&str> {

@@ -1,6 +1,7 @@
 //! Shared set-up for tests against the in-memory fakes.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
+pub mod contract;
 pub mod results;
 
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl Fixture {
     }
 
     fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut AppSettings)) -> Self {
-        let registry = Arc::new(MemoryRegistry::default());
+        let registry = Arc::new(MemoryRegistry::with_clock(app_clock.clone()));
         let state = Arc::new(MemoryStateStore::default());
         let events = Arc::new(MemoryEvents::default());
         let mut settings = AppSettings {

@@ -1,5 +1,7 @@
 //! Failure injection shared by the fakes: "the next N calls of operation X fail with kind K",
-//! and a log of every call made, to count calls and to prove that none happened.
+//! and a log of every call made, to count calls and to prove that none happened. Each fake
+//! names its operations with an enum, so a fault planned for a misspelt operation cannot
+//! compile instead of silently never firing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,32 +10,38 @@ use std::time::Duration;
 use crate::ports::{ErrorKind, PortError};
 
 #[derive(Debug)]
-struct Fault {
-    op: &'static str,
+struct Fault<Op> {
+    op: Op,
     kind: ErrorKind,
     /// Calls to let through first.
     skip: usize,
     remaining: usize,
 }
 
-/// Planned failures and the call log of one fake.
-#[derive(Debug, Default)]
-pub struct Faults {
-    planned: Mutex<Vec<Fault>>,
-    delays: Mutex<Vec<(&'static str, Duration, usize)>>,
-    calls: Mutex<Vec<&'static str>>,
+/// Planned failures and the call log of one fake, whose operations are the variants of `Op`.
+#[derive(Debug)]
+pub struct Faults<Op> {
+    planned: Mutex<Vec<Fault<Op>>>,
+    delays: Mutex<Vec<(Op, Duration, usize)>>,
+    calls: Mutex<Vec<Op>>,
     /// While this gate is shut every call hangs: the process is, in effect, dead.
     gate: Mutex<Option<Arc<AtomicBool>>>,
 }
 
-impl Faults {
+impl<Op> Default for Faults<Op> {
+    fn default() -> Self {
+        Self { planned: Mutex::default(), delays: Mutex::default(), calls: Mutex::default(), gate: Mutex::default() }
+    }
+}
+
+impl<Op: Copy + Eq + Into<&'static str>> Faults<Op> {
     /// Makes the next `times` calls of `op` fail with `kind`.
-    pub fn fail_next(&self, op: &'static str, kind: ErrorKind, times: usize) {
+    pub fn fail_next(&self, op: Op, kind: ErrorKind, times: usize) {
         self.planned.lock().expect("fault plan lock").push(Fault { op, kind, skip: 0, remaining: times });
     }
 
     /// Makes only the `n`-th call of `op` from now (1-based) fail with `kind`.
-    pub fn fail_nth(&self, op: &'static str, kind: ErrorKind, n: usize) {
+    pub fn fail_nth(&self, op: Op, kind: ErrorKind, n: usize) {
         self.planned.lock().expect("fault plan lock").push(Fault { op, kind, skip: n.saturating_sub(1), remaining: 1 });
     }
 
@@ -43,12 +51,12 @@ impl Faults {
     }
 
     /// Makes the next `times` calls of `op` take `delay` (tokio time) before answering.
-    pub fn delay_next(&self, op: &'static str, delay: Duration, times: usize) {
+    pub fn delay_next(&self, op: Op, delay: Duration, times: usize) {
         self.delays.lock().expect("delay plan lock").push((op, delay, times));
     }
 
     /// Waits out a planned delay of `op`, then [`Faults::check`]s it.
-    pub async fn enter(&self, op: &'static str) -> Result<(), PortError> {
+    pub async fn enter(&self, op: Op) -> Result<(), PortError> {
         let gate = self.gate.lock().expect("gate lock").clone();
         if gate.is_some_and(|g| g.load(Ordering::SeqCst)) {
             std::future::pending::<()>().await;
@@ -67,7 +75,7 @@ impl Faults {
     }
 
     /// Logs a call of `op` and fails it if a fault is planned.
-    pub fn check(&self, op: &'static str) -> Result<(), PortError> {
+    pub fn check(&self, op: Op) -> Result<(), PortError> {
         self.calls.lock().expect("call log lock").push(op);
         let mut planned = self.planned.lock().expect("fault plan lock");
         if let Some(fault) = planned.iter_mut().find(|f| f.op == op && f.remaining > 0) {
@@ -76,18 +84,18 @@ impl Faults {
                 return Ok(());
             }
             fault.remaining -= 1;
-            return Err(PortError::new(fault.kind, op, format!("injected {:?}", fault.kind)));
+            return Err(PortError::new(fault.kind, op.into(), format!("injected {:?}", fault.kind)));
         }
         Ok(())
     }
 
     /// Every call so far, in order.
-    pub fn calls(&self) -> Vec<&'static str> {
+    pub fn calls(&self) -> Vec<Op> {
         self.calls.lock().expect("call log lock").clone()
     }
 
     /// How many calls of `op` were made.
-    pub fn count(&self, op: &str) -> usize {
+    pub fn count(&self, op: Op) -> usize {
         self.calls.lock().expect("call log lock").iter().filter(|c| **c == op).count()
     }
 }

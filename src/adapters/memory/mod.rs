@@ -9,12 +9,12 @@ mod registry;
 mod state;
 mod stores;
 
-pub use events::MemoryEvents;
+pub use events::{EventsOp, MemoryEvents};
 pub use faults::Faults;
-pub use queue::MemoryQueue;
-pub use registry::MemoryRegistry;
-pub use state::MemoryStateStore;
-pub use stores::{MemoryCaKeys, MemorySecrets, MemoryTemplates};
+pub use queue::{MemoryQueue, QueueOp};
+pub use registry::{IotOp, MemoryRegistry};
+pub use state::{MemoryStateStore, StoreOp};
+pub use stores::{MemoryCaKeys, MemorySecrets, MemoryTemplates, ObjectOp};
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -31,6 +31,22 @@ struct State {
     next: u64,
 }
 
+/// The queue operations of the fake, for failure injection and call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum QueueOp {
+    /// `receive`.
+    Receive,
+    /// `delete_batch`.
+    DeleteBatch,
+    /// `change_visibility`.
+    ChangeVisibility,
+    /// `send`.
+    Send,
+    /// `dead_letter`.
+    DeadLetter,
+}
+
 /// The fake queue.
 #[derive(Debug)]
 pub struct MemoryQueue {
@@ -40,7 +56,7 @@ pub struct MemoryQueue {
     max_receive_count: u32,
     /// Failure injection (operations `receive`, `delete_batch`, `change_visibility`, `send`,
     /// `dead_letter`).
-    pub faults: Faults,
+    pub faults: Faults<QueueOp>,
 }
 
 impl MemoryQueue {
@@ -110,7 +126,7 @@ impl MemoryQueue {
 #[async_trait]
 impl CommandQueue for MemoryQueue {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>, PortError> {
-        self.faults.enter("receive").await?;
+        self.faults.enter(QueueOp::Receive).await?;
         let deadline = Instant::now() + wait;
         loop {
             let found = self.take_visible(max.min(10));
@@ -124,7 +140,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn delete_batch(&self, receipt_handles: &[String]) -> Result<Vec<DeleteFailure>, PortError> {
-        self.faults.enter("delete_batch").await?;
+        self.faults.enter(QueueOp::DeleteBatch).await?;
         let mut state = self.lock();
         let mut failures = Vec::new();
         for handle in receipt_handles {
@@ -144,7 +160,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), PortError> {
-        self.faults.enter("change_visibility").await?;
+        self.faults.enter(QueueOp::ChangeVisibility).await?;
         let mut state = self.lock();
         let m = state
             .messages
@@ -158,7 +174,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn send(&self, body: &str) -> Result<String, PortError> {
-        self.faults.enter("send").await?;
+        self.faults.enter(QueueOp::Send).await?;
         let id = {
             let mut state = self.lock();
             state.next += 1;
@@ -177,7 +193,7 @@ impl CommandQueue for MemoryQueue {
     }
 
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
-        self.faults.enter("dead_letter").await?;
+        self.faults.enter(QueueOp::DeadLetter).await?;
         self.lock().dead_letters.push((message.body.clone(), Some(reason.clone())));
         Ok(())
     }

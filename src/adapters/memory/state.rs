@@ -11,13 +11,34 @@ use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
 use crate::domain::{CommandError, IdempotencyKey};
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
+/// The state store operations of the fake, for failure injection and call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum StoreOp {
+    /// `create`.
+    Create,
+    /// `take_over`.
+    TakeOver,
+    /// `renew_lease`.
+    RenewLease,
+    /// `finish`.
+    Finish,
+    /// `release`.
+    Release,
+    /// `checkpoint`.
+    Checkpoint,
+    /// `mark_event_published`.
+    MarkEventPublished,
+    /// `get`.
+    Get,
+}
+
 /// Command records in a map.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     records: Mutex<HashMap<String, CommandRecord>>,
-    /// Failure injection (operations `create`, `take_over`, `renew_lease`, `finish`,
-    /// `release`, `checkpoint`, `mark_event_published`, `get`).
-    pub faults: Faults,
+    /// Failure injection, by operation.
+    pub faults: Faults<StoreOp>,
     /// After this many more checkpoints, shut the gate (see [`MemoryStateStore::crash_after_checkpoints`]).
     crash: Mutex<Option<(usize, std::sync::Arc<std::sync::atomic::AtomicBool>)>>,
 }
@@ -69,7 +90,7 @@ impl MemoryStateStore {
 #[async_trait]
 impl StateStore for MemoryStateStore {
     async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError> {
-        self.faults.enter("create").await?;
+        self.faults.enter(StoreOp::Create).await?;
         let mut records = self.records.lock().expect("records lock");
         if let Some(existing) = records.get(record.idempotency_key.as_str()) {
             return Ok(CreateOutcome::Exists(Box::new(existing.clone())));
@@ -86,7 +107,7 @@ impl StateStore for MemoryStateStore {
         lease_expires_at_ms: i64,
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
-        self.faults.enter("take_over").await?;
+        self.faults.enter(StoreOp::TakeOver).await?;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
@@ -100,7 +121,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
-        self.faults.enter("renew_lease").await?;
+        self.faults.enter(StoreOp::RenewLease).await?;
         self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_expires_at_ms)
     }
 
@@ -111,7 +132,7 @@ impl StateStore for MemoryStateStore {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
-        self.faults.enter("finish").await?;
+        self.faults.enter(StoreOp::Finish).await?;
         self.update("finish", key, Some(token), |r| {
             match outcome {
                 Outcome::Succeeded(result) => {
@@ -137,7 +158,7 @@ impl StateStore for MemoryStateStore {
         error: &CommandError,
         now_ms: i64,
     ) -> Result<(), PortError> {
-        self.faults.enter("release").await?;
+        self.faults.enter(StoreOp::Release).await?;
         self.update("release", key, Some(token), |r| {
             r.lease_expires_at_ms = now_ms;
             r.error = Some(error.clone());
@@ -146,7 +167,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
-        self.faults.enter("checkpoint").await?;
+        self.faults.enter(StoreOp::Checkpoint).await?;
         // Stored in the encoded form, as in DynamoDB, so resuming decodes the same text.
         self.update("checkpoint", key, Some(token), |r| {
             r.checkpoints.insert(checkpoint.slot(), checkpoint.encode());
@@ -164,12 +185,12 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
-        self.faults.enter("mark_event_published").await?;
+        self.faults.enter(StoreOp::MarkEventPublished).await?;
         self.update("mark_event_published", key, None, |r| r.event_published = true)
     }
 
     async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
-        self.faults.enter("get").await?;
+        self.faults.enter(StoreOp::Get).await?;
         Ok(self.records.lock().expect("records lock").get(key.as_str()).cloned())
     }
 }

@@ -9,12 +9,24 @@ use super::Faults;
 use crate::crypto::Secret;
 use crate::ports::{CaKeyStore, ErrorKind, PortError, SecretSink, TemplateStore};
 
+/// The object store operations of the fakes, for failure injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ObjectOp {
+    /// Reading a template.
+    Template,
+    /// Storing a secret.
+    Store,
+    /// Deleting a secret.
+    Delete,
+}
+
 /// Templates by id.
 #[derive(Debug, Default)]
 pub struct MemoryTemplates {
     templates: Mutex<BTreeMap<String, String>>,
-    /// Failure injection (operation `template`).
-    pub faults: Faults,
+    /// Failure injection ([`ObjectOp::Template`]).
+    pub faults: Faults<ObjectOp>,
 }
 
 impl MemoryTemplates {
@@ -27,7 +39,7 @@ impl MemoryTemplates {
 #[async_trait]
 impl TemplateStore for MemoryTemplates {
     async fn template(&self, template_id: &str) -> Result<String, PortError> {
-        self.faults.enter("template").await?;
+        self.faults.enter(ObjectOp::Template).await?;
         self.templates
             .lock()
             .expect("templates lock")
@@ -41,8 +53,8 @@ impl TemplateStore for MemoryTemplates {
 #[derive(Debug, Default)]
 pub struct MemorySecrets {
     secrets: Mutex<BTreeMap<String, Secret>>,
-    /// Failure injection (operations `store`, `delete`).
-    pub faults: Faults,
+    /// Failure injection ([`ObjectOp::Store`], [`ObjectOp::Delete`]).
+    pub faults: Faults<ObjectOp>,
 }
 
 impl MemorySecrets {
@@ -60,13 +72,13 @@ impl MemorySecrets {
 #[async_trait]
 impl SecretSink for MemorySecrets {
     async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError> {
-        self.faults.enter("store").await?;
+        self.faults.enter(ObjectOp::Store).await?;
         self.secrets.lock().expect("secrets lock").insert(name.to_owned(), secret.clone());
         Ok(format!("memory://secrets/{name}"))
     }
 
     async fn delete(&self, name: &str) -> Result<(), PortError> {
-        self.faults.enter("delete").await?;
+        self.faults.enter(ObjectOp::Delete).await?;
         self.secrets.lock().expect("secrets lock").remove(name);
         Ok(())
     }

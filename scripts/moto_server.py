@@ -1,0 +1,78 @@
+"""Runs moto server with the corrections that make it behave as AWS IoT does where the
+difference would hide this service's bugs. Usage: python moto_server.py -H 127.0.0.1 -p PORT
+
+Corrections (moto 5.2.5; each one is a place where stock moto is kinder than AWS):
+- IoT certificate ids are the SHA-256 of the DER, as on AWS (moto's `use_valid_cert`).
+- CreateCertificateFromCsr creates the certificate INACTIVE unless `setAsActive` is true
+  (moto reads the flag as a truthy string, so "false" made every certificate ACTIVE).
+- CreateCertificateFromCsr certifies the CSR's own public key (moto made a fresh key), so
+  a resumed attempt can recognise the certificate its predecessor obtained.
+- ListCertificates honours `ascendingOrder` (default: newest first), `pageSize` and
+  `marker` (moto returned every certificate, oldest first, on one page).
+"""
+
+import datetime
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from moto.core.config import default_user_config
+from moto.core.responses import ActionResult
+from moto.iot.models import IoTBackend
+from moto.iot.responses import IoTResponse
+
+default_user_config["iot"]["use_valid_cert"] = True
+
+_CA_KEY = ec.generate_private_key(ec.SECP256R1())
+_CA_NAME = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Emulated AWS IoT CA")])
+
+
+def create_certificate_from_csr(self, csr, set_as_active):
+    request = x509.load_pem_x509_csr(csr.encode("utf-8"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(_CA_NAME)
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(_CA_KEY, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(encoding=Encoding.PEM).decode("utf-8")
+    return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active, status="INACTIVE")
+
+
+def create_certificate_from_csr_response(self):
+    cert = self.iot_backend.create_certificate_from_csr(
+        self._get_param("certificateSigningRequest"),
+        set_as_active=self._get_bool_param("setAsActive", False),
+    )
+    return ActionResult(
+        {"certificateId": cert.certificate_id, "certificateArn": cert.arn, "certificatePem": cert.certificate_pem}
+    )
+
+
+def list_certificates_response(self):
+    ascending = self._get_bool_param("ascendingOrder", False)
+    page_size = self._get_int_param("pageSize", 25)
+    start = int(self._get_param("marker") or 0)
+    certificates = sorted(self.iot_backend.list_certificates(), key=lambda c: c.creation_date, reverse=not ascending)
+    page = certificates[start : start + page_size]
+    result = {"certificates": [c.to_dict() for c in page]}
+    if start + page_size < len(certificates):
+        result["nextMarker"] = str(start + page_size)
+    return ActionResult(result)
+
+
+IoTBackend.create_certificate_from_csr = create_certificate_from_csr
+IoTResponse.create_certificate_from_csr = create_certificate_from_csr_response
+IoTResponse.list_certificates = list_certificates_response
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    main(sys.argv[1:])

@@ -1,0 +1,188 @@
+//! [`Certificates`] on IoT: certificates and the CA certificates registered with it.
+
+use async_trait::async_trait;
+use aws_sdk_iot::types::CertificateStatus as IotStatus;
+
+use super::IotRegistry;
+use crate::adapters::aws::error::classify;
+use crate::domain::registry::{CertificateInfo, IssuedCertificate};
+use crate::domain::secret::Secret;
+use crate::domain::{Arn, CertificateId, CertificateStatus};
+use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, PortError};
+
+fn to_iot(status: CertificateStatus) -> IotStatus {
+    IotStatus::from(status.as_str())
+}
+
+fn initial_status(active: bool) -> IotStatus {
+    if active { IotStatus::Active } else { IotStatus::Inactive }
+}
+
+/// An issued certificate from a response's fields, all of which IoT always returns.
+fn issued(
+    op: &'static str,
+    id: Option<&str>,
+    arn: Option<&str>,
+    pem: Option<&str>,
+) -> Result<IssuedCertificate, PortError> {
+    match (id, arn, pem) {
+        (Some(id), Some(arn), Some(pem)) => Ok(IssuedCertificate {
+            certificate_id: CertificateId::new(id),
+            arn: Arn::new(arn),
+            certificate_pem: pem.to_owned(),
+        }),
+        _ => Err(PortError::new(ErrorKind::Transient, op, "incomplete certificate in the response")),
+    }
+}
+
+#[async_trait]
+impl Certificates for IotRegistry {
+    async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
+        const OP: &str = "iot:DescribeCertificate";
+        let out =
+            self.client.describe_certificate().certificate_id(id.as_str()).send().await.map_err(|e| classify(OP, e))?;
+        let description = out
+            .certificate_description()
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "response has no certificate description"))?;
+        let status_text = description.status().map(|s| s.as_str()).unwrap_or_default();
+        let status = CertificateStatus::from_iot(status_text).ok_or_else(|| {
+            PortError::new(ErrorKind::Permanent, OP, format!("unknown certificate status {status_text:?}"))
+        })?;
+        Ok(CertificateInfo {
+            certificate_id: description.certificate_id().map_or_else(|| id.clone(), CertificateId::new),
+            arn: Arn::new(description.certificate_arn().unwrap_or_default()),
+            certificate_status: status,
+            certificate_pem: description.certificate_pem().map(str::to_owned),
+        })
+    }
+
+    async fn update_certificate_status(&self, id: &CertificateId, status: CertificateStatus) -> Result<(), PortError> {
+        self.client
+            .update_certificate()
+            .certificate_id(id.as_str())
+            .new_status(to_iot(status))
+            .send()
+            .await
+            .map_err(|e| classify("iot:UpdateCertificate", e))?;
+        Ok(())
+    }
+
+    async fn delete_certificate(&self, id: &CertificateId) -> Result<(), PortError> {
+        self.client
+            .delete_certificate()
+            .certificate_id(id.as_str())
+            .force_delete(false)
+            .send()
+            .await
+            .map_err(|e| classify("iot:DeleteCertificate", e))?;
+        Ok(())
+    }
+
+    async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:CreateCertificateFromCsr";
+        let out = self
+            .client
+            .create_certificate_from_csr()
+            .certificate_signing_request(csr_pem)
+            .set_as_active(active)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())
+    }
+
+    async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
+        const OP: &str = "iot:CreateKeysAndCertificate";
+        let out = self
+            .client
+            .create_keys_and_certificate()
+            .set_as_active(active)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let certificate = issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())?;
+        let keys =
+            out.key_pair().ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no key pair in the response"))?;
+        Ok(AwsGeneratedKey {
+            certificate,
+            private_key: Secret::new(keys.private_key().unwrap_or_default().to_owned()),
+            public_key_pem: keys.public_key().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        ca_certificate_pem: Option<&str>,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:RegisterCertificate";
+        let out = self
+            .client
+            .register_certificate()
+            .certificate_pem(certificate_pem)
+            .set_ca_certificate_pem(ca_certificate_pem.map(str::to_owned))
+            .status(initial_status(active))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+    }
+
+    async fn register_certificate_without_ca(
+        &self,
+        certificate_pem: &str,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        const OP: &str = "iot:RegisterCertificateWithoutCA";
+        let out = self
+            .client
+            .register_certificate_without_ca()
+            .certificate_pem(certificate_pem)
+            .status(initial_status(active))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+    }
+
+    async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
+        const OP: &str = "iot:DescribeCACertificate";
+        let out = self
+            .client
+            .describe_ca_certificate()
+            .certificate_id(ca_certificate_id)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        out.certificate_description()
+            .and_then(|d| d.certificate_pem())
+            .map(str::to_owned)
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no certificate PEM in the response"))
+    }
+
+    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+        const OP: &str = "iot:ListCertificates";
+        let mut pages = self.client.list_certificates().ascending_order(false).page_size(50).into_paginator().send();
+        let mut found = Vec::new();
+        // Newest first: the first page that reaches back before `since_ms` is the last one read.
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(OP, e))?;
+            let mut reached_older = false;
+            for cert in page.certificates() {
+                let created_ms = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));
+                if created_ms < since_ms {
+                    reached_older = true;
+                } else if cert.status() == Some(&IotStatus::Inactive)
+                    && let Some(id) = cert.certificate_id()
+                {
+                    found.push(self.describe_certificate(&CertificateId::new(id)).await?);
+                }
+            }
+            if reached_older {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,58 @@
+//! Durable command records.
+
+use async_trait::async_trait;
+
+use super::PortError;
+use crate::domain::checkpoint::Checkpoint;
+use crate::domain::record::{CommandRecord, Outcome};
+use crate::domain::{CommandError, IdempotencyKey};
+
+/// Result of trying to create a command record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    /// The record was created: this attempt holds the lease.
+    Created,
+    /// A record with this key exists; here it is.
+    Exists(Box<CommandRecord>),
+}
+
+/// Durable command records (DynamoDB). Every write is conditional.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Creates the record if no record has its key.
+    async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError>;
+    /// Moves the lease from `expected_token` (the one seen) to `new_token`, counting an
+    /// attempt. `ConditionFailed` when the record changed meanwhile.
+    async fn take_over(
+        &self,
+        key: &IdempotencyKey,
+        expected_token: Option<&str>,
+        new_token: &str,
+        lease_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError>;
+    /// Extends the lease held by `token`.
+    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError>;
+    /// Records the outcome, if `token` still holds the lease.
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError>;
+    /// Gives the lease up after a retryable failure, keeping the error for operators.
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        error: &CommandError,
+        now_ms: i64,
+    ) -> Result<(), PortError>;
+    /// Saves a completed step in its slot, if `token` still holds the lease.
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError>;
+    /// Notes that the completion event went out.
+    async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
+    /// Reads a record.
+    async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError>;
+}

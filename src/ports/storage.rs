@@ -1,0 +1,29 @@
+//! Objects the core reads and writes: templates, generated private keys, CA private keys.
+
+use async_trait::async_trait;
+
+use super::PortError;
+use crate::domain::secret::Secret;
+
+/// Provisioning templates by id (S3 `<prefix><id><suffix>`).
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// The template's text; `NotFound` when there is none.
+    async fn template(&self, template_id: &str) -> Result<String, PortError>;
+}
+
+/// Where generated private keys go, so that they never reach records, events or logs.
+#[async_trait]
+pub trait SecretSink: Send + Sync {
+    /// Stores `secret` under `name` (overwriting); returns a reference for the caller.
+    async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError>;
+    /// Deletes what `store` put under `name` (compensation).
+    async fn delete(&self, name: &str) -> Result<(), PortError>;
+}
+
+/// Private keys of the CAs this deployment signs device certificates with.
+#[async_trait]
+pub trait CaKeyStore: Send + Sync {
+    /// The private key (PEM) of the CA registered in IoT as `ca_certificate_id`.
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError>;
+}

@@ -1,0 +1,119 @@
+//! Contract cases that every implementation of a port must pass: run once against the
+//! in-memory fakes (`tests/contract_memory.rs`) and once against the AWS adapters on the
+//! emulator (`tests/e2e_moto.rs`), so the fakes the fast tests rely on cannot drift from
+//! what the product runs on.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use cdf_provisioning::domain::checkpoint::{Checkpoint, Checkpoints, PolicyStep};
+use cdf_provisioning::domain::record::Outcome;
+use cdf_provisioning::domain::registry::ThingDeleted;
+use cdf_provisioning::domain::{
+    CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
+};
+use cdf_provisioning::ports::{CreateOutcome, DeviceRegistry as Certificates, ErrorKind, StateStore};
+
+const NOW: i64 = 1_764_000_000_000;
+const LEASE_MS: i64 = 60_000;
+
+fn fresh(key: &IdempotencyKey, token: &str) -> CommandRecord {
+    CommandRecord::start(
+        key.clone(),
+        CommandType::DeleteThing,
+        Some("contract-thing".into()),
+        "hash-1".into(),
+        token.into(),
+        NOW,
+        LEASE_MS,
+        86_400,
+    )
+}
+
+fn condition_failed<T: std::fmt::Debug>(result: Result<T, cdf_provisioning::ports::PortError>, what: &str) {
+    match result {
+        Err(e) => assert_eq!(e.kind, ErrorKind::ConditionFailed, "{what}: {e}"),
+        Ok(v) => panic!("{what}: expected a lost condition, got {v:?}"),
+    }
+}
+
+/// The command-record store: conditional creation, leases, checkpoints, outcomes.
+/// `prefix` keeps the keys of one run apart from any other's.
+pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
+    let key = IdempotencyKey::new(format!("{prefix}-contract"));
+    assert_eq!(store.get(&key).await.unwrap(), None, "no record before it is created");
+
+    // Created once; a second create returns the stored record, unchanged.
+    let record = fresh(&key, "tok-1");
+    assert_eq!(store.create(&record).await.unwrap(), CreateOutcome::Created);
+    let mut other = fresh(&key, "tok-other");
+    other.payload_hash = "hash-2".into();
+    match store.create(&other).await.unwrap() {
+        CreateOutcome::Exists(existing) => assert_eq!(*existing, record),
+        CreateOutcome::Created => panic!("a second create must not replace the record"),
+    }
+    assert_eq!(store.get(&key).await.unwrap(), Some(record.clone()), "the record reads back exactly");
+
+    // Only the holder's token renews, checkpoints or finishes.
+    condition_failed(store.renew_lease(&key, "tok-stale", NOW + 2 * LEASE_MS).await, "renew by a stranger");
+    store.renew_lease(&key, "tok-1", NOW + 2 * LEASE_MS).await.unwrap();
+    let step = Checkpoint::Policy(PolicyStep { name: "contract-policy".into(), created: true });
+    condition_failed(store.checkpoint(&key, "tok-stale", &step).await, "checkpoint by a stranger");
+    store.checkpoint(&key, "tok-1", &step).await.unwrap();
+    store.checkpoint(&key, "tok-1", &Checkpoint::Groups).await.unwrap();
+
+    // A take-over must name the token it saw; it counts an attempt and moves the lease.
+    condition_failed(store.take_over(&key, Some("tok-stale"), "tok-2", NOW, NOW).await, "take-over with a stale token");
+    let taken = store.take_over(&key, Some("tok-1"), "tok-2", NOW + 3 * LEASE_MS, NOW + 1).await.unwrap();
+    assert_eq!(taken.attempts, 2);
+    assert_eq!(taken.lease_token.as_deref(), Some("tok-2"));
+    assert_eq!(taken.lease_expires_at_ms, NOW + 3 * LEASE_MS);
+    let saved = Checkpoints::decode(&taken.checkpoints).unwrap();
+    assert!(saved.groups && saved.policies["contract-policy"].created, "checkpoints survive a take-over");
+    condition_failed(store.checkpoint(&key, "tok-1", &Checkpoint::Attached).await, "checkpoint by the old holder");
+
+    // A retryable failure gives the lease up and keeps the error.
+    let throttled = CommandError::new(ErrorCode::Throttled, "slow down");
+    store.release(&key, "tok-2", &throttled, NOW + 2).await.unwrap();
+    let released = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(released.lease_expires_at_ms, NOW + 2);
+    assert_eq!(released.error, Some(throttled));
+    assert_eq!(released.status, CommandStatus::InProgress);
+
+    // The outcome is recorded once, by the holder, and clears the retryable error.
+    let result = CommandResult::DeleteThing(ThingDeleted { thing_name: "contract-thing".into(), ..Default::default() });
+    condition_failed(
+        store.finish(&key, "tok-1", &Outcome::Succeeded(result.clone()), NOW + 3).await,
+        "finish by the old holder",
+    );
+    let finished = store.finish(&key, "tok-2", &Outcome::Succeeded(result.clone()), NOW + 3).await.unwrap();
+    assert_eq!(finished.status, CommandStatus::Succeeded);
+    assert_eq!(finished.result, Some(result));
+    assert_eq!(finished.error, None);
+    assert_eq!(finished.lease_token, None);
+    assert!(!finished.event_published);
+    condition_failed(
+        store.finish(&key, "tok-2", &Outcome::Failed(CommandError::new(ErrorCode::NotFound, "x")), NOW + 4).await,
+        "a second outcome",
+    );
+    condition_failed(store.renew_lease(&key, "tok-2", NOW + 5).await, "renewing a finished command");
+    store.mark_event_published(&key).await.unwrap();
+    let done = store.get(&key).await.unwrap().unwrap();
+    assert!(done.event_published);
+    assert_eq!(done.updated_at_ms, NOW + 3);
+}
+
+/// Certificate adoption's window: `recent_inactive_certificates(since)` lists an INACTIVE
+/// certificate made from `csr` from a little before its creation on, and not when `since`
+/// is after it. `now_ms` is the implementation's "now".
+pub async fn certificate_window_contract(certificates: &dyn Certificates, csr: &str, now_ms: i64) {
+    let issued = certificates.create_certificate_from_csr(csr, false).await.unwrap();
+    let before = certificates.recent_inactive_certificates(now_ms - 600_000).await.unwrap();
+    assert!(
+        before.iter().any(|c| c.certificate_id == issued.certificate_id),
+        "a certificate made after `since` is listed"
+    );
+    let after = certificates.recent_inactive_certificates(now_ms + 600_000).await.unwrap();
+    assert!(
+        after.iter().all(|c| c.certificate_id != issued.certificate_id),
+        "a certificate made before `since` is not listed"
+    );
+}

@@ -1,0 +1,26 @@
+//! The port contracts (`tests/common/contract.rs`) against the in-memory fakes; the same
+//! cases run against the AWS adapters on the emulator in `tests/e2e_moto.rs`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryRegistry, MemoryStateStore};
+use cdf_provisioning::crypto;
+use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
+use cdf_provisioning::ports::Clock;
+use common::contract::{certificate_window_contract, state_store_contract};
+
+#[tokio::test]
+async fn the_memory_state_store_keeps_the_contract() {
+    state_store_contract(&MemoryStateStore::default(), "memory").await;
+}
+
+#[tokio::test]
+async fn the_memory_registry_keeps_the_certificate_window_contract() {
+    let clock = Arc::new(ManualClock::at(1_764_000_000_000));
+    let registry = MemoryRegistry::with_clock(clock.clone());
+    let key = crypto::generate_key_and_csr(KeyAlgorithm::EcdsaP256, &CertInfo::default(), "contract").unwrap();
+    certificate_window_contract(&registry, &key.csr_pem, clock.now_ms()).await;
+}
