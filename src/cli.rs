@@ -21,7 +21,7 @@ use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
-use crate::ports::{CommandQueue, EventPublisher, SystemClock};
+use crate::ports::{CommandSender, EventPublisher, SystemClock};
 use crate::worker::Worker;
 use crate::{api, shutdown, telemetry};
 

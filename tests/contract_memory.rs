@@ -6,11 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use cdf_provisioning::adapters::memory::{ManualClock, MemoryRegistry, MemoryStateStore};
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryQueue, MemoryRegistry, MemoryStateStore};
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
 use cdf_provisioning::ports::Clock;
-use common::contract::{certificate_window_contract, state_store_contract};
+use common::contract::{certificate_window_contract, queue_contract, state_store_contract};
 
 #[tokio::test]
 async fn the_memory_state_store_keeps_the_contract() {
@@ -23,4 +23,10 @@ async fn the_memory_registry_keeps_the_certificate_window_contract() {
     let registry = MemoryRegistry::with_clock(clock.clone());
     let key = crypto::generate_key_and_csr(KeyAlgorithm::EcdsaP256, &CertInfo::default(), "contract").unwrap();
     certificate_window_contract(&registry, &key.csr_pem, clock.now_ms()).await;
+}
+
+#[tokio::test]
+async fn the_memory_queue_keeps_the_contract() {
+    let queue = MemoryQueue::new(std::time::Duration::from_secs(30), 5);
+    queue_contract(&queue, &queue).await;
 }

@@ -25,7 +25,7 @@ use cdf_provisioning::adapters::aws::{
 use cdf_provisioning::app::{App, AppSettings, Ports};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
-use cdf_provisioning::ports::{Clock, CommandQueue, StateStore, SystemClock};
+use cdf_provisioning::ports::{Clock, CommandSender, StateStore, SystemClock};
 use cdf_provisioning::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -239,6 +239,8 @@ async fn the_aws_adapters_keep_the_port_contracts() {
     .unwrap();
     let registry = IotRegistry::new(&s.clients);
     contract::certificate_window_contract(&registry, &key.csr_pem, SystemClock.now_ms()).await;
+    let queue = s.queue().await;
+    contract::queue_contract(&queue, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cdf_provisioning::adapters::memory::MemoryQueue;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, ErrorCode};
-use cdf_provisioning::ports::{CommandQueue, ErrorKind};
+use cdf_provisioning::ports::{CommandSender, ErrorKind};
 use cdf_provisioning::worker::{Worker, WorkerSettings};
 use common::Fixture;
 use tokio_util::sync::CancellationToken;

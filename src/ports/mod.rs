@@ -21,7 +21,7 @@ pub mod storage;
 use std::fmt;
 
 pub use events::EventPublisher;
-pub use queue::{CommandQueue, CommandSender, DeleteFailure, QueueMessage, SendFailure};
+pub use queue::{CommandQueue, CommandSender, DeleteFailure, MAX_SEND_BATCH, QueueMessage, SendFailure};
 pub use registry::{AwsGeneratedKey, Certificates, DeviceRegistry, NewThing, Policies, ThingRegistration, Things};
 pub use state::{CreateOutcome, StateStore};
 pub use storage::{CaKeyStore, SecretSink, TemplateStore};

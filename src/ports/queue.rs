@@ -41,8 +41,6 @@ pub trait CommandQueue: Send + Sync {
     async fn delete_batch(&self, receipt_handles: &[String]) -> Result<Vec<DeleteFailure>, PortError>;
     /// Hides a message for `timeout` from now (0: visible again at once).
     async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), PortError>;
-    /// Sends a message; returns its id.
-    async fn send(&self, body: &str) -> Result<String, PortError>;
     /// Copies a refused message to the dead-letter queue with the reason attached.
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError>;
 }
@@ -64,6 +62,9 @@ pub const MAX_SEND_BATCH: usize = 10;
 /// The producer side of the command queue.
 #[async_trait]
 pub trait CommandSender: Send + Sync {
+    /// Sends one message; returns the queue's id for it.
+    async fn send(&self, body: &str) -> Result<String, PortError>;
+
     /// Sends up to [`MAX_SEND_BATCH`] message bodies in one call; returns those that were
     /// not accepted. Message ids of the accepted ones are not needed: commands are tracked
     /// by their idempotency keys.

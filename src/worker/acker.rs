@@ -4,15 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::mpsc;
 
 use crate::ports::CommandQueue;
 
 /// How long the first handle of a batch waits for company.
 const LINGER: Duration = Duration::from_millis(50);
-/// Attempts per batch before the handles are given up (the messages then come back and
-/// are recognised as done by their records).
-const ATTEMPTS: u32 = 4;
+/// Retries per batch before the handles are given up (the messages then come back and are
+/// recognised as done by their records).
+const RETRIES: usize = 3;
 
 /// Runs until the channel closes, then flushes what is left.
 pub(super) async fn run(queue: Arc<dyn CommandQueue>, mut handles: mpsc::Receiver<String>) {
@@ -30,7 +31,14 @@ pub(super) async fn run(queue: Arc<dyn CommandQueue>, mut handles: mpsc::Receive
 }
 
 async fn delete(queue: &dyn CommandQueue, mut batch: Vec<String>) {
-    for attempt in 1..=ATTEMPTS {
+    // The batch shrinks to the retryable failures between attempts, so the delays come from
+    // backon's schedule and the loop stays here.
+    let mut pauses = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_jitter()
+        .with_max_times(RETRIES)
+        .build();
+    for attempt in 1.. {
         match queue.delete_batch(&batch).await {
             Ok(failures) => {
                 for f in failures.iter().filter(|f| !f.retryable) {
@@ -47,7 +55,8 @@ async fn delete(queue: &dyn CommandQueue, mut batch: Vec<String>) {
         if batch.is_empty() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        let Some(pause) = pauses.next() else { break };
+        tokio::time::sleep(pause).await;
     }
     tracing::warn!(count = batch.len(), "gave up deleting; those messages will be redelivered and recognised as done");
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -107,13 +108,18 @@ async fn reject(shared: &Shared, message: &QueueMessage, error: CommandError) {
     }
 }
 
-/// Exponential backoff by delivery count: 2, 4, 8 ... seconds, capped, with jitter so that
-/// retries of a throttled burst spread out.
+/// Exponential backoff by delivery count: 2, 4, 8 ... seconds up to `cap`, each with up to as
+/// much again of random jitter, so that the retries of a throttled burst spread out.
 fn backoff(receive_count: u32, cap: Duration) -> Duration {
-    let base = Duration::from_secs(2u64.saturating_pow(receive_count.clamp(1, 16)));
-    let capped = base.min(cap);
-    let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * capped.as_millis() as u64 / 1024;
-    capped + Duration::from_millis(jitter_ms)
+    let mut delays = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_secs(2))
+        .with_max_delay(cap)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let nth = usize::try_from(receive_count.clamp(1, 32) - 1).unwrap_or(0);
+    delays.nth(nth).unwrap_or(cap)
 }
 
 #[cfg(test)]
@@ -123,10 +129,12 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let cap = Duration::from_secs(60);
-        let first = backoff(1, cap);
-        assert!(first >= Duration::from_secs(2) && first < Duration::from_secs(3), "{first:?}");
-        assert!(backoff(3, cap) >= Duration::from_secs(8));
-        let late = backoff(30, cap);
-        assert!(late >= cap && late < cap + cap / 4, "{late:?}");
+        for _ in 0..50 {
+            let first = backoff(1, cap);
+            assert!(first >= Duration::from_secs(2) && first < Duration::from_secs(4), "{first:?}");
+            assert!(backoff(3, cap) >= Duration::from_secs(8));
+            let late = backoff(30, cap);
+            assert!(late >= cap && late < cap * 2, "{late:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -160,8 +161,18 @@ impl Worker {
     }
 }
 
+/// Pause after failed receives: 0.4 s doubling to 25.6 s, with jitter, reset by a success.
+fn receive_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(400))
+        .with_max_delay(Duration::from_millis(25_600))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
-    let mut failures = 0u32;
+    let mut pauses = receive_backoff();
     loop {
         // Hold capacity before receiving, so no message waits invisible for a free slot.
         let first = tokio::select! {
@@ -181,7 +192,7 @@ async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: Tas
         };
         match received {
             Ok(messages) => {
-                failures = 0;
+                pauses = receive_backoff();
                 for (message, permit) in messages.into_iter().zip(slots.drain(..)) {
                     WorkerStats::bump(&shared.stats.received);
                     let shared = Arc::clone(&shared);
@@ -192,8 +203,7 @@ async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: Tas
                 }
             }
             Err(e) => {
-                failures = failures.saturating_add(1);
-                let delay = Duration::from_millis(200 * 2u64.pow(failures.min(7)));
+                let delay = pauses.next().unwrap_or(Duration::from_millis(25_600));
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "receive failed");
                 tokio::select! {
                     () = shutdown.cancelled() => return,

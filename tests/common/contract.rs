@@ -10,7 +10,7 @@ use cdf_provisioning::domain::registry::ThingDeleted;
 use cdf_provisioning::domain::{
     CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
 };
-use cdf_provisioning::ports::{CreateOutcome, DeviceRegistry as Certificates, ErrorKind, StateStore};
+use cdf_provisioning::ports::{Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore};
 
 const NOW: i64 = 1_764_000_000_000;
 const LEASE_MS: i64 = 60_000;
@@ -116,4 +116,26 @@ pub async fn certificate_window_contract(certificates: &dyn Certificates, csr: &
         after.iter().all(|c| c.certificate_id != issued.certificate_id),
         "a certificate made before `since` is not listed"
     );
+}
+
+/// The command queue, fed in a batch and drained: what is sent in one batch is received, each
+/// message once, with a receive count of 1, and deleting every receipt handle succeeds.
+/// `queue` must be empty.
+pub async fn queue_contract(sender: &dyn CommandSender, queue: &dyn CommandQueue) {
+    let bodies: Vec<String> = (0..3).map(|i| format!(r#"{{"contract":{i}}}"#)).collect();
+    assert!(sender.send_batch(&bodies).await.unwrap().is_empty(), "every message of the batch is accepted");
+    assert!(sender.send_batch(&[]).await.unwrap().is_empty(), "an empty batch is no call and no failure");
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.extend(queue.receive(10, std::time::Duration::from_secs(1)).await.unwrap());
+        if received.len() >= bodies.len() {
+            break;
+        }
+    }
+    let mut seen: Vec<String> = received.iter().map(|m| m.body.clone()).collect();
+    seen.sort();
+    assert_eq!(seen, bodies, "each message arrives once");
+    assert!(received.iter().all(|m| m.receive_count == 1));
+    let handles: Vec<String> = received.iter().map(|m| m.receipt_handle.clone()).collect();
+    assert!(queue.delete_batch(&handles).await.unwrap().is_empty());
 }

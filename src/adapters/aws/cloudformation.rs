@@ -1,9 +1,10 @@
-//! Deploys `infra/cloudformation.yaml` (create or update, then wait), so the local emulator
-//! and AWS are built from the same template by the same code.
+//! Deploys `infra/cloudformation.yaml` (create or update, then the SDK's waiter), so the local
+//! emulator and AWS are built from the same template by the same code.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_cloudformation::client::Waiters;
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 
 use super::error::classify;
@@ -35,7 +36,8 @@ impl StackDeployer {
     ) -> Result<StackOutputs, PortError> {
         let params: Vec<Parameter> =
             parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect();
-        if self.status(stack).await?.is_some() {
+        let exists = self.status(stack).await?.is_some();
+        if exists {
             let updated = self
                 .client
                 .update_stack()
@@ -47,6 +49,7 @@ impl StackDeployer {
                 .await;
             if let Err(e) = updated {
                 let e = classify("cloudformation:UpdateStack", e);
+                // CloudFormation has no error code for "nothing changed", only this message.
                 if !e.message.contains("No updates are to be performed") {
                     return Err(e);
                 }
@@ -62,7 +65,22 @@ impl StackDeployer {
                 .await
                 .map_err(|e| classify("cloudformation:CreateStack", e))?;
         }
-        self.wait(stack, timeout).await
+        let waited = if exists {
+            self.client.wait_until_stack_update_complete().stack_name(stack).wait(timeout).await.err()
+        } else {
+            self.client.wait_until_stack_create_complete().stack_name(stack).wait(timeout).await.err()
+        };
+        let (status, outputs, reason) = self.status(stack).await?.ok_or_else(|| {
+            PortError::new(ErrorKind::NotFound, "cloudformation:DescribeStacks", format!("stack {stack} disappeared"))
+        })?;
+        match waited {
+            None => Ok(outputs),
+            Some(e) => Err(PortError::new(
+                ErrorKind::Permanent,
+                "cloudformation:wait",
+                format!("stack {stack} is {}: {reason} ({e})", status.as_str()),
+            )),
+        }
     }
 
     /// Deletes `stack` (without waiting).
@@ -99,27 +117,5 @@ impl StackDeployer {
             .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
             .collect();
         Ok(Some((status, outputs, found.stack_status_reason().unwrap_or_default().to_owned())))
-    }
-
-    async fn wait(&self, stack: &str, timeout: Duration) -> Result<StackOutputs, PortError> {
-        const OP: &str = "cloudformation:DescribeStacks";
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let (status, outputs, reason) = self
-                .status(stack)
-                .await?
-                .ok_or_else(|| PortError::new(ErrorKind::NotFound, OP, format!("stack {stack} disappeared")))?;
-            let name = status.as_str();
-            if name.ends_with("_COMPLETE") && !name.contains("ROLLBACK") {
-                return Ok(outputs);
-            }
-            if name.ends_with("_FAILED") || name.contains("ROLLBACK") && name.ends_with("_COMPLETE") {
-                return Err(PortError::new(ErrorKind::Permanent, OP, format!("stack {stack} is {name}: {reason}")));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(PortError::new(ErrorKind::Transient, OP, format!("stack {stack} still {name}")));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
     }
 }

@@ -1,16 +1,18 @@
-//! [`CommandQueue`] on SQS: long-poll receive, batched delete, visibility changes, and the
-//! dead-letter copy of refused messages with their reason in message attributes.
+//! The command queue on SQS: as [`CommandQueue`], long-poll receive, batched delete,
+//! visibility changes and the dead-letter copy of refused messages with their reason in
+//! message attributes; as [`CommandSender`], single and batched sends.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 
 use super::error::classify;
 use crate::domain::CommandError;
-use crate::ports::{CommandQueue, DeleteFailure, ErrorKind, PortError, QueueMessage};
+use crate::ports::{CommandQueue, CommandSender, DeleteFailure, ErrorKind, PortError, QueueMessage, SendFailure};
 
 /// Message attribute naming the rejection code on a dead-lettered message.
 pub const REJECTION_CODE_ATTRIBUTE: &str = "cdf-rejection-code";
@@ -176,18 +178,6 @@ impl CommandQueue for SqsCommandQueue {
         Ok(())
     }
 
-    async fn send(&self, body: &str) -> Result<String, PortError> {
-        let out = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| classify("sqs:SendMessage", e))?;
-        Ok(out.message_id().unwrap_or_default().to_owned())
-    }
-
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
         let mut reason_text: String = reason.message.chars().take(1024).collect();
         if reason_text.is_empty() {
@@ -206,5 +196,56 @@ impl CommandQueue for SqsCommandQueue {
         }
         request.send().await.map_err(|e| classify("sqs:SendMessage(dead-letter)", e))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CommandSender for SqsCommandQueue {
+    async fn send(&self, body: &str) -> Result<String, PortError> {
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:SendMessage", e))?;
+        Ok(out.message_id().unwrap_or_default().to_owned())
+    }
+
+    async fn send_batch(&self, bodies: &[String]) -> Result<Vec<SendFailure>, PortError> {
+        const OP: &str = "sqs:SendMessageBatch";
+        if bodies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| PortError::new(ErrorKind::Invalid, OP, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(out
+            .failed()
+            .iter()
+            .map(|f| SendFailure {
+                index: f.id().parse().unwrap_or(usize::MAX),
+                // SQS says whether the sender was at fault; only its own faults are worth a retry.
+                retryable: !f.sender_fault(),
+                message: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+            })
+            .collect())
     }
 }

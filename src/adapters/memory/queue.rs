@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Faults;
 use crate::domain::CommandError;
-use crate::ports::{CommandQueue, DeleteFailure, ErrorKind, PortError, QueueMessage};
+use crate::ports::{CommandQueue, CommandSender, DeleteFailure, ErrorKind, PortError, QueueMessage, SendFailure};
 
 #[derive(Debug)]
 struct Stored {
@@ -45,6 +45,8 @@ pub enum QueueOp {
     Send,
     /// `dead_letter`.
     DeadLetter,
+    /// `send_batch`.
+    SendBatch,
 }
 
 /// The fake queue.
@@ -60,6 +62,25 @@ pub struct MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Puts a message at the back of the queue, visible at once; returns its id.
+    fn enqueue(&self, body: &str) -> String {
+        let id = {
+            let mut state = self.lock();
+            state.next += 1;
+            let id = format!("m-{}", state.next);
+            state.messages.push_back(Stored {
+                id: id.clone(),
+                body: body.to_owned(),
+                receive_count: 0,
+                receipt_handle: None,
+                visible_at: Instant::now(),
+            });
+            id
+        };
+        self.arrived.notify_waiters();
+        id
+    }
+
     /// A queue with the given default visibility timeout and redrive threshold.
     pub fn new(visibility_timeout: Duration, max_receive_count: u32) -> Self {
         Self {
@@ -173,28 +194,25 @@ impl CommandQueue for MemoryQueue {
         Ok(())
     }
 
-    async fn send(&self, body: &str) -> Result<String, PortError> {
-        self.faults.enter(QueueOp::Send).await?;
-        let id = {
-            let mut state = self.lock();
-            state.next += 1;
-            let id = format!("m-{}", state.next);
-            state.messages.push_back(Stored {
-                id: id.clone(),
-                body: body.to_owned(),
-                receive_count: 0,
-                receipt_handle: None,
-                visible_at: Instant::now(),
-            });
-            id
-        };
-        self.arrived.notify_waiters();
-        Ok(id)
-    }
-
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
         self.faults.enter(QueueOp::DeadLetter).await?;
         self.lock().dead_letters.push((message.body.clone(), Some(reason.clone())));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CommandSender for MemoryQueue {
+    async fn send(&self, body: &str) -> Result<String, PortError> {
+        self.faults.enter(QueueOp::Send).await?;
+        Ok(self.enqueue(body))
+    }
+
+    async fn send_batch(&self, bodies: &[String]) -> Result<Vec<SendFailure>, PortError> {
+        self.faults.enter(QueueOp::SendBatch).await?;
+        for body in bodies {
+            self.enqueue(body);
+        }
+        Ok(Vec::new())
     }
 }

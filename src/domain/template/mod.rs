@@ -9,6 +9,7 @@
 
 pub mod cdf;
 pub mod eval;
+pub mod overrides;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,186 @@
+//! `provisionThing`: load the template, plan it (every template error reported before any
+//! AWS call), then make the resources step by step with IoT's primitive APIs, checkpointing
+//! each step so that a crash or redelivery resumes instead of making a second certificate.
+//!
+//! Certificates are created INACTIVE and activated as the very last step, so a device is never
+//! half-provisioned with a live certificate, and a plan that fails permanently is compensated:
+//! what this command made is detached and deleted again.
+
+mod certificate;
+mod compensate;
+mod register_thing;
+mod steps;
+mod thing;
+
+use super::progress::Progress;
+use crate::crypto::Secret;
+use crate::domain::checkpoint::{CertificateStep, Checkpoint};
+pub use crate::domain::command::ProvisionRequest;
+pub use crate::domain::result::{ProvisionResult, ResourceArns};
+use crate::domain::template::plan::{Plan, ThingSpec};
+use crate::domain::template::{Culprit, Template, TemplateError};
+use crate::domain::{CommandError, ErrorCode, ThingName};
+use crate::ports::{
+    CaKeyStore, Clock, DeviceRegistry, ErrorKind, IssuedCertificate, PortError, SecretSink, TemplateStore,
+};
+
+/// How templates are executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvisioningMode {
+    /// Evaluated here, executed with IoT's step APIs, checkpointed (the default).
+    #[default]
+    Steps,
+    /// Validated here, then handed to `iot:RegisterThing` for AWS's own evaluation (CDF's
+    /// way; 10 TPS, and a crash mid-call cannot be resumed step by step).
+    RegisterThing,
+}
+
+/// Deployment settings of provisioning.
+#[derive(Debug, Clone)]
+pub struct ProvisionSettings {
+    /// Validity of certificates signed here when `certInfo.daysExpiry` is absent (365).
+    pub certificate_days: u32,
+    /// Execution mode.
+    pub mode: ProvisioningMode,
+}
+
+impl Default for ProvisionSettings {
+    fn default() -> Self {
+        Self { certificate_days: 365, mode: ProvisioningMode::default() }
+    }
+}
+
+/// What provisioning needs.
+pub struct Provisioner<'a> {
+    /// IoT.
+    pub registry: &'a dyn DeviceRegistry,
+    /// Templates.
+    pub templates: &'a dyn TemplateStore,
+    /// Where generated keys go.
+    pub secrets: &'a dyn SecretSink,
+    /// CA keys for `createDeviceCertificate`.
+    pub ca_keys: &'a dyn CaKeyStore,
+    /// Settings.
+    pub settings: &'a ProvisionSettings,
+    /// Time (certificate validity, the adoption window).
+    pub clock: &'a dyn Clock,
+}
+
+/// A provisioned device: the result, and the private key for callers that return it inline.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// The result document.
+    pub result: ProvisionResult,
+    /// The key made here or by AWS, if any.
+    pub private_key: Option<Secret>,
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
+fn fail(e: PortError) -> CommandError {
+    e.to_command_error()
+}
+
+/// Parses and plans a request against a template text. Every problem becomes one error
+/// naming the first path and listing all. Returns the plan and the template body IoT's
+/// RegisterThing would receive.
+pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<(Plan, String), CommandError> {
+    let template = Template::parse(template).map_err(validation_error)?;
+    let plan = template.plan(&request.parameters, &request.cdf_provisioning_parameters).map_err(validation_error)?;
+    Ok((plan, template.body_text()))
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(validation_error)`
+fn validation_error(errors: Vec<TemplateError>) -> CommandError {
+    let first = &errors[0];
+    let path = match first.culprit {
+        Culprit::Template => format!("template:{}", first.path),
+        Culprit::Request => format!("/payload{}", first.path),
+    };
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
+}
+
+impl Provisioner<'_> {
+    /// Provisions `request`; `secret_name` names the generated key in the secret sink.
+    pub async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        secret_name: &str,
+        progress: &mut Progress<'_>,
+    ) -> Result<Provisioned, CommandError> {
+        let plan: Plan = match progress.saved().plan.clone() {
+            Some(plan) => plan,
+            None => {
+                let text = self.templates.template(&request.provisioning_template_id).await.map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        CommandError::new(
+                            ErrorCode::NotFound,
+                            format!("template {:?} not found: {}", request.provisioning_template_id, e.message),
+                        )
+                        .at("/payload/provisioningTemplateId")
+                    } else {
+                        fail(e)
+                    }
+                })?;
+                let (plan, body) = plan_request(&text, request)?;
+                if self.settings.mode == ProvisioningMode::RegisterThing {
+                    progress.save(Checkpoint::TemplateBody(body)).await?;
+                }
+                progress.save(Checkpoint::Plan(Box::new(plan.clone()))).await?;
+                plan
+            }
+        };
+        let outcome = match self.settings.mode {
+            ProvisioningMode::Steps => self.run(&plan, secret_name, progress).await,
+            ProvisioningMode::RegisterThing => self.register_thing(&plan, request, secret_name, progress).await,
+        };
+        match outcome {
+            Ok(done) => Ok(done),
+            Err(error) if error.is_retryable() => Err(error),
+            Err(error) => {
+                let undone = self.compensate(&plan, secret_name, progress).await;
+                let mut error = error;
+                if !undone.is_empty() {
+                    error.message = format!("{} (undone: {})", error.message, undone.join(", "));
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The "sink" of a synchronous call: the caller gets the key in the response, nothing is
+/// stored.
+#[derive(Debug)]
+pub struct InlineSecret;
+
+#[async_trait::async_trait]
+impl SecretSink for InlineSecret {
+    async fn store(&self, _name: &str, _secret: &Secret) -> Result<String, PortError> {
+        Ok("inline".into())
+    }
+
+    async fn delete(&self, _name: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+fn created(certificate: IssuedCertificate) -> CertificateStep {
+    CertificateStep { certificate, created: true }
+}
+
+impl Provisioner<'_> {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+fn thing_name_of(spec: &ThingSpec) -> Result<ThingName, CommandError> {
+    ThingName::parse(&spec.thing_name).map_err(|m| CommandError::new(ErrorCode::ValidationFailed, m))
+}
+
+/// `arn:aws:iot:<region>:<account>` of an IoT ARN.
+fn arn_prefix(arn: &str) -> String {
+    arn.splitn(6, ':').take(5).collect::<Vec<_>>().join(":")
+}
