@@ -1,6 +1,11 @@
-//! Configuration from environment variables, validated once at startup. Every variable,
-//! its default and its meaning is listed in the README's configuration table; a bad value
-//! stops the process with a message naming the variable.
+//! Configuration from environment variables, validated once at startup; a bad value stops
+//! the process with a message naming every variable at fault.
+//!
+//! Each variable and its default are declared once, in [`Config::from_lookup`]. The settings
+//! of the core ([`AppSettings`]) and of the worker ([`WorkerSettings`]) have no defaults of
+//! their own: they are derived from a `Config`, and [`Config::default`] is the configuration
+//! of an empty environment. A test checks the README's configuration table against the
+//! declared defaults, so the documentation cannot drift either.
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,18 +105,50 @@ impl std::error::Error for ConfigError {}
 struct Reader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
+    /// Every variable read, with its default when it has one.
+    declared: Vec<(&'static str, Option<String>)>,
 }
 
 impl Reader<'_> {
-    fn text(&self, var: &str) -> Option<String> {
+    /// An optional variable without a default.
+    fn text(&mut self, var: &'static str) -> Option<String> {
+        self.declared.push((var, None));
+        self.raw(var)
+    }
+
+    fn raw(&self, var: &str) -> Option<String> {
         (self.lookup)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn parse<T>(&mut self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    /// A text variable with a default.
+    fn text_or(&mut self, var: &'static str, default: &str) -> String {
+        self.declared.push((var, Some(default.to_owned())));
+        self.raw(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// One of `choices` (the first is the default).
+    fn choice<T: Copy>(&mut self, var: &'static str, choices: &[(&str, T)]) -> T {
+        let (default_name, default) = choices[0];
+        self.declared.push((var, Some(default_name.to_owned())));
+        match self.raw(var) {
+            None => default,
+            Some(raw) => choices.iter().find(|(name, _)| *name == raw).map_or_else(
+                || {
+                    let names: Vec<_> = choices.iter().map(|(name, _)| *name).collect();
+                    self.problems.push(format!("{var}={raw:?} is not one of {}", names.join(", ")));
+                    default
+                },
+                |(_, value)| *value,
+            ),
+        }
+    }
+
+    fn parse<T>(&mut self, var: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> T
     where
         T: FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(raw) = self.text(var) else { return default };
+        self.declared.push((var, Some(default.to_string())));
+        let Some(raw) = self.raw(var) else { return default };
         match raw.parse::<T>() {
             Ok(v) if range.contains(&v) => v,
             _ => {
@@ -121,8 +158,9 @@ impl Reader<'_> {
         }
     }
 
-    fn flag(&mut self, var: &str, default: bool) -> bool {
-        match self.text(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+    fn flag(&mut self, var: &'static str, default: bool) -> bool {
+        self.declared.push((var, Some(default.to_string())));
+        match self.raw(var).map(|v| v.to_ascii_lowercase()).as_deref() {
             None => default,
             Some("true" | "1" | "yes") => true,
             Some("false" | "0" | "no") => false,
@@ -142,7 +180,18 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut r = Reader { lookup, problems: Vec::new() };
+        Self::read(lookup).0
+    }
+
+    /// Every variable the service reads, with its default when it has one.
+    pub fn variables() -> Vec<(&'static str, Option<String>)> {
+        Self::read(&|_| None).1
+    }
+
+    fn read(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> (Result<Self, ConfigError>, Vec<(&'static str, Option<String>)>) {
+        let mut r = Reader { lookup, problems: Vec::new(), declared: Vec::new() };
         let events = r.text("CDF_EVENTS_DESTINATION").map(|d| {
             if d.starts_with("arn:aws:sns:") || d.starts_with("arn:aws-") && d.contains(":sns:") {
                 EventsDestination::Sns(d)
@@ -150,36 +199,25 @@ impl Config {
                 EventsDestination::Sqs(d)
             }
         });
-        let log_format = match r.text("CDF_LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                r.problems.push(format!("CDF_LOG_FORMAT={other:?} is not text or json"));
-                LogFormat::Text
-            }
-        };
+        let log_format = r.choice("CDF_LOG_FORMAT", &[("text", LogFormat::Text), ("json", LogFormat::Json)]);
         let secs = |v: u64| Duration::from_secs(v);
         let config = Self {
             command_queue: r.text("CDF_COMMAND_QUEUE"),
             dead_letter_queue: r.text("CDF_DEAD_LETTER_QUEUE"),
             table: r.text("CDF_TABLE"),
             bucket: r.text("CDF_BUCKET"),
-            templates_prefix: r.text("CDF_TEMPLATES_PREFIX").unwrap_or_else(|| "templates/".into()),
-            templates_suffix: r.text("CDF_TEMPLATES_SUFFIX").unwrap_or_else(|| ".json".into()),
-            secrets_prefix: r.text("CDF_SECRETS_PREFIX").unwrap_or_else(|| "secrets/".into()),
-            ca_keys_prefix: r.text("CDF_CA_KEYS_PREFIX").unwrap_or_else(|| "ca-keys/".into()),
+            templates_prefix: r.text_or("CDF_TEMPLATES_PREFIX", "templates/"),
+            templates_suffix: r.text_or("CDF_TEMPLATES_SUFFIX", ".json"),
+            secrets_prefix: r.text_or("CDF_SECRETS_PREFIX", "secrets/"),
+            ca_keys_prefix: r.text_or("CDF_CA_KEYS_PREFIX", "ca-keys/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
-            provisioning_mode: match r.text("CDF_PROVISIONING_MODE").as_deref() {
-                None | Some("steps") => ProvisioningMode::Steps,
-                Some("registerThing") => ProvisioningMode::RegisterThing,
-                Some(other) => {
-                    r.problems.push(format!("CDF_PROVISIONING_MODE={other:?} is not steps or registerThing"));
-                    ProvisioningMode::Steps
-                }
-            },
+            provisioning_mode: r.choice(
+                "CDF_PROVISIONING_MODE",
+                &[("steps", ProvisioningMode::Steps), ("registerThing", ProvisioningMode::RegisterThing)],
+            ),
             events,
-            event_source: r.text("CDF_EVENT_SOURCE").unwrap_or_else(|| "urn:cdf-provisioning".into()),
+            event_source: r.text_or("CDF_EVENT_SOURCE", "urn:cdf-provisioning"),
             receivers: r.parse("CDF_RECEIVERS", 2, 1..=64),
             concurrency: r.parse("CDF_CONCURRENCY", 16, 1..=1024),
             wait_time: secs(r.parse("CDF_WAIT_TIME_SECS", 20, 0..=20)),
@@ -190,14 +228,15 @@ impl Config {
             delete_certificates: r.flag("CDF_DELETE_CERTIFICATES", true),
             delete_policies: r.flag("CDF_DELETE_POLICIES", true),
             aws_max_attempts: r.parse("CDF_AWS_MAX_ATTEMPTS", 3, 1..=10),
-            api_bind: r.text("CDF_API_BIND").unwrap_or_else(|| "127.0.0.1:3004".into()),
+            api_bind: r.text_or("CDF_API_BIND", "127.0.0.1:3004"),
             log_format,
-            log_level: r.text("CDF_LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            log_level: r.text_or("CDF_LOG_LEVEL", "info"),
         };
         if config.api_bind.parse::<std::net::SocketAddr>().is_err() {
             r.problems.push(format!("CDF_API_BIND={:?} is not an address like 127.0.0.1:3004", config.api_bind));
         }
-        if r.problems.is_empty() { Ok(config) } else { Err(ConfigError(r.problems)) }
+        let result = if r.problems.is_empty() { Ok(config) } else { Err(ConfigError(r.problems)) };
+        (result, r.declared)
     }
 
     /// A variable a subcommand cannot run without.
@@ -231,6 +270,13 @@ impl Config {
             shutdown_grace: self.shutdown_grace,
             max_retry_delay: self.max_retry_delay,
         }
+    }
+}
+
+impl Default for Config {
+    /// The configuration of an empty environment: every default, nothing required set.
+    fn default() -> Self {
+        Self::from_lookup(&|_| None).expect("the defaults are valid")
     }
 }
 
@@ -272,6 +318,26 @@ mod tests {
             assert!(text.contains(var), "{var} missing from {text}");
         }
         assert_eq!(err.0.len(), 5);
+    }
+
+    #[test]
+    fn the_readme_documents_every_variable_with_its_default() {
+        let readme = include_str!("../README.md");
+        let rows: HashMap<&str, &str> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let var = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                var.starts_with("CDF_").then(|| (var, *cells.get(2).unwrap_or(&"")))
+            })
+            .collect();
+        for (var, default) in Config::variables() {
+            let documented = rows.get(var).unwrap_or_else(|| panic!("{var} is missing from the README's table"));
+            if let Some(default) = default {
+                assert_eq!(*documented, format!("`{default}`"), "README default of {var}");
+            }
+        }
+        assert_eq!(rows.len(), Config::variables().len(), "the README lists variables the service does not read");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use cdf_provisioning::adapters::aws::{
     StackDeployer,
 };
 use cdf_provisioning::app::{App, AppSettings, Ports};
+use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
 use cdf_provisioning::ports::{Clock, CommandSender, StateStore, SystemClock};
@@ -86,7 +87,7 @@ impl Stack {
         let settings = AppSettings {
             event_source: "urn:e2e".into(),
             lease: Duration::from_secs(VISIBILITY_SECS),
-            ..AppSettings::default()
+            ..Config::default().app_settings()
         };
         App::new(self.ports(Arc::new(events)), settings)
     }
@@ -503,7 +504,7 @@ async fn events_can_go_to_an_sns_topic() {
 
     let app = App::new(
         s.ports(Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic))),
-        AppSettings::default(),
+        Config::default().app_settings(),
     );
     let envelope = cdf_provisioning::domain::CommandEnvelope::decode(
         &command("sns-1", "getThing", json!({"thingName": thing})),

@@ -47,20 +47,6 @@ pub struct AppSettings {
     pub provision: ProvisionSettings,
 }
 
-impl Default for AppSettings {
-    fn default() -> Self {
-        Self {
-            event_source: "urn:cdf-provisioning".into(),
-            lease: Duration::from_secs(60),
-            record_retention: Duration::from_secs(7 * 24 * 3600),
-            delete_certificates: true,
-            delete_policies: true,
-            conflict_retry: ConflictRetry::default(),
-            provision: ProvisionSettings::default(),
-        }
-    }
-}
-
 /// The adapters the core runs on.
 #[derive(Clone)]
 pub struct Ports {

@@ -37,19 +37,6 @@ pub struct WorkerSettings {
     pub max_retry_delay: Duration,
 }
 
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Self {
-            receivers: 2,
-            concurrency: 16,
-            wait_time: Duration::from_secs(20),
-            visibility_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(25),
-            max_retry_delay: Duration::from_secs(300),
-        }
-    }
-}
-
 /// Counters of what the worker did, for logs and tests.
 #[derive(Debug, Default)]
 pub struct WorkerStats {

@@ -12,6 +12,7 @@ use cdf_provisioning::adapters::memory::{
     TokioClock,
 };
 use cdf_provisioning::app::{App, AppSettings, ConflictRetry, Ports};
+use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::Clock;
 
@@ -57,7 +58,7 @@ impl Fixture {
                 max_delay: Duration::from_millis(2),
                 max_retries: 5,
             },
-            ..AppSettings::default()
+            ..Config::default().app_settings()
         };
         adjust(&mut settings);
         let templates = Arc::new(MemoryTemplates::default());

@@ -44,12 +44,6 @@ pub struct ProvisionSettings {
     pub mode: ProvisioningMode,
 }
 
-impl Default for ProvisionSettings {
-    fn default() -> Self {
-        Self { certificate_days: 365, mode: ProvisioningMode::default() }
-    }
-}
-
 /// What provisioning needs.
 pub struct Provisioner<'a> {
     /// IoT.
