@@ -102,11 +102,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An environment variable the service reads, and its default when it has one.
+pub type Variable = (&'static str, Option<String>);
+
 struct Reader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
     /// Every variable read, with its default when it has one.
-    declared: Vec<(&'static str, Option<String>)>,
+    declared: Vec<Variable>,
 }
 
 impl Reader<'_> {
@@ -184,13 +187,11 @@ impl Config {
     }
 
     /// Every variable the service reads, with its default when it has one.
-    pub fn variables() -> Vec<(&'static str, Option<String>)> {
+    pub fn variables() -> Vec<Variable> {
         Self::read(&|_| None).1
     }
 
-    fn read(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> (Result<Self, ConfigError>, Vec<(&'static str, Option<String>)>) {
+    fn read(lookup: &dyn Fn(&str) -> Option<String>) -> (Result<Self, ConfigError>, Vec<Variable>) {
         let mut r = Reader { lookup, problems: Vec::new(), declared: Vec::new() };
         let events = r.text("CDF_EVENTS_DESTINATION").map(|d| {
             if d.starts_with("arn:aws:sns:") || d.starts_with("arn:aws-") && d.contains(":sns:") {

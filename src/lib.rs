@@ -6,10 +6,18 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: pure types and rules (commands, records, events, errors). No I/O.
-//! - [`ports`]: the traits the core needs (registry, state store, events, queue, clock).
-//! - [`app`]: the use cases, written once against the ports.
-//! - [`adapters`]: `aws` (the only place the AWS SDK appears) and `memory` (fakes for tests).
+//! - [`domain`]: pure types and rules. Commands are one serde-tagged enum
+//!   ([`domain::Command`]), results one typed enum ([`domain::CommandResult`]), the steps a
+//!   command has done a versioned enum that fails closed ([`domain::checkpoint`]); also
+//!   records and the table's key layout, events, errors, templates and their evaluation.
+//!   No I/O.
+//! - [`ports`]: the traits the core needs, in domain types: the IoT registry split by what it
+//!   manages, the state store, the command queue (consumer and producer), templates, secrets,
+//!   CA keys, events, the clock.
+//! - [`app`]: the use cases, written once against the ports; `app::commands` is the one
+//!   dispatch from a command to its handler.
+//! - [`adapters`]: `aws` (the only place the AWS SDK appears) and `memory` (fakes with typed
+//!   failure injection, held to the same contract suite as the AWS adapters).
 //! - [`worker`]: poll → decode → dispatch → delete / retry / dead-letter.
 //! - [`api`]: the CDF v1.0.0 REST facade (axum).
 //! - [`config`], [`telemetry`], [`shutdown`], [`cli`]: the composition root's parts.

@@ -178,7 +178,7 @@ fn additional_policies(value: &Value, path: &str, errors: &mut Vec<TemplateError
         };
         let document = match entry.get("document") {
             None => None,
-            Some(doc) => super::policy_document(doc, &child(&at, "document"), errors),
+            Some(doc) => super::resources::policy_document(doc, &child(&at, "document"), errors),
         };
         out.push(AdditionalPolicy { name, document });
     }
