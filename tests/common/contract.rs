@@ -8,7 +8,7 @@ use cdf_provisioning::domain::checkpoint::{Checkpoint, Checkpoints, PolicyStep};
 use cdf_provisioning::domain::record::Outcome;
 use cdf_provisioning::domain::registry::ThingDeleted;
 use cdf_provisioning::domain::{
-    CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
+    Arn, CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
 };
 use cdf_provisioning::ports::{Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore};
 
@@ -99,6 +99,25 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     let done = store.get(&key).await.unwrap().unwrap();
     assert!(done.event_published);
     assert_eq!(done.updated_at_ms, NOW + 3);
+
+    // A result larger than any one DynamoDB item (400 KB) is stored and read back whole.
+    let key = IdempotencyKey::new(format!("{prefix}-contract-large"));
+    let large = CommandResult::DeleteThing(ThingDeleted {
+        thing_name: "contract-thing".into(),
+        detached_principals: (0..6_000)
+            .map(|i| Arn::new(format!("arn:aws:iot:us-east-1:123456789012:cert/{i:064x}")))
+            .collect(),
+        ..Default::default()
+    });
+    assert!(serde_json::to_string(&large).unwrap().len() > 500_000);
+    store.create(&fresh(&key, "tok-1")).await.unwrap();
+    let finished = store.finish(&key, "tok-1", &Outcome::Succeeded(large.clone()), NOW + 3).await.unwrap();
+    assert_eq!(finished.result.as_ref(), Some(&large));
+    assert_eq!(store.get(&key).await.unwrap().unwrap().result, Some(large.clone()));
+    match store.create(&fresh(&key, "tok-9")).await.unwrap() {
+        CreateOutcome::Exists(existing) => assert_eq!(existing.result, Some(large)),
+        CreateOutcome::Created => panic!("the record exists"),
+    }
 }
 
 /// Certificate adoption's window: `recent_inactive_certificates(since)` lists an INACTIVE
