@@ -5,8 +5,10 @@ mod common;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
+use cdf_provisioning::adapters::memory::IotOp;
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::domain::CertificateStatus;
+use cdf_provisioning::ports::ErrorKind;
 use common::Fixture;
 use tower::ServiceExt;
 
@@ -116,4 +118,31 @@ async fn post_things_provisions_and_returns_the_generated_key_inline() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     let (status, _, _) = call(&f, "POST", "/things", Some(r#"{"provisioningTemplateId":"nope"}"#)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn errors_answer_by_whose_fault_they_are() {
+    let f = Fixture::new();
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/csr.json")).unwrap();
+    f.templates.put("csr", &template);
+    let request: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/requests/csr.json")).unwrap(),
+    )
+    .unwrap();
+    let body = request.to_string();
+
+    // IoT refusing the template's policy document (MalformedPolicyException) is the caller's fault.
+    f.registry.faults.fail_next(IotOp::CreatePolicy, ErrorKind::Invalid, 1);
+    let (status, text, _) = call(&f, "POST", "/things", Some(&body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+
+    // Access denied or a misconfigured deployment is the server's.
+    f.registry.faults.fail_next(IotOp::CreatePolicy, ErrorKind::Permanent, 1);
+    let (status, text, _) = call(&f, "POST", "/things", Some(&body)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+
+    // Throttling is neither: try again later.
+    f.registry.faults.fail_next(IotOp::CreatePolicy, ErrorKind::Throttled, 1);
+    let (status, text, _) = call(&f, "POST", "/things", Some(&body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
 }
