@@ -244,3 +244,18 @@ async fn a_lost_lease_does_not_record_a_second_outcome() {
     }
     assert!(f.events.published().is_empty());
 }
+
+#[tokio::test]
+async fn a_record_this_version_cannot_read_dead_letters_the_message_with_the_reason() {
+    let f = Fixture::new();
+    seed_sensor(&f);
+    f.state.faults.fail_next(StoreOp::Create, ErrorKind::Unreadable, 1);
+    match f.app.handle(&get_thing("k1", "sensor-1"), "t1").await {
+        Disposition::Reject(error) => {
+            assert_eq!(error.code, ErrorCode::RecordUnreadable);
+            assert!(error.message.contains("k1"), "{}", error.message);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(f.registry.faults.count(IotOp::DescribeThing), 0, "nothing ran");
+}

@@ -50,19 +50,19 @@ pub struct AppSettings {
 /// The adapters the core runs on.
 #[derive(Clone)]
 pub struct Ports {
-    /// IoT.
+    /// AWS IoT: where the commands act.
     pub registry: Arc<dyn DeviceRegistry>,
-    /// Command records.
+    /// Command records: what makes each command run once, and resume after a crash.
     pub state: Arc<dyn StateStore>,
-    /// Completion events.
+    /// Where completion events go, for the systems waiting on an outcome.
     pub events: Arc<dyn EventPublisher>,
-    /// Provisioning templates.
+    /// Provisioning templates, by id.
     pub templates: Arc<dyn TemplateStore>,
-    /// Where generated private keys go.
+    /// Where generated private keys go, so that they never reach a record or an event.
     pub secrets: Arc<dyn SecretSink>,
-    /// CA private keys.
+    /// The private keys of the CAs that sign device certificates here.
     pub ca_keys: Arc<dyn CaKeyStore>,
-    /// Time.
+    /// Time, injected so that tests move leases and retention at will.
     pub clock: Arc<dyn Clock>,
 }
 

@@ -129,11 +129,12 @@ pub struct CertificatesUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedCertificate {
-    /// Id.
+    /// IoT's id, for status changes and deletion.
     pub certificate_id: CertificateId,
-    /// ARN.
+    /// Its ARN: what policies and things are attached to.
     pub arn: Arn,
-    /// PEM.
+    /// The certificate itself, returned to the caller and matched against a CSR's key when
+    /// an interrupted attempt's certificate is looked for.
     pub certificate_pem: String,
 }
 

@@ -40,21 +40,21 @@ pub enum ProvisioningMode {
 pub struct ProvisionSettings {
     /// Validity of certificates signed here when `certInfo.daysExpiry` is absent (365).
     pub certificate_days: u32,
-    /// Execution mode.
+    /// Whether templates run as checkpointed steps here or through `RegisterThing`.
     pub mode: ProvisioningMode,
 }
 
-/// What provisioning needs.
+/// What provisioning needs, borrowed from the [`App`](crate::app::App) for one command.
 pub struct Provisioner<'a> {
-    /// IoT.
+    /// AWS IoT, where the device is made.
     pub registry: &'a dyn DeviceRegistry,
-    /// Templates.
+    /// Where the template is read from.
     pub templates: &'a dyn TemplateStore,
-    /// Where generated keys go.
+    /// Where a generated key is delivered (the S3 sink, or nowhere for an inline answer).
     pub secrets: &'a dyn SecretSink,
     /// CA keys for `createDeviceCertificate`.
     pub ca_keys: &'a dyn CaKeyStore,
-    /// Settings.
+    /// The deployment's choices.
     pub settings: &'a ProvisionSettings,
     /// Time (certificate validity, the adoption window).
     pub clock: &'a dyn Clock,
