@@ -1,0 +1,247 @@
+//! [`StateStore`] on one DynamoDB table (partition key `pk`, sort key `sk`, both strings),
+//! laid out by [`ItemKey`]. Every write is conditional, so a lease can only be held by one
+//! attempt and an outcome can only be recorded by the attempt holding it. Reading is strict:
+//! an item missing a field, or holding one this version cannot decode, is
+//! [`ErrorKind::Unreadable`], never a default value.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::error::classify;
+use crate::domain::checkpoint::Checkpoint;
+use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
+use crate::domain::{CommandError, IdempotencyKey};
+use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
+
+mod chunks;
+mod item;
+
+use self::chunks::INLINE_RESULT_BYTES;
+use self::item::{Item, item_key, json, n, record_of, s, to_item};
+
+/// Command records in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStateStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStateStore {
+    /// Uses `table` through the DynamoDB client of `clients`.
+    pub fn new(clients: &super::AwsClients, table: impl Into<String>) -> Self {
+        Self { client: clients.dynamodb.clone(), table: table.into() }
+    }
+
+    fn key(key: &IdempotencyKey) -> Item {
+        item_key(&ItemKey::command(key))
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStateStore {
+    async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) => {
+                if let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() {
+                    if let Some(item) = failed.item() {
+                        return Ok(CreateOutcome::Exists(Box::new(self.load(item).await?)));
+                    }
+                    // Not every implementation returns the old item: read it.
+                    return match self.get(&record.idempotency_key).await? {
+                        Some(existing) => Ok(CreateOutcome::Exists(Box::new(existing))),
+                        None => Err(PortError::new(ErrorKind::ConditionFailed, "dynamodb:PutItem", "record vanished")),
+                    };
+                }
+                Err(classify("dynamodb:PutItem", err))
+            }
+        }
+    }
+
+    async fn take_over(
+        &self,
+        key: &IdempotencyKey,
+        expected_token: Option<&str>,
+        new_token: &str,
+        lease_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(take_over)";
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#att", "attempts")
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":new", s(new_token))
+            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .return_values(ReturnValue::AllNew);
+        request = match expected_token {
+            Some(token) => request
+                .condition_expression("#st = :running AND #tok = :expected")
+                .expression_attribute_values(":expected", s(token)),
+            None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
+        };
+        let out = request.send().await.map_err(|e| classify(OP, e))?;
+        record_of(OP, out.attributes())
+    }
+
+    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #lease = :lease")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(renew_lease)", e))?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(finish)";
+        let (status, field, value) = match outcome {
+            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", json(result)?),
+            Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
+        };
+        if let Outcome::Succeeded(result) = outcome
+            && value.len() > INLINE_RESULT_BYTES
+        {
+            return self.finish_with_chunks(key, token, result, &value, now_ms).await;
+        }
+        let clear = if field == "result" { ", #other" } else { "" };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(format!("SET #st = :done, #out = :value, #upd = :now REMOVE #tok{clear}"))
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#out", field)
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":done", s(status.as_str()))
+            .expression_attribute_values(":value", s(value))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .return_values(ReturnValue::AllNew);
+        if !clear.is_empty() {
+            // A success clears the retryable error an earlier attempt left.
+            request = request.expression_attribute_names("#other", "error");
+        }
+        let out = request.send().await.map_err(|e| classify(OP, e))?;
+        record_of(OP, out.attributes())
+    }
+
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        error: &CommandError,
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #lease = :now, #err = :error, #upd = :now")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":error", s(json(error)?))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(release)", e))?;
+        Ok(())
+    }
+
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #cp.#step = :value")
+            .condition_expression("#st = :running AND #tok = :token")
+            .expression_attribute_names("#cp", "checkpoints")
+            .expression_attribute_names("#step", checkpoint.slot())
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "leaseToken")
+            .expression_attribute_values(":value", s(checkpoint.encode()))
+            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(checkpoint)", e))?;
+        Ok(())
+    }
+
+    async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #pub = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#pub", "eventPublished")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem(mark_event_published)", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        match out.item() {
+            None => Ok(None),
+            Some(item) => self.load(item).await.map(Some),
+        }
+    }
+}
