@@ -1,0 +1,298 @@
+//! Bulk provisioning: a task is a template plus rows of parameters, fanned out through the
+//! command queue in chunks and run row by row through the same engine as `provisionThing`.
+//!
+//! The task item holds the counters. Each row's outcome is a row item, written together with
+//! the counter it changes in one transaction that is conditional on the row item not existing
+//! yet, so a row counts exactly once however often it runs. The task completes when every row
+//! is counted; the one attempt whose conditional update moves it to `Completed` (or
+//! `Cancelled`) announces it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::command::IdempotencyKey;
+use super::error::CommandError;
+use super::thing::{Arn, CertificateId};
+
+/// Rows per chunk message: 100 rows keep a message far below SQS's 256 KiB and a chunk's run
+/// well inside a visibility timeout, and make a 100,000-row task about a thousand messages.
+pub const ROWS_PER_CHUNK: usize = 100;
+
+/// Namespace of task ids (UUIDv5 of the producer's idempotency key).
+const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x3c4d_1f0a_7b2e_5d9c_a1e8_44f0_6b2d_90c3);
+
+/// A bulk task's id: derived from the producer's idempotency key, so the same key is the same
+/// task wherever it is submitted (queue or REST).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// The task of the command with idempotency key `key`.
+    pub fn for_key(key: &IdempotencyKey) -> Self {
+        Self(Uuid::new_v5(&TASK_ID_NAMESPACE, key.as_str().as_bytes()).to_string())
+    }
+
+    /// Parses a task id given by a caller; `None` unless it is a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text).ok().map(|id| Self(id.to_string()))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a task stands, in AWS's vocabulary (`DescribeThingRegistrationTask`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
+pub enum TaskStatus {
+    /// Rows are being provisioned.
+    InProgress,
+    /// Every row is counted.
+    Completed,
+    /// The task could not be run (its template vanished, say).
+    Failed,
+    /// Cancelled by a caller; rows already running finish, pending ones are skipped.
+    Cancelling,
+    /// Cancelled, and every row is counted (done, failed or skipped).
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::InProgress, Self::Completed, Self::Failed, Self::Cancelling, Self::Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// Whether rows may still start.
+    pub fn accepts_rows(self) -> bool {
+        self == Self::InProgress
+    }
+}
+
+/// A bulk task: the seed's `BulkRegistrationTask` plus the row total and invalid-row count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// Template every row is provisioned from.
+    pub provisioning_template_id: String,
+    /// Where the task stands.
+    pub status: TaskStatus,
+    /// Rows in the request.
+    pub total_rows: u32,
+    /// Rows refused before any device was made (counted in `failureCount` too).
+    pub invalid_rows: u32,
+    /// Rows provisioned.
+    pub success_count: u32,
+    /// Rows that failed, invalid ones included.
+    pub failure_count: u32,
+    /// Rows skipped because the task was cancelled.
+    pub skipped_count: u32,
+    /// Chunk messages the rows were fanned out in.
+    pub chunks: u32,
+    /// Creation time (unix ms).
+    pub created_at_ms: i64,
+    /// Last change (unix ms).
+    pub updated_at_ms: i64,
+    /// Whether `bulk.completed` went out.
+    pub event_published: bool,
+    /// When the store may forget the task and its rows (unix seconds).
+    pub expires_at: i64,
+}
+
+impl BulkTask {
+    /// Rows counted so far.
+    pub fn counted(&self) -> u32 {
+        self.success_count + self.failure_count + self.skipped_count
+    }
+
+    /// Whether every row is counted.
+    pub fn all_rows_counted(&self) -> bool {
+        self.counted() >= self.total_rows
+    }
+
+    /// Share of rows counted, 0 to 100.
+    pub fn percentage_progress(&self) -> u32 {
+        if self.total_rows == 0 { 100 } else { self.counted() * 100 / self.total_rows }
+    }
+
+    /// The status a finished task takes: `Cancelled` after a cancel, else `Completed`.
+    pub fn final_status(&self) -> TaskStatus {
+        if self.status == TaskStatus::Cancelling { TaskStatus::Cancelled } else { TaskStatus::Completed }
+    }
+
+    /// The seed's `BulkRegistrationTask` view, plus this service's counters.
+    pub fn view(&self) -> BulkTaskView {
+        BulkTaskView {
+            task_id: self.task_id.clone(),
+            status: self.status,
+            percentage_progress: self.percentage_progress(),
+            success_count: self.success_count,
+            failure_count: self.failure_count,
+            creation_date: iso_time(self.created_at_ms),
+            last_modified_date: iso_time(self.updated_at_ms),
+            total_rows: self.total_rows,
+            invalid_rows: self.invalid_rows,
+            skipped_count: self.skipped_count,
+        }
+    }
+}
+
+fn iso_time(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The seed's `BulkRegistrationTask` (what REST answers and what results carry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkTaskView {
+    /// The task.
+    pub task_id: TaskId,
+    /// AWS's vocabulary.
+    pub status: TaskStatus,
+    /// Share of rows counted, 0 to 100.
+    pub percentage_progress: u32,
+    /// Rows provisioned.
+    pub success_count: u32,
+    /// Rows failed, invalid ones included.
+    pub failure_count: u32,
+    /// RFC 3339.
+    pub creation_date: String,
+    /// RFC 3339.
+    pub last_modified_date: String,
+    /// Rows in the request.
+    pub total_rows: u32,
+    /// Rows refused before any device was made.
+    pub invalid_rows: u32,
+    /// Rows skipped by a cancel.
+    pub skipped_count: u32,
+}
+
+/// How one row ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RowOutcome {
+    /// The device was provisioned.
+    Succeeded,
+    /// The row failed (see its error); whatever it made was undone.
+    Failed,
+    /// The task was cancelled before the row started.
+    Skipped,
+}
+
+/// One row's result, stored under its task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowResult {
+    /// Position of the row in the request (0-based).
+    pub row: u32,
+    /// How it ended.
+    pub outcome: RowOutcome,
+    /// The thing, when the row names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thing_name: Option<String>,
+    /// The certificate made for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<CertificateId>,
+    /// Its ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<Arn>,
+    /// Where its generated private key was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_secret: Option<String>,
+    /// Why it failed, with the path at fault (`/parameters/<row>/<field>` for an invalid row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CommandError>,
+}
+
+/// One row of a chunk: its position and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkRow {
+    /// Position of the row in the request (0-based).
+    pub row: u32,
+    /// Template parameters.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The idempotency key of a row's own command record: a row is provisioned once per task.
+pub fn row_key(task: &TaskId, row: u32) -> IdempotencyKey {
+    IdempotencyKey::new(format!("bulk:{task}:row:{row}"))
+}
+
+/// The idempotency key of a chunk message: a chunk sent twice runs once.
+pub fn chunk_key(task: &TaskId, chunk: u32) -> IdempotencyKey {
+    IdempotencyKey::new(format!("bulk:{task}:chunk:{chunk}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> BulkTask {
+        BulkTask {
+            task_id: TaskId::for_key(&IdempotencyKey::new("k")),
+            provisioning_template_id: "t".into(),
+            status: TaskStatus::InProgress,
+            total_rows: 10,
+            invalid_rows: 2,
+            success_count: 5,
+            failure_count: 2,
+            skipped_count: 0,
+            chunks: 1,
+            created_at_ms: 1_764_000_000_123,
+            updated_at_ms: 1_764_000_060_000,
+            event_published: false,
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_same_key_is_the_same_task() {
+        let a = TaskId::for_key(&IdempotencyKey::new("import-42"));
+        assert_eq!(a, TaskId::for_key(&IdempotencyKey::new("import-42")));
+        assert_ne!(a, TaskId::for_key(&IdempotencyKey::new("import-43")));
+        assert_eq!(TaskId::parse(a.as_str()), Some(a));
+        assert_eq!(TaskId::parse("../etc"), None);
+    }
+
+    #[test]
+    fn progress_counts_every_ended_row() {
+        let mut t = task();
+        assert_eq!(t.percentage_progress(), 70);
+        assert!(!t.all_rows_counted());
+        t.success_count = 8;
+        assert!(t.all_rows_counted());
+        assert_eq!(t.final_status(), TaskStatus::Completed);
+        t.status = TaskStatus::Cancelling;
+        assert_eq!(t.final_status(), TaskStatus::Cancelled);
+        let view = serde_json::to_value(t.view()).unwrap();
+        assert_eq!(view["status"], "Cancelling");
+        assert_eq!(view["creationDate"], "2025-11-24T16:00:00Z");
+        assert_eq!(view["percentageProgress"], 100);
+    }
+}
