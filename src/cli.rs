@@ -21,7 +21,7 @@ use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
-use crate::ports::{CommandSender, EventPublisher, SystemClock};
+use crate::ports::{CommandSender, ErrorKind, EventPublisher, PortError, SendFailure, SystemClock};
 use crate::worker::Worker;
 use crate::{api, shutdown, telemetry};
 
@@ -200,9 +200,22 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         None => bail!("CDF_EVENTS_DESTINATION is required (an SQS queue or an SNS topic ARN)"),
     };
     let bucket = Config::require(&config.bucket, "CDF_BUCKET", "for templates, generated keys and CA keys")?;
+    // The producer side of the command queue fans bulk tasks out; without a queue they are
+    // refused with a message saying so, and everything else works.
+    let commands: Arc<dyn CommandSender> = match &config.command_queue {
+        Some(queue) => Arc::new(
+            SqsCommandQueue::connect(clients, queue, config.dead_letter_queue.as_deref())
+                .await
+                .context("resolving the command queue")?,
+        ),
+        None => Arc::new(NoCommandQueue),
+    };
+    let store = DynamoStateStore::new(clients, table);
     let ports = Ports {
         registry: Arc::new(IotRegistry::new(clients)),
-        state: Arc::new(DynamoStateStore::new(clients, table)),
+        state: Arc::new(store.clone()),
+        bulk: Arc::new(store),
+        commands,
         events,
         templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
         secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix)),
@@ -213,6 +226,25 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         clock: Arc::new(SystemClock),
     };
     Ok(App::new(ports, config.app_settings()))
+}
+
+/// The command queue of a process started without `CDF_COMMAND_QUEUE`.
+#[derive(Debug)]
+struct NoCommandQueue;
+
+#[async_trait::async_trait]
+impl CommandSender for NoCommandQueue {
+    async fn send(&self, _body: &str) -> Result<String, PortError> {
+        Err(PortError::new(
+            ErrorKind::Permanent,
+            "sqs:SendMessage",
+            "CDF_COMMAND_QUEUE is not set, so bulk tasks cannot be fanned out",
+        ))
+    }
+
+    async fn send_batch(&self, _bodies: &[String]) -> Result<Vec<SendFailure>, PortError> {
+        self.send("").await.map(|_| Vec::new())
+    }
 }
 
 async fn submit(

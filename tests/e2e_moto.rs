@@ -89,14 +89,16 @@ impl Stack {
             lease: Duration::from_secs(VISIBILITY_SECS),
             ..Config::default().app_settings()
         };
-        App::new(self.ports(Arc::new(events)), settings)
+        App::new(self.ports(Arc::new(events)).await, settings)
     }
 
-    fn ports(&self, events: Arc<dyn cdf_provisioning::ports::EventPublisher>) -> Ports {
+    async fn ports(&self, events: Arc<dyn cdf_provisioning::ports::EventPublisher>) -> Ports {
         let bucket = self.output("BucketName");
         Ports {
             registry: Arc::new(IotRegistry::new(&self.clients)),
             state: Arc::new(self.state()),
+            bulk: Arc::new(self.state()),
+            commands: Arc::new(self.queue().await),
             events,
             templates: Arc::new(S3TemplateStore::new(&self.clients, bucket, "templates/", ".json")),
             secrets: Arc::new(S3SecretSink::new(&self.clients, bucket, "secrets/")),
@@ -503,7 +505,7 @@ async fn events_can_go_to_an_sns_topic() {
         .unwrap();
 
     let app = App::new(
-        s.ports(Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic))),
+        s.ports(Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic))).await,
         Config::default().app_settings(),
     );
     let envelope = cdf_provisioning::domain::CommandEnvelope::decode(

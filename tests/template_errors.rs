@@ -414,11 +414,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             parameters: params(&[("ThingName", "a b"), ("CSR", CSR)]),
+            culprit: Culprit::Request,
             ..case(
                 "invalid thing name from a parameter",
                 base(),
-                "/Resources/thing/Properties/ThingName",
-                "only letters, digits",
+                "/parameters/ThingName",
+                "only letters, digits, ':', '_' and '-' are allowed (used at /Resources/thing/Properties/ThingName",
             )
         },
         Case {

@@ -18,14 +18,17 @@ use super::progress::Progress;
 use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
 use super::retry::ConflictRetry;
 use crate::domain::ThingName;
+use crate::domain::bulk::BulkTask;
 use crate::domain::checkpoint::Checkpoints;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
 use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
 use crate::domain::registry::{CertificatesUpdated, ThingDeleted, ThingDescription};
-use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, ErrorCode, IdempotencyKey};
+use crate::domain::{
+    CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode, IdempotencyKey,
+};
 use crate::ports::{
-    CaKeyStore, Clock, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, PortError, SecretSink, StateStore,
-    TemplateStore,
+    BulkStore, CaKeyStore, Clock, CommandSender, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, PortError,
+    SecretSink, StateStore, TemplateStore,
 };
 
 /// Deployment choices the use cases need.
@@ -62,8 +65,51 @@ pub struct Ports {
     pub secrets: Arc<dyn SecretSink>,
     /// The private keys of the CAs that sign device certificates here.
     pub ca_keys: Arc<dyn CaKeyStore>,
+    /// Bulk tasks and their row results.
+    pub bulk: Arc<dyn BulkStore>,
+    /// The command queue, as a producer: where a bulk task's chunks are sent.
+    pub commands: Arc<dyn CommandSender>,
     /// Time, injected so that tests move leases and retention at will.
     pub clock: Arc<dyn Clock>,
+}
+
+/// What a record runs: a queued command, or one row of a bulk task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Work<'a> {
+    /// A command from the queue.
+    Command(&'a Command),
+    /// A bulk row: provisioning from the task's template snapshot.
+    Row {
+        /// The task.
+        task: &'a BulkTask,
+        /// The row as a provisioning request.
+        request: &'a ProvisionRequest,
+    },
+}
+
+impl Work<'_> {
+    fn command_type(&self) -> CommandType {
+        match self {
+            Self::Command(command) => command.command_type(),
+            Self::Row { .. } => CommandType::ProvisionThing,
+        }
+    }
+
+    fn subject(&self) -> Option<String> {
+        match self {
+            Self::Command(command) => command.subject(),
+            Self::Row { request, .. } => request.parameters.get("ThingName").cloned(),
+        }
+    }
+}
+
+/// How far [`App::run_once`] got.
+#[derive(Debug)]
+pub(crate) enum Once {
+    /// The outcome is recorded (now, or by an earlier attempt).
+    Finished(Box<CommandRecord>),
+    /// Not finished: what to do with the message that carried the work.
+    Pending(Disposition),
 }
 
 /// What the worker should do with the message after [`App::handle`].
@@ -126,7 +172,7 @@ impl Disposition {
 /// The application core, shared by the worker and the REST facade.
 #[derive(Clone)]
 pub struct App {
-    ports: Ports,
+    pub(super) ports: Ports,
     settings: AppSettings,
 }
 
@@ -149,6 +195,11 @@ impl App {
     /// The settings in force.
     pub fn settings(&self) -> &AppSettings {
         &self.settings
+    }
+
+    /// The time, from the clock port.
+    pub(super) fn now_ms(&self) -> i64 {
+        self.ports.clock.now_ms()
     }
 
     /// `getThing`, directly (the REST facade's synchronous path).
@@ -177,12 +228,14 @@ impl App {
     /// `provisionThing` without a record: a generated private key comes back inline, as CDF
     /// returned it, and is stored nowhere.
     pub async fn provision_inline(&self, request: &ProvisionRequest) -> Result<Provisioned, CommandError> {
-        self.provision(request, "inline", &mut Progress::volatile(), true).await
+        self.provision(request, None, "inline", &mut Progress::volatile(), true).await
     }
 
+    /// Provisions from `template` when given (a bulk task's snapshot), else from the store.
     async fn provision(
         &self,
         request: &ProvisionRequest,
+        template: Option<&str>,
         secret_name: &str,
         progress: &mut Progress<'_>,
         inline_secret: bool,
@@ -195,17 +248,26 @@ impl App {
             ca_keys: self.ports.ca_keys.as_ref(),
             settings: &self.settings.provision,
             clock: self.ports.clock.as_ref(),
+            template,
         };
         provisioner.provision(request, secret_name, progress).await
     }
 
-    /// Runs a queued command: the one dispatch from command to handler.
+    /// Runs one piece of work: the one dispatch from a command to its handler.
     async fn run(
         &self,
-        command: &Command,
+        key: &IdempotencyKey,
+        work: Work<'_>,
         secret_name: &str,
         progress: &mut Progress<'_>,
     ) -> Result<CommandResult, CommandError> {
+        let command = match work {
+            Work::Command(command) => command,
+            Work::Row { task, request } => {
+                let provisioned = self.provision(request, Some(&task.template), secret_name, progress, false).await?;
+                return Ok(CommandResult::ProvisionThing(provisioned.result));
+            }
+        };
         Ok(match command {
             Command::GetThing(c) => CommandResult::GetThing(self.describe(&c.thing_name).await?),
             Command::DeleteThing(c) => CommandResult::DeleteThing(self.delete(c, progress.is_retry).await?),
@@ -215,23 +277,43 @@ impl App {
             Command::ProvisionThing(request) => {
                 // The key went to the secret sink; the result carries only its reference.
                 let Provisioned { result, private_key: _ } =
-                    self.provision(request, secret_name, progress, false).await?;
+                    self.provision(request, None, secret_name, progress, false).await?;
                 CommandResult::ProvisionThing(result)
             }
+            Command::BulkProvisionThings(request) => {
+                CommandResult::BulkProvisionThings(self.accept_bulk(key, request).await?.view())
+            }
+            Command::ProvisionBulkChunk(chunk) => CommandResult::ProvisionBulkChunk(self.run_chunk(chunk).await?),
+            Command::CancelBulkTask(c) => CommandResult::CancelBulkTask(self.cancel_bulk(&c.task_id).await?.view()),
         })
     }
 
     /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
     /// (the worker renews the lease with it while the command runs).
     pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: &str) -> Disposition {
-        let key = &envelope.idempotency_key;
+        let work = Work::Command(&envelope.command);
+        match self.run_once(&envelope.idempotency_key, work, &envelope.payload_hash, lease_token).await {
+            Once::Finished(record) => self.publish_owed(&record).await,
+            Once::Pending(disposition) => disposition,
+        }
+    }
+
+    /// Runs `work` once per `key`: create the record (or meet the existing one), hold its
+    /// lease, run from the saved checkpoints, and record the outcome with a conditional write.
+    pub(crate) async fn run_once(
+        &self,
+        key: &IdempotencyKey,
+        work: Work<'_>,
+        payload_hash: &str,
+        lease_token: &str,
+    ) -> Once {
         let now = self.ports.clock.now_ms();
         let lease_until = now + millis(self.settings.lease);
         let fresh = CommandRecord::start(
             key.clone(),
-            envelope.command.command_type(),
-            envelope.command.subject(),
-            envelope.payload_hash.clone(),
+            work.command_type(),
+            work.subject(),
+            payload_hash.to_owned(),
             lease_token.to_owned(),
             now,
             millis(self.settings.lease),
@@ -239,16 +321,16 @@ impl App {
         );
         let (attempt, checkpoints) = match self.ports.state.create(&fresh).await {
             Err(e) if e.kind == ErrorKind::Unreadable => {
-                return Disposition::Reject(CommandError::new(
+                return Once::Pending(Disposition::Reject(CommandError::new(
                     ErrorCode::RecordUnreadable,
                     format!("the record of command '{key}' cannot be read by this version: {e}"),
-                ));
+                )));
             }
-            Err(e) => return Disposition::retry(RetryReason::RecordUnavailable(e)),
+            Err(e) => return Once::Pending(Disposition::retry(RetryReason::RecordUnavailable(e))),
             Ok(CreateOutcome::Created) => (1, Default::default()),
-            Ok(CreateOutcome::Exists(existing)) => match existing.decide(&envelope.payload_hash, now) {
+            Ok(CreateOutcome::Exists(existing)) => match existing.decide(payload_hash, now) {
                 BeginDecision::PayloadMismatch => {
-                    return Disposition::Reject(
+                    return Once::Pending(Disposition::Reject(
                         CommandError::new(
                             ErrorCode::IdempotencyKeyReused,
                             format!(
@@ -257,14 +339,14 @@ impl App {
                             ),
                         )
                         .at("/idempotencyKey"),
-                    );
+                    ));
                 }
-                BeginDecision::AlreadyDone => return self.publish_owed(&existing).await,
+                BeginDecision::AlreadyDone => return Once::Finished(existing),
                 BeginDecision::Busy { retry_after_ms } => {
-                    return Disposition::Retry {
+                    return Once::Pending(Disposition::Retry {
                         after: Some(Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0))),
                         reason: RetryReason::LeaseHeld,
-                    };
+                    });
                 }
                 BeginDecision::TakeOver => {
                     match self
@@ -274,7 +356,7 @@ impl App {
                         .await
                     {
                         Ok(record) => (record.attempts, record.checkpoints),
-                        Err(e) => return Disposition::retry(RetryReason::RecordUnavailable(e)),
+                        Err(e) => return Once::Pending(Disposition::retry(RetryReason::RecordUnavailable(e))),
                     }
                 }
             },
@@ -284,7 +366,7 @@ impl App {
         // attempt overwrites rather than adds.
         let secret_name = format!(
             "{}/{}",
-            envelope.command.subject().unwrap_or_default(),
+            work.subject().unwrap_or_default(),
             &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]
         );
         let outcome = match Checkpoints::decode(&checkpoints) {
@@ -292,23 +374,23 @@ impl App {
             Err(unreadable) => Outcome::Failed(unreadable.into()),
             Ok(saved) => {
                 let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, saved, attempt > 1);
-                match self.run(&envelope.command, &secret_name, &mut progress).await {
+                match self.run(key, work, &secret_name, &mut progress).await {
                     Ok(result) => Outcome::Succeeded(result),
                     Err(error) if error.is_retryable() => {
                         let now = self.ports.clock.now_ms();
                         if let Err(e) = self.ports.state.release(key, lease_token, &error, now).await {
                             tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
                         }
-                        return Disposition::retry(RetryReason::Failed(error));
+                        return Once::Pending(Disposition::retry(RetryReason::Failed(error)));
                     }
                     Err(error) => Outcome::Failed(error),
                 }
             }
         };
         match self.ports.state.finish(key, lease_token, &outcome, self.ports.clock.now_ms()).await {
-            Ok(record) => self.publish_owed(&record).await,
-            Err(e) if e.kind == ErrorKind::ConditionFailed => Disposition::retry(RetryReason::LeaseLost),
-            Err(e) => Disposition::retry(RetryReason::OutcomeNotRecorded(e)),
+            Ok(record) => Once::Finished(Box::new(record)),
+            Err(e) if e.kind == ErrorKind::ConditionFailed => Once::Pending(Disposition::retry(RetryReason::LeaseLost)),
+            Err(e) => Once::Pending(Disposition::retry(RetryReason::OutcomeNotRecorded(e))),
         }
     }
 
@@ -331,7 +413,10 @@ impl App {
             &outcome,
             self.ports.clock.now_ms(),
         );
-        if let Err(e) = self.ports.events.publish(&event).await {
+        // An outcome that is not announced (a bulk chunk's) owes nothing.
+        if let Some(event) = event
+            && let Err(e) = self.ports.events.publish(&event).await
+        {
             return Disposition::retry(RetryReason::EventNotPublished(e));
         }
         if let Err(e) = self.ports.state.mark_event_published(&record.idempotency_key).await {

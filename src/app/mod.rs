@@ -6,6 +6,7 @@
 //! - [`commands`]: runs a queued command exactly once per idempotency key: record, lease,
 //!   outcome, completion event.
 
+pub mod bulk;
 pub mod certificates;
 pub mod commands;
 pub mod delete;

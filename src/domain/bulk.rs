@@ -93,8 +93,16 @@ impl TaskStatus {
 pub struct BulkTask {
     /// The task.
     pub task_id: TaskId,
+    /// The key it was submitted with, which producers correlate its events by.
+    pub idempotency_key: IdempotencyKey,
     /// Template every row is provisioned from.
     pub provisioning_template_id: String,
+    /// The template's text when the task was accepted: every row runs the same template, even
+    /// if the object in S3 changes while the task runs.
+    pub template: String,
+    /// CDF extension parameters for every row.
+    #[serde(default)]
+    pub cdf_provisioning_parameters: serde_json::Value,
     /// Where the task stands.
     pub status: TaskStatus,
     /// Rows in the request.
@@ -132,7 +140,7 @@ impl BulkTask {
 
     /// Share of rows counted, 0 to 100.
     pub fn percentage_progress(&self) -> u32 {
-        if self.total_rows == 0 { 100 } else { self.counted() * 100 / self.total_rows }
+        (self.counted().min(self.total_rows) * 100).checked_div(self.total_rows).unwrap_or(100)
     }
 
     /// The status a finished task takes: `Cancelled` after a cancel, else `Completed`.
@@ -256,7 +264,10 @@ mod tests {
     fn task() -> BulkTask {
         BulkTask {
             task_id: TaskId::for_key(&IdempotencyKey::new("k")),
+            idempotency_key: IdempotencyKey::new("k"),
             provisioning_template_id: "t".into(),
+            template: "{}".into(),
+            cdf_provisioning_parameters: serde_json::Value::Null,
             status: TaskStatus::InProgress,
             total_rows: 10,
             invalid_rows: 2,

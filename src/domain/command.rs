@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
 
+use super::bulk::{BulkRow, TaskId};
 use super::error::{CommandError, ErrorCode};
 use super::schema::command_schema;
 use super::thing::{CertificateStatus, ThingName};
@@ -39,6 +40,48 @@ pub enum Command {
     UpdateThingCertificates(UpdateThingCertificates),
     /// POST /things: a thing from a provisioning template.
     ProvisionThing(ProvisionRequest),
+    /// POST /bulkthings: many things from one template, as an asynchronous task.
+    BulkProvisionThings(BulkRequest),
+    /// One chunk of a bulk task's rows (sent by the service to its own queue).
+    ProvisionBulkChunk(BulkChunk),
+    /// Cancels a bulk task.
+    CancelBulkTask(TaskRef),
+}
+
+/// The seed's BulkRegistrationRequest, plus CDF parameters for every row and `strict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkRequest {
+    /// Template every row is provisioned from.
+    pub provisioning_template_id: String,
+    /// One map of template parameters per thing.
+    pub parameters: Vec<BTreeMap<String, String>>,
+    /// CDF extension parameters, the same for every row.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub cdf_provisioning_parameters: Value,
+    /// Refuse the whole task when any row is invalid, instead of provisioning the valid ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
+}
+
+/// One chunk of a bulk task's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkChunk {
+    /// The task.
+    pub task_id: TaskId,
+    /// Position of the chunk in the task.
+    pub chunk: u32,
+    /// Its rows (the valid ones; invalid rows were counted when the task was accepted).
+    pub rows: Vec<BulkRow>,
+}
+
+/// A command about one bulk task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskRef {
+    /// The task.
+    pub task_id: TaskId,
 }
 
 /// A command about one existing thing and nothing else.
@@ -124,6 +167,10 @@ impl Command {
             | Self::DeleteThing(DeleteThing { thing_name, .. })
             | Self::UpdateThingCertificates(UpdateThingCertificates { thing_name, .. }) => Some(thing_name.to_string()),
             Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned(),
+            Self::BulkProvisionThings(_) => None,
+            Self::ProvisionBulkChunk(BulkChunk { task_id, .. }) | Self::CancelBulkTask(TaskRef { task_id }) => {
+                Some(format!("task/{task_id}"))
+            }
         }
     }
 }
@@ -386,7 +433,18 @@ mod tests {
     #[test]
     fn the_command_type_list_is_derived_from_the_enum() {
         let names: Vec<_> = CommandType::VARIANTS.iter().map(|t| t.as_str()).collect();
-        assert_eq!(names, ["getThing", "deleteThing", "updateThingCertificates", "provisionThing"]);
+        assert_eq!(
+            names,
+            [
+                "getThing",
+                "deleteThing",
+                "updateThingCertificates",
+                "provisionThing",
+                "bulkProvisionThings",
+                "provisionBulkChunk",
+                "cancelBulkTask"
+            ]
+        );
         assert_eq!(serde_json::to_value(CommandType::GetThing).unwrap(), "getThing");
     }
 

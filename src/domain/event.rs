@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::bulk::BulkTaskView;
 use super::command::{CommandType, IdempotencyKey};
 use super::error::CommandError;
 use super::record::Outcome;
@@ -18,6 +19,8 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1b_5e3a_9c2d_5b7e_8a41_2f0c
 
 /// Type of the event published when a command fails permanently.
 pub const COMMAND_FAILED: &str = "command.failed";
+/// Type of the event published once when every row of a bulk task is counted.
+pub const BULK_COMPLETED: &str = "bulk.completed";
 /// Type of the event published when a message is refused and dead-lettered.
 pub const COMMAND_REJECTED: &str = "command.rejected";
 
@@ -70,7 +73,8 @@ impl CloudEvent {
         }
     }
 
-    /// The event announcing a command's outcome.
+    /// The event announcing a command's outcome; `None` when the outcome is not announced
+    /// (a bulk task's internal chunks).
     pub fn for_outcome(
         source: &str,
         key: &IdempotencyKey,
@@ -78,20 +82,29 @@ impl CloudEvent {
         subject: Option<&str>,
         outcome: &Outcome,
         now_ms: i64,
-    ) -> Self {
+    ) -> Option<Self> {
         let (event_type, data) = match outcome {
             Outcome::Succeeded(result) => {
                 // The result's own tag is the `commandType` field; its document is `result`.
                 let mut data = serde_json::to_value(result).unwrap_or_else(|_| json!({}));
                 data["idempotencyKey"] = Value::String(key.as_str().to_owned());
-                (result.event_type(), data)
+                (result.event_type()?, data)
             }
             Outcome::Failed(error) => (
                 COMMAND_FAILED,
                 json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "error": error}),
             ),
         };
-        Self::new(source, event_type, key, subject.map(str::to_owned), data, now_ms)
+        Some(Self::new(source, event_type, key, subject.map(str::to_owned), data, now_ms))
+    }
+
+    /// The event announcing that every row of a bulk task is counted, with the counts;
+    /// `key` is the idempotency key the task was submitted with.
+    pub fn bulk_completed(source: &str, key: &IdempotencyKey, task: &BulkTaskView, now_ms: i64) -> Self {
+        let mut data = serde_json::to_value(task).unwrap_or_else(|_| json!({}));
+        data["idempotencyKey"] = Value::String(key.as_str().to_owned());
+        let key = IdempotencyKey::new(format!("task:{}", task.task_id));
+        Self::new(source, BULK_COMPLETED, &key, Some(format!("task/{}", task.task_id)), data, now_ms)
     }
 
     /// The event announcing that a message was refused and moved to the dead-letter queue.
@@ -128,12 +141,12 @@ mod tests {
     fn ids_are_stable_per_key_and_type() {
         let key = IdempotencyKey::new("k1");
         let ok = deleted();
-        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 1_000);
-        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 9_000);
+        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 1_000).unwrap();
+        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 9_000).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.event_type, "thing.deleted");
         let failed = Outcome::Failed(CommandError::new(ErrorCode::ThingNotFound, "x"));
-        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &failed, 1_000);
+        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &failed, 1_000).unwrap();
         assert_ne!(a.id, c.id);
         assert_eq!(c.event_type, COMMAND_FAILED);
     }
@@ -144,8 +157,9 @@ mod tests {
         let key = IdempotencyKey::new("k1");
         let err = CommandError::new(ErrorCode::ValidationFailed, "bad").at("/payload/thingName");
         let events = [
-            CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), 0),
-            CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), 0),
+            CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), 0).unwrap(),
+            CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), 0)
+                .unwrap(),
             CloudEvent::rejected("src", &key, "m-1", None, &err, 1_764_000_000_000),
         ];
         assert_eq!(events[0].data["commandType"], "deleteThing");

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or knows about the AWS SDK; every function is deterministic
 //! given its inputs (time is passed in), which keeps this layer cheap to test exhaustively.
 
+pub mod bulk;
 pub mod checkpoint;
 pub mod command;
 pub mod error;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bulk::BulkTaskView;
 use super::registry::{CertificatesUpdated, ThingDeleted, ThingDescription};
 use super::thing::CertificateId;
 
@@ -19,17 +20,27 @@ pub enum CommandResult {
     UpdateThingCertificates(CertificatesUpdated),
     /// `provisionThing`.
     ProvisionThing(ProvisionResult),
+    /// `bulkProvisionThings`: the accepted task.
+    BulkProvisionThings(BulkTaskView),
+    /// `provisionBulkChunk`: what the chunk's rows came to.
+    ProvisionBulkChunk(ChunkReport),
+    /// `cancelBulkTask`: the task after the cancel.
+    CancelBulkTask(BulkTaskView),
 }
 
 impl CommandResult {
-    /// The CloudEvents type announcing this result.
-    pub fn event_type(&self) -> &'static str {
-        match self {
+    /// The CloudEvents type announcing this result; `None` for the service's own internal
+    /// commands (a task's chunks), whose progress shows in the task instead.
+    pub fn event_type(&self) -> Option<&'static str> {
+        Some(match self {
             Self::GetThing(_) => "thing.described",
             Self::DeleteThing(_) => "thing.deleted",
             Self::UpdateThingCertificates(_) => "thing.certificates.updated",
             Self::ProvisionThing(_) => "thing.provisioned",
-        }
+            Self::BulkProvisionThings(_) => "bulk.accepted",
+            Self::ProvisionBulkChunk(_) => return None,
+            Self::CancelBulkTask(_) => "bulk.cancelling",
+        })
     }
 
     /// The result document alone (`schemas/result.v1.json`), without its tag.
@@ -37,6 +48,22 @@ impl CommandResult {
         let mut tagged = serde_json::to_value(self).unwrap_or_default();
         tagged.get_mut("result").map(serde_json::Value::take).unwrap_or_default()
     }
+}
+
+/// What one chunk of a bulk task came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkReport {
+    /// The task.
+    pub task_id: String,
+    /// Position of the chunk in the task.
+    pub chunk: u32,
+    /// Rows provisioned.
+    pub succeeded: u32,
+    /// Rows failed.
+    pub failed: u32,
+    /// Rows skipped by a cancel.
+    pub skipped: u32,
 }
 
 /// The seed's `resourceArns`.

@@ -6,12 +6,13 @@
 //!
 //! - [`registry`]: AWS IoT, split by what it manages: [`Things`], [`Certificates`],
 //!   [`Policies`], and [`ThingRegistration`] (RegisterThing).
-//! - [`state`]: command records ([`StateStore`]).
+//! - [`state`]: command records ([`StateStore`]); [`bulk`]: bulk tasks and their rows.
 //! - [`queue`]: the command queue, as a consumer ([`CommandQueue`]) and as a producer
 //!   ([`CommandSender`]).
 //! - [`storage`]: templates, generated keys and CA keys in S3 (or a directory).
 //! - [`events`]: where completion events go.
 
+pub mod bulk;
 pub mod events;
 pub mod queue;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod storage;
 
 use std::fmt;
 
+pub use bulk::{BulkStore, RowPage};
 pub use events::EventPublisher;
 pub use queue::{CommandQueue, CommandSender, DeleteFailure, MAX_SEND_BATCH, QueueMessage, SendFailure};
 pub use registry::{AwsGeneratedKey, Certificates, DeviceRegistry, NewThing, Policies, ThingRegistration, Things};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdf_provisioning::adapters::memory::{
-    ManualClock, MemoryCaKeys, MemoryEvents, MemoryRegistry, MemorySecrets, MemoryStateStore, MemoryTemplates,
-    TokioClock,
+    ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemorySecrets,
+    MemoryStateStore, MemoryTemplates, TokioClock,
 };
 use cdf_provisioning::app::{App, AppSettings, ConflictRetry, Ports};
 use cdf_provisioning::config::Config;
@@ -26,6 +26,9 @@ pub struct Fixture {
     pub secrets: Arc<MemorySecrets>,
     pub ca_keys: Arc<MemoryCaKeys>,
     pub clock: Arc<ManualClock>,
+    pub bulk: Arc<MemoryBulkStore>,
+    /// Where the core sends commands (a bulk task's chunks).
+    pub queue: Arc<MemoryQueue>,
     pub app: App,
 }
 
@@ -64,7 +67,11 @@ impl Fixture {
         let templates = Arc::new(MemoryTemplates::default());
         let secrets = Arc::new(MemorySecrets::default());
         let ca_keys = Arc::new(MemoryCaKeys::default());
+        let bulk = Arc::new(MemoryBulkStore::default());
+        let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), 5));
         let ports = Ports {
+            bulk: bulk.clone(),
+            commands: queue.clone(),
             registry: registry.clone(),
             state: state.clone(),
             events: events.clone(),
@@ -74,7 +81,7 @@ impl Fixture {
             clock: app_clock,
         };
         let app = App::new(ports, settings);
-        Self { registry, state, events, templates, secrets, ca_keys, clock, app }
+        Self { registry, state, events, templates, secrets, ca_keys, clock, bulk, queue, app }
     }
 
     /// The record of `key`; its result, if any, is checked against the result schema.

@@ -2,6 +2,7 @@
 //! application and worker layers. They follow the AWS behaviours the core depends on (for
 //! example IoT refusing to delete an ACTIVE certificate) but are not a product backend.
 
+mod bulk;
 mod events;
 mod faults;
 mod queue;
@@ -9,6 +10,7 @@ mod registry;
 mod state;
 mod stores;
 
+pub use bulk::{BulkOp, MemoryBulkStore};
 pub use events::{EventsOp, MemoryEvents};
 pub use faults::Faults;
 pub use queue::{MemoryQueue, QueueOp};

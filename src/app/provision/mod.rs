@@ -58,6 +58,9 @@ pub struct Provisioner<'a> {
     pub settings: &'a ProvisionSettings,
     /// Time (certificate validity, the adoption window).
     pub clock: &'a dyn Clock,
+    /// The template's text when the caller has it already (a bulk task's snapshot); read from
+    /// the template store otherwise.
+    pub template: Option<&'a str>,
 }
 
 /// A provisioned device: the result, and the private key for callers that return it inline.
@@ -72,6 +75,18 @@ pub struct Provisioned {
 #[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
 fn fail(e: PortError) -> CommandError {
     e.to_command_error()
+}
+
+/// Reads template `id`; a missing one is the request's fault.
+pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
+    templates.template(id).await.map_err(|e| {
+        if e.kind == ErrorKind::NotFound {
+            CommandError::new(ErrorCode::NotFound, format!("template {id:?} not found: {}", e.message))
+                .at("/payload/provisioningTemplateId")
+        } else {
+            fail(e)
+        }
+    })
 }
 
 /// Parses and plans a request against a template text. Every problem becomes one error
@@ -105,17 +120,10 @@ impl Provisioner<'_> {
         let plan: Plan = match progress.saved().plan.clone() {
             Some(plan) => plan,
             None => {
-                let text = self.templates.template(&request.provisioning_template_id).await.map_err(|e| {
-                    if e.kind == ErrorKind::NotFound {
-                        CommandError::new(
-                            ErrorCode::NotFound,
-                            format!("template {:?} not found: {}", request.provisioning_template_id, e.message),
-                        )
-                        .at("/payload/provisioningTemplateId")
-                    } else {
-                        fail(e)
-                    }
-                })?;
+                let text = match self.template {
+                    Some(text) => text.to_owned(),
+                    None => load_template(self.templates, &request.provisioning_template_id).await?,
+                };
                 let (plan, body) = plan_request(&text, request)?;
                 if self.settings.mode == ProvisioningMode::RegisterThing {
                     progress.save(Checkpoint::TemplateBody(body)).await?;

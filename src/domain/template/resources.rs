@@ -125,7 +125,18 @@ pub(super) fn thing_spec(
                 if let Err(m) = ThingName::parse(&name)
                     && !name.contains(PLACEHOLDER_MARK)
                 {
-                    errors.push(TemplateError::new(&child(&props, "ThingName"), format!("{m} (got {name:?})")));
+                    let at = child(&props, "ThingName");
+                    // A name taken as it is from a parameter is the request's fault, not the template's.
+                    let error = match v.get("Ref").and_then(Value::as_str) {
+                        Some(parameter) => TemplateError::request(
+                            &child("/parameters", parameter),
+                            format!("{m} (used at {at}; got {:?})", crate::domain::command::bounded(&name)),
+                        ),
+                        None => {
+                            TemplateError::new(&at, format!("{m} (got {:?})", crate::domain::command::bounded(&name)))
+                        }
+                    };
+                    errors.push(error);
                 }
                 name
             }

@@ -14,6 +14,7 @@ use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
 use crate::domain::{CommandError, IdempotencyKey};
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
+mod bulk;
 mod chunks;
 mod item;
 

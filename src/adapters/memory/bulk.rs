@@ -1,0 +1,121 @@
+//! Bulk tasks and row results in memory, with the DynamoDB adapter's conditional semantics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::Faults;
+use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
+
+/// The bulk store operations of the fake, for failure injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[allow(missing_docs)] // the port's method names
+pub enum BulkOp {
+    CreateTask,
+    GetTask,
+    RecordRow,
+    Transition,
+    MarkTaskEventPublished,
+    Rows,
+}
+
+/// A task and its row results by row.
+type StoredTask = (BulkTask, BTreeMap<u32, RowResult>);
+
+/// Tasks and their rows in maps.
+#[derive(Debug, Default)]
+pub struct MemoryBulkStore {
+    tasks: Mutex<HashMap<TaskId, StoredTask>>,
+    /// Failure injection, by operation.
+    pub faults: Faults<BulkOp>,
+}
+
+impl MemoryBulkStore {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<TaskId, StoredTask>) -> T) -> T {
+        f(&mut self.tasks.lock().expect("bulk store lock"))
+    }
+}
+
+#[async_trait]
+impl BulkStore for MemoryBulkStore {
+    async fn create_task(&self, task: &BulkTask) -> Result<BulkTask, PortError> {
+        self.faults.enter(BulkOp::CreateTask).await?;
+        Ok(self.with(|tasks| {
+            tasks.entry(task.task_id.clone()).or_insert_with(|| (task.clone(), BTreeMap::new())).0.clone()
+        }))
+    }
+
+    async fn get_task(&self, task: &TaskId) -> Result<Option<BulkTask>, PortError> {
+        self.faults.enter(BulkOp::GetTask).await?;
+        Ok(self.with(|tasks| tasks.get(task).map(|(t, _)| t.clone())))
+    }
+
+    async fn record_row(&self, task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError> {
+        self.faults.enter(BulkOp::RecordRow).await?;
+        self.with(|tasks| {
+            let (stored, rows) = tasks
+                .get_mut(&task.task_id)
+                .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "record_row", "no such task"))?;
+            if rows.contains_key(&row.row) {
+                return Ok(false);
+            }
+            rows.insert(row.row, row.clone());
+            match row.outcome {
+                RowOutcome::Succeeded => stored.success_count += 1,
+                RowOutcome::Failed => stored.failure_count += 1,
+                RowOutcome::Skipped => stored.skipped_count += 1,
+            }
+            stored.updated_at_ms = now_ms;
+            Ok(true)
+        })
+    }
+
+    async fn transition(
+        &self,
+        task: &TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        now_ms: i64,
+    ) -> Result<Option<BulkTask>, PortError> {
+        self.faults.enter(BulkOp::Transition).await?;
+        Ok(self.with(|tasks| {
+            let (stored, _) = tasks.get_mut(task)?;
+            (stored.status == from).then(|| {
+                stored.status = to;
+                stored.updated_at_ms = now_ms;
+                stored.clone()
+            })
+        }))
+    }
+
+    async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError> {
+        self.faults.enter(BulkOp::MarkTaskEventPublished).await?;
+        self.with(|tasks| {
+            if let Some((stored, _)) = tasks.get_mut(task) {
+                stored.event_published = true;
+            }
+        });
+        Ok(())
+    }
+
+    async fn rows(
+        &self,
+        task: &TaskId,
+        after: Option<u32>,
+        limit: usize,
+        outcome: Option<RowOutcome>,
+    ) -> Result<RowPage, PortError> {
+        self.faults.enter(BulkOp::Rows).await?;
+        Ok(self.with(|tasks| {
+            let Some((_, rows)) = tasks.get(task) else { return RowPage::default() };
+            let start = after.map_or(0, |a| a.saturating_add(1));
+            let mut matching = rows.range(start..).map(|(_, r)| r).filter(|r| outcome.is_none_or(|o| r.outcome == o));
+            let page: Vec<RowResult> = matching.by_ref().take(limit).cloned().collect();
+            let next = if matching.next().is_some() { page.last().map(|r| r.row) } else { None };
+            RowPage { rows: page, next }
+        }))
+    }
+}

@@ -1,0 +1,331 @@
+//! Bulk provisioning on the same engine as `provisionThing`.
+//!
+//! - Accepting a task ([`App::accept_bulk`]) checks the template and every row before any
+//!   device is made, stores the task with a snapshot of the template, counts the invalid rows,
+//!   and sends the valid ones to the command queue in chunks, in batches. It is idempotent:
+//!   the task id comes from the idempotency key, and each chunk message has its own key, so a
+//!   repeated acceptance sends nothing that runs twice.
+//! - A chunk ([`App::run_chunk`]) runs each row once per row key, with the same checkpoints
+//!   and compensation as a queued `provisionThing`, then records the row's result and counts
+//!   it in one conditional write. The row that completes the task announces it, once.
+//! - Cancelling ([`App::cancel_bulk`]) moves the task to `Cancelling`; rows not started yet are
+//!   then skipped, and the task ends `Cancelled`.
+
+use super::commands::{App, Once, Work};
+use super::provision::load_template;
+use crate::domain::IdempotencyKey;
+use crate::domain::bulk::{
+    BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowResult, TaskId, TaskStatus, chunk_key, row_key,
+};
+use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, fingerprint};
+use crate::domain::record::Outcome;
+use crate::domain::result::ChunkReport;
+use crate::domain::template::{Culprit, Template};
+use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
+use crate::ports::{MAX_SEND_BATCH, PortError};
+
+/// How many invalid rows a `strict` refusal lists.
+const LISTED_INVALID_ROWS: usize = 5;
+/// Send attempts per batch of chunk messages before the acceptance is retried as a whole.
+const SEND_ATTEMPTS: usize = 3;
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
+fn fail(e: PortError) -> CommandError {
+    e.to_command_error()
+}
+
+impl App {
+    /// Accepts a bulk task submitted with idempotency key `key`; returns it as stored.
+    pub async fn accept_bulk(&self, key: &IdempotencyKey, request: &BulkRequest) -> Result<BulkTask, CommandError> {
+        let task_id = TaskId::for_key(key);
+        let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
+        let template = Template::parse(&text).map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(format!("template:{}", errors[0].path))
+        })?;
+
+        // Every row is planned before anything is made; a row that does not plan is invalid.
+        let mut valid = Vec::new();
+        let mut invalid = Vec::new();
+        for (index, parameters) in request.parameters.iter().enumerate() {
+            let row = u32::try_from(index).unwrap_or(u32::MAX);
+            match template.plan(parameters, &request.cdf_provisioning_parameters) {
+                Ok(_) => valid.push(BulkRow { row, parameters: parameters.clone() }),
+                Err(errors) => invalid.push(invalid_row(row, parameters, &errors)),
+            }
+        }
+        if request.strict && !invalid.is_empty() {
+            let listed: Vec<String> = invalid
+                .iter()
+                .take(LISTED_INVALID_ROWS)
+                .filter_map(|r| r.error.as_ref().map(|e| format!("row {}: {}", r.row, e.message)))
+                .collect();
+            return Err(CommandError::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "{} of {} rows are invalid and the task is strict: {}",
+                    invalid.len(),
+                    request.parameters.len(),
+                    listed.join("; ")
+                ),
+            )
+            .at(invalid[0]
+                .error
+                .as_ref()
+                .and_then(|e| e.path.clone())
+                .unwrap_or_else(|| "/parameters".into())));
+        }
+
+        let now = self.now_ms();
+        let chunks: Vec<&[BulkRow]> = valid.chunks(ROWS_PER_CHUNK).collect();
+        let fresh = BulkTask {
+            task_id: task_id.clone(),
+            idempotency_key: key.clone(),
+            provisioning_template_id: request.provisioning_template_id.clone(),
+            template: text,
+            cdf_provisioning_parameters: request.cdf_provisioning_parameters.clone(),
+            status: TaskStatus::InProgress,
+            total_rows: u32::try_from(request.parameters.len()).unwrap_or(u32::MAX),
+            invalid_rows: u32::try_from(invalid.len()).unwrap_or(u32::MAX),
+            success_count: 0,
+            failure_count: 0,
+            skipped_count: 0,
+            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            created_at_ms: now,
+            updated_at_ms: now,
+            event_published: false,
+            expires_at: now / 1000 + i64::try_from(self.settings().record_retention.as_secs()).unwrap_or(i64::MAX),
+        };
+        // A task accepted before (the same key again) keeps its snapshot and counters.
+        let task = self.ports.bulk.create_task(&fresh).await.map_err(fail)?;
+        for row in &invalid {
+            self.ports.bulk.record_row(&task, row, now).await.map_err(fail)?;
+        }
+        self.send_chunks(&task_id, &chunks).await?;
+        if valid.is_empty() {
+            self.complete_if_done(&task_id).await?;
+        }
+        let stored = self.ports.bulk.get_task(&task_id).await.map_err(fail)?;
+        Ok(stored.unwrap_or(task))
+    }
+
+    /// Sends the chunk messages in batches; a chunk sent twice runs once (its key).
+    async fn send_chunks(&self, task_id: &TaskId, chunks: &[&[BulkRow]]) -> Result<(), CommandError> {
+        let bodies: Vec<String> = chunks
+            .iter()
+            .enumerate()
+            .map(|(n, rows)| {
+                let chunk = u32::try_from(n).unwrap_or(u32::MAX);
+                let command =
+                    Command::ProvisionBulkChunk(BulkChunk { task_id: task_id.clone(), chunk, rows: rows.to_vec() });
+                CommandEnvelope::to_message(Some(chunk_key(task_id, chunk).as_str()), &command).to_string()
+            })
+            .collect();
+        for batch in bodies.chunks(MAX_SEND_BATCH) {
+            let mut pending: Vec<String> = batch.to_vec();
+            for _ in 0..SEND_ATTEMPTS {
+                let failures = self.ports.commands.send_batch(&pending).await.map_err(fail)?;
+                if let Some(refused) = failures.iter().find(|f| !f.retryable) {
+                    return Err(CommandError::new(
+                        ErrorCode::PermanentFailure,
+                        format!("the command queue refused a chunk of task {task_id}: {}", refused.message),
+                    ));
+                }
+                pending = failures.iter().filter_map(|f| pending.get(f.index).cloned()).collect();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(CommandError::new(
+                    ErrorCode::Transient,
+                    format!("{} chunk messages of task {task_id} were not accepted by the queue", pending.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the rows of one chunk, each once, and counts each once.
+    pub async fn run_chunk(&self, chunk: &BulkChunk) -> Result<ChunkReport, CommandError> {
+        let mut report = ChunkReport { task_id: chunk.task_id.to_string(), chunk: chunk.chunk, ..Default::default() };
+        for row in &chunk.rows {
+            // Read for every row, so that a cancel stops the rows not started yet.
+            let Some(task) = self.ports.bulk.get_task(&chunk.task_id).await.map_err(fail)? else {
+                return Err(CommandError::new(
+                    ErrorCode::NotFound,
+                    format!("bulk task {} does not exist", chunk.task_id),
+                ));
+            };
+            let result = if task.status.accepts_rows() {
+                self.run_row(&task, row).await?
+            } else {
+                RowResult {
+                    row: row.row,
+                    outcome: RowOutcome::Skipped,
+                    thing_name: row.parameters.get("ThingName").cloned(),
+                    certificate_id: None,
+                    certificate_arn: None,
+                    private_key_secret: None,
+                    error: None,
+                }
+            };
+            if self.ports.bulk.record_row(&task, &result, self.now_ms()).await.map_err(fail)? {
+                match result.outcome {
+                    RowOutcome::Succeeded => report.succeeded += 1,
+                    RowOutcome::Failed => report.failed += 1,
+                    RowOutcome::Skipped => report.skipped += 1,
+                }
+            }
+        }
+        self.complete_if_done(&chunk.task_id).await?;
+        Ok(report)
+    }
+
+    /// Provisions one row through the record machinery of a queued command: once per row key,
+    /// resumable from its checkpoints, compensated on a permanent failure.
+    async fn run_row(&self, task: &BulkTask, row: &BulkRow) -> Result<RowResult, CommandError> {
+        let request = ProvisionRequest {
+            provisioning_template_id: task.provisioning_template_id.clone(),
+            parameters: row.parameters.clone(),
+            cdf_provisioning_parameters: task.cdf_provisioning_parameters.clone(),
+        };
+        let key = row_key(&task.task_id, row.row);
+        let payload = serde_json::to_value(&request).unwrap_or_default();
+        let hash = fingerprint(CommandType::ProvisionThing, &payload);
+        let token = uuid::Uuid::new_v4().to_string();
+        // Boxed: a row runs through the same dispatch that runs this chunk.
+        let once = Box::pin(self.run_once(&key, Work::Row { task, request: &request }, &hash, &token)).await;
+        let record = match once {
+            Once::Finished(record) => record,
+            Once::Pending(disposition) => {
+                return Err(CommandError::new(
+                    ErrorCode::Transient,
+                    format!("row {} of task {} is not finished: {disposition:?}", row.row, task.task_id),
+                ));
+            }
+        };
+        let thing_name = request.parameters.get("ThingName").cloned();
+        Ok(match record.outcome() {
+            Some(Outcome::Succeeded(CommandResult::ProvisionThing(done))) => RowResult {
+                row: row.row,
+                outcome: RowOutcome::Succeeded,
+                thing_name: done.thing_name.or(thing_name),
+                certificate_id: done.certificate_id,
+                certificate_arn: done.resource_arns.certificate.map(crate::domain::Arn::new),
+                private_key_secret: done.private_key_secret,
+                error: None,
+            },
+            Some(Outcome::Failed(error)) => RowResult {
+                row: row.row,
+                outcome: RowOutcome::Failed,
+                thing_name,
+                certificate_id: None,
+                certificate_arn: None,
+                private_key_secret: None,
+                error: Some(error),
+            },
+            other => {
+                return Err(CommandError::new(
+                    ErrorCode::RecordUnreadable,
+                    format!("the record of row {} holds {other:?}", row.row),
+                ));
+            }
+        })
+    }
+
+    /// Completes the task once every row is counted, and announces it once: the attempt whose
+    /// conditional update finishes the task publishes; a later one publishes what is still owed.
+    async fn complete_if_done(&self, task_id: &TaskId) -> Result<(), CommandError> {
+        let Some(mut task) = self.ports.bulk.get_task(task_id).await.map_err(fail)? else { return Ok(()) };
+        if matches!(task.status, TaskStatus::InProgress | TaskStatus::Cancelling) && task.all_rows_counted() {
+            let done = self
+                .ports
+                .bulk
+                .transition(task_id, task.status, task.final_status(), self.now_ms())
+                .await
+                .map_err(fail)?;
+            match done {
+                Some(finished) => task = finished,
+                None => return Ok(()), // another attempt finished it and announces it
+            }
+        }
+        if matches!(task.status, TaskStatus::Completed | TaskStatus::Cancelled) && !task.event_published {
+            let event = CloudEvent::bulk_completed(
+                &self.settings().event_source,
+                &task.idempotency_key,
+                &task.view(),
+                self.now_ms(),
+            );
+            self.ports.events.publish(&event).await.map_err(fail)?;
+            self.ports.bulk.mark_task_event_published(task_id).await.map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a task: rows not yet started are skipped.
+    pub async fn cancel_bulk(&self, task_id: &TaskId) -> Result<BulkTask, CommandError> {
+        let moved = self
+            .ports
+            .bulk
+            .transition(task_id, TaskStatus::InProgress, TaskStatus::Cancelling, self.now_ms())
+            .await
+            .map_err(fail)?;
+        if moved.is_some() {
+            self.complete_if_done(task_id).await?;
+        }
+        self.bulk_task(task_id).await
+    }
+
+    /// A task as stored; `NotFound` for an unknown one.
+    pub async fn bulk_task(&self, task_id: &TaskId) -> Result<BulkTask, CommandError> {
+        self.ports
+            .bulk
+            .get_task(task_id)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| CommandError::new(ErrorCode::NotFound, format!("bulk task {task_id} does not exist")))
+    }
+
+    /// A page of a task's row results.
+    pub async fn bulk_rows(
+        &self,
+        task_id: &TaskId,
+        after: Option<u32>,
+        limit: usize,
+        outcome: Option<RowOutcome>,
+    ) -> Result<crate::ports::RowPage, CommandError> {
+        self.bulk_task(task_id).await?;
+        self.ports.bulk.rows(task_id, after, limit, outcome).await.map_err(fail)
+    }
+}
+
+/// The result of a row that does not plan: its first error, with the path into the request.
+fn invalid_row(
+    row: u32,
+    parameters: &std::collections::BTreeMap<String, String>,
+    errors: &[crate::domain::template::TemplateError],
+) -> RowResult {
+    let first = &errors[0];
+    let path = match first.culprit {
+        Culprit::Template => format!("template:{}", first.path),
+        Culprit::Request => {
+            format!("/parameters/{row}{}", first.path.strip_prefix("/parameters").unwrap_or(&first.path))
+        }
+    };
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    RowResult {
+        row,
+        outcome: RowOutcome::Failed,
+        thing_name: parameters.get("ThingName").map(|n| bulk_bounded(n)),
+        certificate_id: None,
+        certificate_arn: None,
+        private_key_secret: None,
+        error: Some(CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)),
+    }
+}
+
+/// A caller's value kept in a row result, cut to a sane length.
+fn bulk_bounded(text: &str) -> String {
+    crate::domain::command::bounded(text)
+}

@@ -1,0 +1,48 @@
+//! Bulk tasks and their row results. Counting is the store's job: a row's result and the
+//! counter it changes are written together or not at all, once per row.
+
+use async_trait::async_trait;
+
+use super::PortError;
+use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+
+/// A page of a task's row results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowPage {
+    /// Rows in row order.
+    pub rows: Vec<RowResult>,
+    /// Pass as `after` for the next page; `None` on the last one.
+    pub next: Option<u32>,
+}
+
+/// Durable bulk tasks (DynamoDB: the task item and one item per row, in one partition).
+#[async_trait]
+pub trait BulkStore: Send + Sync {
+    /// Creates `task` unless a task with its id exists; returns the stored task either way.
+    async fn create_task(&self, task: &BulkTask) -> Result<BulkTask, PortError>;
+    /// Reads a task.
+    async fn get_task(&self, task: &TaskId) -> Result<Option<BulkTask>, PortError>;
+    /// Stores a row's result and counts it in the task, both or neither. `false` when the row
+    /// was counted before (its first result stays). The row item expires with its task.
+    async fn record_row(&self, task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError>;
+    /// Moves the task from `from` to `to` if it is still `from`: the task after the change, or
+    /// `None` when it was not in `from` (someone else moved it first).
+    async fn transition(
+        &self,
+        task: &TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        now_ms: i64,
+    ) -> Result<Option<BulkTask>, PortError>;
+    /// Notes that `bulk.completed` went out.
+    async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError>;
+    /// A page of at most `limit` row results after row `after`, only those with `outcome`
+    /// when given.
+    async fn rows(
+        &self,
+        task: &TaskId,
+        after: Option<u32>,
+        limit: usize,
+        outcome: Option<RowOutcome>,
+    ) -> Result<RowPage, PortError>;
+}

@@ -1,0 +1,233 @@
+//! Bulk provisioning against the in-memory fakes: acceptance, fan-out through the queue,
+//! exactly-once counting, completion announced once, cancellation, crashes mid-chunk.
+#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cdf_provisioning::adapters::memory::IotOp;
+use cdf_provisioning::app::Disposition;
+use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
+use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
+use cdf_provisioning::ports::{CommandQueue, QueueMessage};
+use common::{Fixture, envelope, result_of};
+use serde_json::{Value, json};
+
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+    for name in ["aws-issued", "add_thing_to_group"] {
+        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
+    }
+    f.registry.add_policy("cdf-example-device");
+    f.registry.add_group("cdf-example-eu", &[]);
+    f
+}
+
+/// `good` valid rows (things `dev-0`...), with invalid rows at the positions in `bad`.
+fn rows(good: usize, bad: &[usize]) -> Vec<Value> {
+    let mut out: Vec<Value> = (0..good).map(|i| json!({"ThingName": format!("dev-{i}")})).collect();
+    for &at in bad {
+        out.insert(at, json!({"ThingName": "has spaces"}));
+    }
+    out
+}
+
+fn bulk(key: &str, template: &str, rows: Vec<Value>) -> CommandEnvelope {
+    envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": key,
+        "payload": {"provisioningTemplateId": template, "parameters": rows}
+    }))
+}
+
+async fn queued(f: &Fixture) -> Vec<QueueMessage> {
+    let mut all = Vec::new();
+    loop {
+        let batch = f.queue.receive(10, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+/// Runs every chunk message waiting in the queue, each as the worker would.
+async fn run_chunks(f: &Fixture) -> usize {
+    let messages = queued(f).await;
+    for m in &messages {
+        let envelope = CommandEnvelope::decode(&m.body, &m.message_id).unwrap();
+        assert_eq!(f.app.handle(&envelope, &format!("tok-{}", m.message_id)).await, Disposition::Done);
+    }
+    messages.len()
+}
+
+fn task_of(key: &str) -> TaskId {
+    TaskId::for_key(&IdempotencyKey::new(key))
+}
+
+#[tokio::test]
+async fn a_task_provisions_its_valid_rows_counts_every_row_once_and_announces_completion_once() {
+    let f = fixture();
+    let command = bulk("import-1", "aws-issued", rows(250, &[3, 100]));
+    assert_eq!(f.app.handle(&command, "t").await, Disposition::Done);
+    let accepted = match result_of(&f.record("import-1")) {
+        CommandResult::BulkProvisionThings(view) => view,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(accepted.task_id, task_of("import-1"));
+    assert_eq!((accepted.total_rows, accepted.invalid_rows, accepted.failure_count), (252, 2, 2));
+    assert_eq!(accepted.status, TaskStatus::InProgress);
+    assert_eq!(f.registry.faults.calls().len(), 0, "nothing is made while a task is accepted");
+
+    assert_eq!(run_chunks(&f).await, 3, "250 valid rows are three chunks of 100");
+    let task = f.app.bulk_task(&task_of("import-1")).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Completed);
+    assert_eq!((task.success_count, task.failure_count, task.percentage_progress()), (250, 2, 100));
+    let certificates = f.registry.certificates();
+    assert_eq!(certificates.len(), 250, "one certificate per good row");
+    assert!(certificates.iter().all(|c| c.certificate_status == CertificateStatus::Active));
+    assert!(f.registry.has_thing("dev-249"));
+
+    let failed = f.app.bulk_rows(&task.task_id, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+    assert_eq!(failed.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [3, 100]);
+    let error = failed.rows[0].error.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::ValidationFailed);
+    assert_eq!(error.path.as_deref(), Some("/parameters/3/ThingName"), "{error:?}");
+    let first = f.app.bulk_rows(&task.task_id, None, 2, None).await.unwrap();
+    assert_eq!(first.rows[0].outcome, RowOutcome::Succeeded);
+    assert!(first.rows[0].private_key_secret.is_some(), "each generated key is delivered, one object per device");
+    assert_eq!(first.next, Some(1));
+
+    let events = f.events.published();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "bulk.completed").count(), 1, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "bulk.accepted").count(), 1, "{types:?}");
+    assert_eq!(events.len(), 2, "no event per chunk or row: {types:?}");
+    let completed = events.iter().find(|e| e.event_type == "bulk.completed").unwrap();
+    assert_eq!(completed.data["successCount"], 250);
+    assert_eq!(completed.data["idempotencyKey"], "import-1");
+
+    // The same command again, and every chunk delivered again: nothing changes.
+    assert_eq!(f.app.handle(&command, "t2").await, Disposition::Done);
+    assert_eq!(run_chunks(&f).await, 0, "an accepted task is not fanned out again");
+    let again = f.app.bulk_task(&task.task_id).await.unwrap();
+    assert_eq!((again.success_count, again.failure_count), (250, 2));
+    assert_eq!(f.registry.certificates().len(), 250);
+    assert_eq!(f.events.published().len(), 2);
+}
+
+#[tokio::test]
+async fn a_chunk_delivered_twice_counts_its_rows_once() {
+    let f = fixture();
+    f.app.handle(&bulk("k", "add_thing_to_group", group_rows(5)), "t").await;
+    let messages = queued(&f).await;
+    assert_eq!(messages.len(), 1);
+    let chunk = CommandEnvelope::decode(&messages[0].body, "m").unwrap();
+    assert_eq!(f.app.handle(&chunk, "a").await, Disposition::Done);
+    // A second delivery after the record was lost would run the rows again: they are counted once.
+    let task = f.app.bulk_task(&task_of("k")).await.unwrap();
+    let rerun = cdf_provisioning::domain::command::BulkChunk {
+        task_id: task.task_id.clone(),
+        chunk: 0,
+        rows: match &chunk.command {
+            cdf_provisioning::domain::Command::ProvisionBulkChunk(c) => c.rows.clone(),
+            other => panic!("{other:?}"),
+        },
+    };
+    let report = f.app.run_chunk(&rerun).await.unwrap();
+    assert_eq!((report.succeeded, report.failed), (0, 0), "nothing counted twice");
+    let task = f.app.bulk_task(&task.task_id).await.unwrap();
+    assert_eq!((task.success_count, task.status), (5, TaskStatus::Completed));
+    assert_eq!(f.events.published().iter().filter(|e| e.event_type == "bulk.completed").count(), 1);
+}
+
+fn group_rows(n: usize) -> Vec<Value> {
+    (0..n).map(|i| json!({"ThingName": format!("g-{i}"), "ThingGroupName": "cdf-example-eu"})).collect()
+}
+
+#[tokio::test]
+async fn cancelling_skips_pending_rows_and_ends_cancelled() {
+    let f = fixture();
+    f.app.handle(&bulk("c", "add_thing_to_group", group_rows(250)), "t").await;
+    let messages = queued(&f).await;
+    assert_eq!(messages.len(), 3);
+    let first = CommandEnvelope::decode(&messages[0].body, "m0").unwrap();
+    assert_eq!(f.app.handle(&first, "a").await, Disposition::Done);
+
+    let cancel = envelope(json!({
+        "schemaVersion": 1, "type": "cancelBulkTask", "idempotencyKey": "cancel-c",
+        "payload": {"taskId": task_of("c").to_string()}
+    }));
+    assert_eq!(f.app.handle(&cancel, "x").await, Disposition::Done);
+    assert_eq!(f.app.bulk_task(&task_of("c")).await.unwrap().status, TaskStatus::Cancelling);
+    for (i, m) in messages[1..].iter().enumerate() {
+        let chunk = CommandEnvelope::decode(&m.body, &format!("m{i}")).unwrap();
+        assert_eq!(f.app.handle(&chunk, &format!("b{i}")).await, Disposition::Done);
+    }
+    let task = f.app.bulk_task(&task_of("c")).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert_eq!((task.success_count, task.skipped_count, task.counted()), (100, 150, 250));
+    assert!(!f.registry.has_thing("g-100"), "a skipped row made nothing");
+    assert!(f.registry.has_thing("g-99"), "a finished row stays");
+    let events = f.events.published();
+    assert_eq!(events.iter().filter(|e| e.event_type == "bulk.completed").count(), 1);
+    assert_eq!(events.iter().find(|e| e.event_type == "bulk.completed").unwrap().data["status"], "Cancelled");
+}
+
+#[tokio::test]
+async fn a_strict_task_with_an_invalid_row_is_refused_whole() {
+    let f = fixture();
+    let command = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "s",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "strict": true,
+                    "parameters": [{"ThingName": "ok", "ThingGroupName": "g"}, {"ThingName": "not ok"}]}
+    }));
+    assert_eq!(f.app.handle(&command, "t").await, Disposition::Done);
+    let error = f.record("s").error.unwrap();
+    assert_eq!(error.code, ErrorCode::ValidationFailed);
+    assert!(error.message.contains("row 1"), "{}", error.message);
+    assert_eq!(error.path.as_deref(), Some("/parameters/1/ThingName"));
+    assert!(f.app.bulk_task(&task_of("s")).await.is_err(), "no task");
+    assert!(queued(&f).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
+    let f = fixture();
+    f.app.handle(&bulk("d", "aws-issued", rows(20, &[])), "t").await;
+    let messages = queued(&f).await;
+    let chunk = CommandEnvelope::decode(&messages[0].body, "m").unwrap();
+
+    // The first attempt dies right after the 23rd checkpoint: some rows done, one half-made.
+    let gate = Arc::new(AtomicBool::new(false));
+    f.registry.faults.hang_while(gate.clone());
+    f.secrets.faults.hang_while(gate.clone());
+    f.state.faults.hang_while(gate.clone());
+    f.state.crash_after_checkpoints(23, gate.clone());
+    let dead = async {
+        while !gate.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::select! {
+        d = f.app.handle(&chunk, "first") => panic!("finished ({d:?}) instead of dying"),
+        () = dead => {}
+    }
+    gate.store(false, Ordering::SeqCst);
+    let half = f.app.bulk_task(&task_of("d")).await.unwrap();
+    assert!(half.success_count > 0 && half.success_count < 20, "{half:?}");
+
+    // The redelivery, after the leases ran out, finishes the task.
+    f.clock.advance_ms(61_000);
+    assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done);
+    let task = f.app.bulk_task(&task_of("d")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (20, 0, TaskStatus::Completed));
+    let certificates = f.registry.certificates();
+    assert_eq!(certificates.len(), 20, "no second certificate for the half-made row");
+    assert!(certificates.iter().all(|c| c.certificate_status == CertificateStatus::Active));
+    assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 20);
+}
