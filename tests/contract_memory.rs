@@ -6,11 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use cdf_provisioning::adapters::memory::{ManualClock, MemoryQueue, MemoryRegistry, MemoryStateStore};
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryBulkStore, MemoryQueue, MemoryRegistry, MemoryStateStore};
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
 use cdf_provisioning::ports::Clock;
-use common::contract::{certificate_window_contract, queue_contract, state_store_contract};
+use common::contract::{bulk_store_contract, certificate_window_contract, queue_contract, state_store_contract};
 
 #[tokio::test]
 async fn the_memory_state_store_keeps_the_contract() {
@@ -29,4 +29,9 @@ async fn the_memory_registry_keeps_the_certificate_window_contract() {
 async fn the_memory_queue_keeps_the_contract() {
     let queue = MemoryQueue::new(std::time::Duration::from_secs(30), 5);
     queue_contract(&queue, &queue).await;
+}
+
+#[tokio::test]
+async fn the_memory_bulk_store_keeps_the_contract() {
+    bulk_store_contract(&MemoryBulkStore::default(), "memory").await;
 }

@@ -24,9 +24,10 @@ use cdf_provisioning::adapters::aws::{
 };
 use cdf_provisioning::app::{App, AppSettings, Ports};
 use cdf_provisioning::config::Config;
+use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
-use cdf_provisioning::ports::{Clock, CommandSender, StateStore, SystemClock};
+use cdf_provisioning::ports::{BulkStore, Clock, CommandSender, StateStore, SystemClock};
 use cdf_provisioning::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -234,6 +235,7 @@ fn command(key: &str, kind: &str, payload: Value) -> String {
 async fn the_aws_adapters_keep_the_port_contracts() {
     let s = Stack::deploy().await;
     contract::state_store_contract(&s.state(), &s.name).await;
+    contract::bulk_store_contract(&s.state(), &s.name).await;
     let key = cdf_provisioning::crypto::generate_key_and_csr(
         cdf_provisioning::domain::template::plan::KeyAlgorithm::EcdsaP256,
         &Default::default(),
@@ -668,4 +670,75 @@ async fn every_example_template_provisions_through_sqs() {
     let events = s.events(names.len()).await;
     assert_eq!(events.iter().filter(|e| e["type"] == "thing.provisioned").count(), names.len(), "{events:?}");
     assert!(!serde_json::to_string(&events).unwrap().contains("PRIVATE KEY"), "no key in any event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
+    let s = Stack::deploy().await;
+    s.examples().await;
+    let state = s.state();
+    // 24 devices with AWS-issued certificates; an invalid row; a row IoT refuses (no such group).
+    let mut rows: Vec<Value> = (0..24).map(|i| json!({"ThingName": s.thing(&format!("bulk-{i}"))})).collect();
+    rows.insert(5, json!({"ThingName": "not a thing name"}));
+    let devices = json!({"provisioningTemplateId": "aws-issued", "parameters": rows});
+    let grouped = json!({"provisioningTemplateId": "add_thing_to_group", "parameters": [
+        {"ThingName": s.thing("in-group"), "ThingGroupName": "cdf-example-eu"},
+        {"ThingName": s.thing("no-group"), "ThingGroupName": s.thing("missing-group")},
+    ]});
+    let (stop, worker) = s.start_worker().await;
+    s.send(&command("bulk-devices", "bulkProvisionThings", devices.clone())).await;
+    s.send(&command("bulk-groups", "bulkProvisionThings", grouped)).await;
+    let devices_task = TaskId::for_key(&IdempotencyKey::new("bulk-devices"));
+    let groups_task = TaskId::for_key(&IdempotencyKey::new("bulk-groups"));
+    let finished = |task: TaskId| {
+        let state = state.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Some(t) = state.get_task(&task).await.unwrap()
+                    && t.status == TaskStatus::Completed
+                    && t.event_published
+                {
+                    return t;
+                }
+                assert!(Instant::now() < deadline, "task {task} did not complete");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let devices_done = finished(devices_task.clone()).await;
+    let groups_done = finished(groups_task.clone()).await;
+    assert_eq!((devices_done.total_rows, devices_done.success_count, devices_done.failure_count), (25, 24, 1));
+    assert_eq!(devices_done.invalid_rows, 1);
+    assert_eq!((groups_done.success_count, groups_done.failure_count), (1, 1));
+
+    // Each good row: one thing, one ACTIVE certificate; the refused row left nothing behind.
+    for i in 0..24 {
+        let thing = s.thing(&format!("bulk-{i}"));
+        let principals = s.iot.list_thing_principals().thing_name(&thing).send().await.unwrap().principals().to_vec();
+        assert_eq!(principals.len(), 1, "{thing}");
+        let id = principals[0].rsplit('/').next().unwrap();
+        let cert = s.iot.describe_certificate().certificate_id(id).send().await.unwrap();
+        assert_eq!(cert.certificate_description().unwrap().status().unwrap().as_str(), "ACTIVE");
+    }
+    assert!(s.iot.describe_thing().thing_name(s.thing("no-group")).send().await.is_err(), "compensated");
+    let failed = state.rows(&groups_task, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+    assert_eq!(failed.rows.len(), 1);
+    assert_eq!(failed.rows[0].error.as_ref().unwrap().code, cdf_provisioning::domain::ErrorCode::NotFound);
+    let invalid = state.rows(&devices_task, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+    assert_eq!(invalid.rows[0].row, 5);
+    assert_eq!(invalid.rows[0].error.as_ref().unwrap().path.as_deref(), Some("/parameters/5/ThingName"));
+
+    // Submitted again: the same task, nothing new.
+    s.send(&command("bulk-devices", "bulkProvisionThings", devices)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    worker.await.unwrap();
+    let again = state.get_task(&devices_task).await.unwrap().unwrap();
+    assert_eq!((again.success_count, again.failure_count), (24, 1));
+    let events = s.events(6).await;
+    let completed: Vec<&Value> = events.iter().filter(|e| e["type"] == "bulk.completed").collect();
+    assert_eq!(completed.len(), 2, "one bulk.completed per task: {events:?}");
+    assert!(events.iter().all(|e| e["type"] != "thing.provisioned"), "no event per row");
+    assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
 }

@@ -4,13 +4,16 @@
 //! what the product runs on.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use cdf_provisioning::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
 use cdf_provisioning::domain::checkpoint::{Checkpoint, Checkpoints, PolicyStep};
 use cdf_provisioning::domain::record::Outcome;
 use cdf_provisioning::domain::registry::ThingDeleted;
 use cdf_provisioning::domain::{
     Arn, CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
 };
-use cdf_provisioning::ports::{Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore};
+use cdf_provisioning::ports::{
+    BulkStore, Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore,
+};
 
 const NOW: i64 = 1_764_000_000_000;
 const LEASE_MS: i64 = 60_000;
@@ -157,4 +160,78 @@ pub async fn queue_contract(sender: &dyn CommandSender, queue: &dyn CommandQueue
     assert!(received.iter().all(|m| m.receive_count == 1));
     let handles: Vec<String> = received.iter().map(|m| m.receipt_handle.clone()).collect();
     assert!(queue.delete_batch(&handles).await.unwrap().is_empty());
+}
+
+/// The bulk store: a task is created once, each row counts once, status moves only from the
+/// state it is in, and rows page in order with an outcome filter.
+pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
+    let key = IdempotencyKey::new(format!("{prefix}-bulk-contract"));
+    let task = BulkTask {
+        task_id: TaskId::for_key(&key),
+        idempotency_key: key,
+        provisioning_template_id: "contract".into(),
+        template: r#"{"Resources":{}}"#.into(),
+        cdf_provisioning_parameters: serde_json::json!({"caId": "x"}),
+        status: TaskStatus::InProgress,
+        total_rows: 5,
+        invalid_rows: 1,
+        success_count: 0,
+        failure_count: 0,
+        skipped_count: 0,
+        chunks: 1,
+        created_at_ms: NOW,
+        updated_at_ms: NOW,
+        event_published: false,
+        expires_at: NOW / 1000 + 86_400,
+    };
+    assert_eq!(store.get_task(&task.task_id).await.unwrap(), None);
+    assert_eq!(store.create_task(&task).await.unwrap(), task);
+    let mut other = task.clone();
+    other.total_rows = 99;
+    assert_eq!(store.create_task(&other).await.unwrap(), task, "a second create returns the first task");
+
+    let row = |n: u32, outcome: RowOutcome| RowResult {
+        row: n,
+        outcome,
+        thing_name: Some(format!("thing-{n}")),
+        certificate_id: None,
+        certificate_arn: None,
+        private_key_secret: None,
+        error: (outcome == RowOutcome::Failed)
+            .then(|| CommandError::new(ErrorCode::ValidationFailed, "bad").at("/parameters/1")),
+    };
+    for (n, outcome) in
+        [(0, RowOutcome::Succeeded), (1, RowOutcome::Failed), (2, RowOutcome::Succeeded), (3, RowOutcome::Skipped)]
+    {
+        assert!(store.record_row(&task, &row(n, outcome), NOW + 1).await.unwrap(), "row {n} counts");
+    }
+    assert!(!store.record_row(&task, &row(0, RowOutcome::Failed), NOW + 2).await.unwrap(), "a row counts once");
+    let counted = store.get_task(&task.task_id).await.unwrap().unwrap();
+    assert_eq!((counted.success_count, counted.failure_count, counted.skipped_count), (2, 1, 1));
+    assert_eq!(counted.updated_at_ms, NOW + 1);
+
+    let page = store.rows(&task.task_id, None, 2, None).await.unwrap();
+    assert_eq!(page.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(page.rows[1], row(1, RowOutcome::Failed), "a row result reads back exactly");
+    assert_eq!(page.next, Some(1));
+    let rest = store.rows(&task.task_id, page.next, 10, None).await.unwrap();
+    assert_eq!(rest.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(rest.next, None);
+    let succeeded = store.rows(&task.task_id, None, 10, Some(RowOutcome::Succeeded)).await.unwrap();
+    assert_eq!(succeeded.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [0, 2]);
+
+    assert_eq!(
+        store.transition(&task.task_id, TaskStatus::Cancelling, TaskStatus::Cancelled, NOW + 3).await.unwrap(),
+        None
+    );
+    let cancelling =
+        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, NOW + 3).await.unwrap();
+    assert_eq!(cancelling.map(|t| t.status), Some(TaskStatus::Cancelling));
+    assert_eq!(
+        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, NOW + 4).await.unwrap(),
+        None,
+        "only once"
+    );
+    store.mark_task_event_published(&task.task_id).await.unwrap();
+    assert!(store.get_task(&task.task_id).await.unwrap().unwrap().event_published);
 }
