@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use cdf_provisioning::adapters::memory::IotOp;
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::domain::CertificateStatus;
-use cdf_provisioning::ports::ErrorKind;
+use cdf_provisioning::ports::{CommandQueue, ErrorKind};
 use common::Fixture;
 use tower::ServiceExt;
 
@@ -145,4 +145,48 @@ async fn errors_answer_by_whose_fault_they_are() {
     f.registry.faults.fail_next(IotOp::CreatePolicy, ErrorKind::Throttled, 1);
     let (status, text, _) = call(&f, "POST", "/things", Some(&body)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+}
+
+#[tokio::test]
+async fn bulk_tasks_are_accepted_read_paged_and_unknown_ones_answer_404() {
+    let f = Fixture::new();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/add_thing_to_group.json"))
+            .unwrap();
+    f.templates.put("add_thing_to_group", &template);
+    f.registry.add_group("g", &[]);
+    let body = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "parameters": [
+        {"ThingName": "b-1", "ThingGroupName": "g"}, {"ThingName": "b 2", "ThingGroupName": "g"}
+    ]})
+    .to_string();
+    let (status, text, content_type) = call(&f, "POST", "/bulkthings", Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(content_type.as_deref(), Some(MEDIA_TYPE));
+    let task: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(task["status"], "InProgress");
+    assert_eq!((task["failureCount"].as_u64(), task["totalRows"].as_u64()), (Some(1), Some(2)));
+    let id = task["taskId"].as_str().unwrap().to_owned();
+
+    // The worker's part: the one chunk waiting in the queue.
+    let messages = f.queue.receive(10, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    let chunk = cdf_provisioning::domain::CommandEnvelope::decode(&messages[0].body, "m").unwrap();
+    f.app.handle(&chunk, "t").await;
+
+    let (status, text, _) = call(&f, "GET", &format!("/bulkthings/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let task: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((task["status"].as_str(), task["successCount"].as_u64()), (Some("Completed"), Some(1)));
+    assert_eq!(task["percentageProgress"], 100);
+
+    let (status, text, _) = call(&f, "GET", &format!("/bulkthings/{id}/rows?outcome=FAILED"), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(page["rows"][0]["row"], 1);
+    assert_eq!(page["rows"][0]["error"]["path"], "/parameters/1/ThingName");
+
+    for uri in ["/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f", "/bulkthings/not-a-task"] {
+        let (status, _, _) = call(&f, "GET", uri, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
 }

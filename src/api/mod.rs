@@ -12,6 +12,8 @@ use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+mod bulk;
+
 use crate::app::App;
 use crate::app::provision::Provisioned;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates, json_pointer};
@@ -27,8 +29,10 @@ pub fn router(app: App) -> Router {
         .route("/things/{thing_name}", get(get_thing).delete(delete_thing))
         .route("/things/{thing_name}/certificates", patch(update_certificates))
         .route("/things", post(provision_thing))
-        .route("/bulkthings", post(not_yet))
-        .route("/bulkthings/{task_id}", get(not_yet))
+        .route("/bulkthings", post(bulk::submit))
+        .route("/bulkthings/{task_id}", get(bulk::task))
+        .route("/bulkthings/{task_id}/rows", get(bulk::rows))
+        .route("/bulkthings/{task_id}/cancel", post(bulk::cancel))
         .layer(middleware::from_fn(media_type_gate))
         .with_state(app)
 }
@@ -52,7 +56,7 @@ async fn media_type_gate(request: Request, next: Next) -> Response {
 
 /// A command error as an HTTP answer.
 #[derive(Debug)]
-pub struct ApiError(CommandError);
+pub struct ApiError(pub(crate) CommandError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -80,7 +84,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn cdf_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn cdf_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let text = serde_json::to_string(body).unwrap_or_else(|_| r#"{"error":"Internal error"}"#.to_owned());
     let mut response = (status, text).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
@@ -183,8 +187,4 @@ async fn provision_thing(State(app): State<App>, body: Bytes) -> Result<Response
         })?;
     let provisioned = app.provision_inline(&request).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::CREATED, &ProvisionResponse::from(provisioned)))
-}
-
-async fn not_yet() -> Response {
-    cdf_json(StatusCode::NOT_IMPLEMENTED, &json!({"error": "bulk provisioning is not available in this version"}))
 }
