@@ -66,6 +66,11 @@ up() {
   "$bin" submit schemas/examples/update-thing-certificates.json --key "demo-suspend-$(date +%s)" --wait
   echo "== demo: provisionThing with the aws-issued example template (key made here, delivered to S3)"
   "$bin" submit schemas/examples/provision-thing.json --key "demo-provision-$(date +%s)" --wait
+  echo "== demo: a bulk task of 13 rows (one of them invalid), followed to the end"
+  task="$("$bin" bulk submit --template add_thing_to_group --rows infra/templates/rows/add_thing_to_group.csv \
+    --key "demo-bulk-$(date +%s)" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["taskId"])')"
+  "$bin" bulk watch "$task" || true
+  "$bin" bulk results "$task" --failed
   echo "== demo: the same template evaluated without touching AWS"
   "$bin" provision --dry-run --template infra/templates/ca-signed.json infra/templates/requests/ca-signed.json | tail -n 6
   echo "== demo: a malformed command is dead-lettered with its reason (the worker keeps going)"
