@@ -17,6 +17,7 @@ use crate::adapters::aws::{
     SqsCommandQueue, SqsEventPublisher, StackDeployer,
 };
 use crate::adapters::file::FileCaKeyStore;
+use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
 use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::bulk::{RowOutcome, TaskId, TaskStatus};
@@ -257,8 +258,9 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         None => Arc::new(NoCommandQueue),
     };
     let store = DynamoStateStore::new(clients, table);
+    let limits = Arc::new(RateLimits::new(config.iot_rate_share, &config.iot_rate_limits));
     let ports = Ports {
-        registry: Arc::new(IotRegistry::new(clients)),
+        registry: Arc::new(RateLimitedRegistry::new(Arc::new(IotRegistry::new(clients)), limits)),
         state: Arc::new(store.clone()),
         bulk: Arc::new(store),
         commands,

@@ -7,12 +7,14 @@
 //! of an empty environment. A test checks the README's configuration table against the
 //! declared defaults, so the documentation cannot drift either.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::app::provision::{ProvisionSettings, ProvisioningMode};
 use crate::app::{AppSettings, ConflictRetry};
+use crate::ports::IotOperation;
 use crate::worker::WorkerSettings;
 
 /// Log line format.
@@ -82,6 +84,12 @@ pub struct Config {
     pub delete_policies: bool,
     /// `CDF_AWS_MAX_ATTEMPTS`: attempts per AWS call (the SDK's own retry).
     pub aws_max_attempts: u32,
+    /// `CDF_IOT_RATE_SHARE`: the share of each IoT quota this process may use (1 / the number
+    /// of processes calling IoT for the account).
+    pub iot_rate_share: f64,
+    /// `CDF_IOT_RATE_LIMITS`: per-operation quotas (calls per second) where the account's differ
+    /// from AWS's defaults.
+    pub iot_rate_limits: BTreeMap<IotOperation, u32>,
     /// `CDF_API_BIND`: address of the REST facade.
     pub api_bind: String,
     /// `CDF_LOG_FORMAT`: `text` or `json`.
@@ -161,6 +169,26 @@ impl Reader<'_> {
         }
     }
 
+    /// `Operation=calls per second` pairs, comma-separated.
+    fn rates(&mut self, var: &'static str) -> BTreeMap<IotOperation, u32> {
+        let mut rates = BTreeMap::new();
+        for pair in self.text(var).unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = pair.split_once('=').and_then(|(op, rate)| {
+                Some((op.trim().parse::<IotOperation>().ok()?, rate.trim().parse::<u32>().ok().filter(|r| *r > 0)?))
+            });
+            match parsed {
+                Some((op, rate)) => {
+                    rates.insert(op, rate);
+                }
+                None => self.problems.push(format!(
+                    "{var}: {:?} is not Operation=calls per second (an IoT API name, e.g. CreateThing=100)",
+                    crate::domain::command::bounded(pair)
+                )),
+            }
+        }
+        rates
+    }
+
     fn flag(&mut self, var: &'static str, default: bool) -> bool {
         self.declared.push((var, Some(default.to_string())));
         match self.raw(var).map(|v| v.to_ascii_lowercase()).as_deref() {
@@ -229,6 +257,8 @@ impl Config {
             delete_certificates: r.flag("CDF_DELETE_CERTIFICATES", true),
             delete_policies: r.flag("CDF_DELETE_POLICIES", true),
             aws_max_attempts: r.parse("CDF_AWS_MAX_ATTEMPTS", 3, 1..=10),
+            iot_rate_share: r.parse("CDF_IOT_RATE_SHARE", 1.0, 0.001..=1.0),
+            iot_rate_limits: r.rates("CDF_IOT_RATE_LIMITS"),
             api_bind: r.text_or("CDF_API_BIND", "127.0.0.1:3004"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),
@@ -339,6 +369,17 @@ mod tests {
             }
         }
         assert_eq!(rows.len(), Config::variables().len(), "the README lists variables the service does not read");
+    }
+
+    #[test]
+    fn iot_rates_are_read_by_operation_name() {
+        let c = load(&[("CDF_IOT_RATE_LIMITS", "CreateThing=50, AttachPolicy=100"), ("CDF_IOT_RATE_SHARE", "0.5")])
+            .unwrap();
+        assert_eq!(c.iot_rate_limits.get(&IotOperation::CreateThing), Some(&50));
+        assert_eq!(c.iot_rate_limits.len(), 2);
+        assert!((c.iot_rate_share - 0.5).abs() < f64::EPSILON);
+        let err = load(&[("CDF_IOT_RATE_LIMITS", "CreateThings=5,AttachPolicy=0")]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod delete;
 pub mod describe;
 pub mod progress;
 pub mod provision;
+pub mod rate_limits;
 mod retry;
 
 pub use commands::{App, AppSettings, Disposition, Ports, RetryReason};

@@ -24,7 +24,9 @@ use std::fmt;
 pub use bulk::{BulkStore, RowPage};
 pub use events::EventPublisher;
 pub use queue::{CommandQueue, CommandSender, DeleteFailure, MAX_SEND_BATCH, QueueMessage, SendFailure};
-pub use registry::{AwsGeneratedKey, Certificates, DeviceRegistry, NewThing, Policies, ThingRegistration, Things};
+pub use registry::{
+    AwsGeneratedKey, Certificates, DeviceRegistry, IotOperation, NewThing, Policies, ThingRegistration, Things,
+};
 pub use state::{CreateOutcome, StateStore};
 pub use storage::{CaKeyStore, SecretSink, TemplateStore};
 

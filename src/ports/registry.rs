@@ -124,6 +124,76 @@ pub trait DeviceRegistry: Things + Certificates + Policies + ThingRegistration {
 
 impl<T: Things + Certificates + Policies + ThingRegistration> DeviceRegistry for T {}
 
+/// The IoT API operations the registry ports call: the unit of AWS's rate quotas.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    strum::EnumString,
+)]
+#[allow(missing_docs)] // the API names say it
+pub enum IotOperation {
+    DescribeThing,
+    CreateThing,
+    UpdateThing,
+    DeleteThing,
+    ListThingPrincipals,
+    ListPrincipalThings,
+    AttachThingPrincipal,
+    DetachThingPrincipal,
+    ListThingGroupsForThing,
+    DescribeThingGroup,
+    AddThingToThingGroup,
+    RemoveThingFromThingGroup,
+    AddThingToBillingGroup,
+    DescribeCertificate,
+    UpdateCertificate,
+    DeleteCertificate,
+    CreateCertificateFromCsr,
+    CreateKeysAndCertificate,
+    RegisterCertificate,
+    RegisterCertificateWithoutCA,
+    DescribeCACertificate,
+    ListCertificates,
+    GetPolicy,
+    CreatePolicy,
+    DeletePolicy,
+    AttachPolicy,
+    DetachPolicy,
+    ListAttachedPolicies,
+    ListTargetsForPolicy,
+    RegisterThing,
+}
+
+impl IotOperation {
+    /// Every operation.
+    pub const ALL: &'static [IotOperation] = <Self as strum::VariantArray>::VARIANTS;
+
+    /// AWS IoT's default quota for the operation, in calls per second per account (AWS IoT
+    /// Core endpoints and quotas, as listed by the service's documentation and the Thingpress
+    /// project's audit, 2025). Operations without a published figure get a conservative 10.
+    pub fn default_rate(self) -> u32 {
+        match self {
+            Self::DescribeThing => 350,
+            Self::CreateThing | Self::AttachThingPrincipal | Self::AddThingToThingGroup => 100,
+            Self::DeleteThing
+            | Self::DetachThingPrincipal
+            | Self::DetachPolicy
+            | Self::AttachPolicy
+            | Self::CreateCertificateFromCsr
+            | Self::ListAttachedPolicies => 15,
+            _ => 10,
+        }
+    }
+}
+
 /// A thing to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewThing {

@@ -14,43 +14,10 @@ use super::Faults;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, ThingInfo};
 use crate::domain::secret::Secret;
 use crate::domain::{Arn, CertificateId, CertificateStatus};
-use crate::ports::{Clock, ErrorKind, PortError, SystemClock};
+use crate::ports::{Clock, ErrorKind, IotOperation, PortError, SystemClock};
 
 /// The IoT operations of the fake, for failure injection and call counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
-#[allow(missing_docs)] // IoT's API names
-pub enum IotOp {
-    DescribeThing,
-    CreateThing,
-    UpdateThing,
-    DeleteThing,
-    ListThingPrincipals,
-    ListPrincipalThings,
-    AttachThingPrincipal,
-    DetachThingPrincipal,
-    ListThingGroupsForThing,
-    DescribeThingGroup,
-    AddThingToThingGroup,
-    RemoveThingFromThingGroup,
-    AddThingToBillingGroup,
-    DescribeCertificate,
-    UpdateCertificate,
-    DeleteCertificate,
-    CreateCertificateFromCsr,
-    CreateKeysAndCertificate,
-    RegisterCertificate,
-    RegisterCertificateWithoutCA,
-    DescribeCACertificate,
-    ListCertificates,
-    GetPolicy,
-    CreatePolicy,
-    DeletePolicy,
-    AttachPolicy,
-    DetachPolicy,
-    ListAttachedPolicies,
-    ListTargetsForPolicy,
-    RegisterThing,
-}
+pub type IotOp = IotOperation;
 
 const ARN_PREFIX: &str = "arn:aws:iot:us-east-1:123456789012";
 

@@ -1,0 +1,289 @@
+//! Client-side rate limits on the IoT registry: every call waits for a token of its
+//! operation's bucket, so that the workers stay within AWS IoT's per-operation quotas instead
+//! of being throttled (a throttled bulk row is retried, but retries cost time and deliveries).
+//!
+//! One [`RateLimits`] serves every command of a process. The quotas are per account, so each
+//! process takes its share of them (`CDF_IOT_RATE_SHARE`, 1 / the number of worker processes).
+//! A paginated list counts as one call: its pages are few and the list quotas are generous
+//! next to the calls that make devices.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+
+use async_trait::async_trait;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::sync::Arc;
+
+use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
+use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
+use crate::ports::{
+    AwsGeneratedKey, Certificates, DeviceRegistry, IotOperation, NewThing, Policies, PortError, ThingRegistration,
+    Things,
+};
+
+/// One token bucket per IoT operation.
+pub struct RateLimits {
+    buckets: HashMap<IotOperation, DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").field("operations", &self.buckets.len()).finish()
+    }
+}
+
+impl RateLimits {
+    /// Buckets at `share` (0 to 1) of each operation's rate: AWS's default quota, or the
+    /// override in `rates` (calls per second).
+    pub fn new(share: f64, rates: &BTreeMap<IotOperation, u32>) -> Self {
+        let buckets = IotOperation::ALL
+            .iter()
+            .map(|&op| {
+                let full = rates.get(&op).copied().unwrap_or_else(|| op.default_rate());
+                // At least one call a second, whatever the share: a process never stalls.
+                let mine = (f64::from(full) * share.clamp(0.0, 1.0)).floor();
+                let per_second = NonZeroU32::new(mine as u32).unwrap_or(NonZeroU32::MIN);
+                // A burst of one second's worth at most: the quota is a rate, not a reserve.
+                (op, RateLimiter::direct(Quota::per_second(per_second)))
+            })
+            .collect();
+        Self { buckets }
+    }
+
+    /// Waits until `op` may be called.
+    pub async fn acquire(&self, op: IotOperation) {
+        if let Some(bucket) = self.buckets.get(&op) {
+            bucket.until_ready().await;
+        }
+    }
+}
+
+/// A registry whose calls wait for their operation's token first.
+pub struct RateLimitedRegistry {
+    inner: Arc<dyn DeviceRegistry>,
+    limits: Arc<RateLimits>,
+}
+
+impl RateLimitedRegistry {
+    /// Limits `inner` with `limits`.
+    pub fn new(inner: Arc<dyn DeviceRegistry>, limits: Arc<RateLimits>) -> Self {
+        Self { inner, limits }
+    }
+}
+
+impl std::fmt::Debug for RateLimitedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitedRegistry").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Things for RateLimitedRegistry {
+    async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
+        self.limits.acquire(IotOperation::DescribeThing).await;
+        self.inner.describe_thing(thing).await
+    }
+
+    async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
+        self.limits.acquire(IotOperation::CreateThing).await;
+        self.inner.create_thing(thing).await
+    }
+
+    async fn update_thing(
+        &self,
+        thing: &ThingName,
+        thing_type: Option<&str>,
+        attributes: &BTreeMap<String, String>,
+        merge: bool,
+    ) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::UpdateThing).await;
+        self.inner.update_thing(thing, thing_type, attributes, merge).await
+    }
+
+    async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::DeleteThing).await;
+        self.inner.delete_thing(thing).await
+    }
+
+    async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<Arn>, PortError> {
+        self.limits.acquire(IotOperation::ListThingPrincipals).await;
+        self.inner.list_thing_principals(thing).await
+    }
+
+    async fn list_principal_things(&self, principal: &Arn) -> Result<Vec<String>, PortError> {
+        self.limits.acquire(IotOperation::ListPrincipalThings).await;
+        self.inner.list_principal_things(principal).await
+    }
+
+    async fn attach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::AttachThingPrincipal).await;
+        self.inner.attach_thing_principal(thing, principal).await
+    }
+
+    async fn detach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::DetachThingPrincipal).await;
+        self.inner.detach_thing_principal(thing, principal).await
+    }
+
+    async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
+        self.limits.acquire(IotOperation::ListThingGroupsForThing).await;
+        self.inner.list_thing_groups_for_thing(thing).await
+    }
+
+    async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
+        self.limits.acquire(IotOperation::DescribeThingGroup).await;
+        self.inner.describe_thing_group(group).await
+    }
+
+    async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::AddThingToThingGroup).await;
+        self.inner.add_thing_to_thing_group(thing, group).await
+    }
+
+    async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::RemoveThingFromThingGroup).await;
+        self.inner.remove_thing_from_thing_group(thing, group).await
+    }
+
+    async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::AddThingToBillingGroup).await;
+        self.inner.add_thing_to_billing_group(thing, group).await
+    }
+}
+
+#[async_trait]
+impl Certificates for RateLimitedRegistry {
+    async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
+        self.limits.acquire(IotOperation::DescribeCertificate).await;
+        self.inner.describe_certificate(id).await
+    }
+
+    async fn update_certificate_status(&self, id: &CertificateId, status: CertificateStatus) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::UpdateCertificate).await;
+        self.inner.update_certificate_status(id, status).await
+    }
+
+    async fn delete_certificate(&self, id: &CertificateId) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::DeleteCertificate).await;
+        self.inner.delete_certificate(id).await
+    }
+
+    async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
+        self.limits.acquire(IotOperation::CreateCertificateFromCsr).await;
+        self.inner.create_certificate_from_csr(csr_pem, active).await
+    }
+
+    async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
+        self.limits.acquire(IotOperation::CreateKeysAndCertificate).await;
+        self.inner.create_keys_and_certificate(active).await
+    }
+
+    async fn register_certificate(
+        &self,
+        certificate_pem: &str,
+        ca_certificate_pem: Option<&str>,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        self.limits.acquire(IotOperation::RegisterCertificate).await;
+        self.inner.register_certificate(certificate_pem, ca_certificate_pem, active).await
+    }
+
+    async fn register_certificate_without_ca(
+        &self,
+        certificate_pem: &str,
+        active: bool,
+    ) -> Result<IssuedCertificate, PortError> {
+        self.limits.acquire(IotOperation::RegisterCertificateWithoutCA).await;
+        self.inner.register_certificate_without_ca(certificate_pem, active).await
+    }
+
+    async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
+        self.limits.acquire(IotOperation::DescribeCACertificate).await;
+        self.inner.ca_certificate_pem(ca_certificate_id).await
+    }
+
+    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+        self.limits.acquire(IotOperation::ListCertificates).await;
+        self.inner.recent_inactive_certificates(since_ms).await
+    }
+}
+
+#[async_trait]
+impl Policies for RateLimitedRegistry {
+    async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
+        self.limits.acquire(IotOperation::GetPolicy).await;
+        self.inner.get_policy(policy).await
+    }
+
+    async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::CreatePolicy).await;
+        self.inner.create_policy(policy, document).await
+    }
+
+    async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::DeletePolicy).await;
+        self.inner.delete_policy(policy).await
+    }
+
+    async fn attach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::AttachPolicy).await;
+        self.inner.attach_policy(policy, target).await
+    }
+
+    async fn detach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
+        self.limits.acquire(IotOperation::DetachPolicy).await;
+        self.inner.detach_policy(policy, target).await
+    }
+
+    async fn list_attached_policies(&self, target: &Arn) -> Result<Vec<String>, PortError> {
+        self.limits.acquire(IotOperation::ListAttachedPolicies).await;
+        self.inner.list_attached_policies(target).await
+    }
+
+    async fn list_policy_targets(&self, policy: &str) -> Result<Vec<Arn>, PortError> {
+        self.limits.acquire(IotOperation::ListTargetsForPolicy).await;
+        self.inner.list_policy_targets(policy).await
+    }
+}
+
+#[async_trait]
+impl ThingRegistration for RateLimitedRegistry {
+    async fn register_thing(
+        &self,
+        template_body: &str,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Registration, PortError> {
+        self.limits.acquire(IotOperation::RegisterThing).await;
+        self.inner.register_thing(template_body, parameters).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn calls_beyond_the_rate_wait_for_their_token() {
+        let limits = RateLimits::new(1.0, &BTreeMap::from([(IotOperation::CreateThing, 40)]));
+        let started = Instant::now();
+        // A second's burst goes at once; the next 20 wait half a second at 40 a second.
+        for _ in 0..60 {
+            limits.acquire(IotOperation::CreateThing).await;
+        }
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(3), "{took:?}");
+        // Another operation's bucket is untouched.
+        let other = Instant::now();
+        limits.acquire(IotOperation::DescribeThing).await;
+        assert!(other.elapsed() < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_share_divides_every_quota_but_never_to_nothing() {
+        assert_eq!(IotOperation::CreateCertificateFromCsr.default_rate(), 15);
+        let limits = RateLimits::new(0.01, &BTreeMap::new());
+        assert_eq!(limits.buckets.len(), IotOperation::ALL.len());
+    }
+}
