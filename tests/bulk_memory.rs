@@ -12,7 +12,7 @@ use cdf_provisioning::adapters::memory::IotOp;
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
-use cdf_provisioning::ports::{CommandQueue, QueueMessage};
+use cdf_provisioning::ports::{CommandQueue, ErrorKind, QueueMessage};
 use common::{Fixture, envelope, result_of};
 use serde_json::{Value, json};
 
@@ -230,4 +230,17 @@ async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
     assert_eq!(certificates.len(), 20, "no second certificate for the half-made row");
     assert!(certificates.iter().all(|c| c.certificate_status == CertificateStatus::Active));
     assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_row_is_retried_in_place_never_failed() {
+    let f = fixture();
+    f.app.handle(&bulk("th", "add_thing_to_group", group_rows(10)), "t").await;
+    f.registry.faults.fail_next(IotOp::CreateThing, ErrorKind::Throttled, 4);
+    let messages = queued(&f).await;
+    let chunk = CommandEnvelope::decode(&messages[0].body, "m").unwrap();
+    assert_eq!(f.app.handle(&chunk, "a").await, Disposition::Done, "one delivery is enough");
+    let task = f.app.bulk_task(&task_of("th")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (10, 0, TaskStatus::Completed));
+    assert_eq!(f.registry.faults.count(IotOp::CreateThing), 14, "4 throttled calls, then 10 that went through");
 }

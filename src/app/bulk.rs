@@ -11,6 +11,10 @@
 //! - Cancelling ([`App::cancel_bulk`]) moves the task to `Cancelling`; rows not started yet are
 //!   then skipped, and the task ends `Cancelled`.
 
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
 use super::commands::{App, Once, Work};
 use super::provision::load_template;
 use crate::domain::IdempotencyKey;
@@ -23,6 +27,17 @@ use crate::domain::result::ChunkReport;
 use crate::domain::template::{Culprit, Template};
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
 use crate::ports::{MAX_SEND_BATCH, PortError};
+
+/// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
+/// minute in all; then the chunk is left for a later delivery.
+fn row_retry() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(8))
+        .with_jitter()
+        .with_total_delay(Some(Duration::from_secs(60)))
+        .without_max_times()
+}
 
 /// How many invalid rows a `strict` refusal lists.
 const LISTED_INVALID_ROWS: usize = 5;
@@ -158,7 +173,14 @@ impl App {
                 ));
             };
             let result = if task.status.accepts_rows() {
-                self.run_row(&task, row).await?
+                // A throttled or briefly failing row is retried here, within the chunk's
+                // visibility (the heartbeat keeps it), rather than by redelivering the chunk:
+                // a throttle is never a failed row, and costs no delivery.
+                (|| self.run_row(&task, row))
+                    .retry(row_retry())
+                    .when(CommandError::is_retryable)
+                    .notify(|e, delay| tracing::info!(row = row.row, error = %e, retry_in_ms = delay.as_millis() as u64, "row will be retried"))
+                    .await?
             } else {
                 RowResult {
                     row: row.row,
