@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::adapters::aws::{
-    AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3SecretSink, S3TemplateStore, SnsEventPublisher,
-    SqsCommandQueue, SqsEventPublisher, StackDeployer,
+    AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3RowSource, S3SecretSink, S3TemplateStore,
+    SnsEventPublisher, SqsCommandQueue, SqsEventPublisher, StackDeployer,
 };
 use crate::adapters::file::FileCaKeyStore;
 use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
@@ -263,6 +263,7 @@ async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App>
         registry: Arc::new(RateLimitedRegistry::new(Arc::new(IotRegistry::new(clients)), limits)),
         state: Arc::new(store.clone()),
         bulk: Arc::new(store),
+        rows: Arc::new(S3RowSource::new(clients, bucket)),
         commands,
         events,
         templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
@@ -368,6 +369,7 @@ async fn bulk(app: &App, action: BulkAction) -> anyhow::Result<ExitCode> {
             let request = BulkRequest {
                 provisioning_template_id: template,
                 parameters: read_rows(&rows)?,
+                rows_object: None,
                 cdf_provisioning_parameters: Value::Null,
                 strict,
             };

@@ -244,3 +244,43 @@ async fn a_throttled_row_is_retried_in_place_never_failed() {
     assert_eq!((task.success_count, task.failure_count, task.status), (10, 0, TaskStatus::Completed));
     assert_eq!(f.registry.faults.count(IotOp::CreateThing), 14, "4 throttled calls, then 10 that went through");
 }
+
+#[tokio::test]
+async fn a_rows_file_is_read_as_a_stream_with_unreadable_lines_reported_by_row() {
+    let f = fixture();
+    let mut csv = String::from("ThingName,ThingGroupName\n");
+    for i in 0..230 {
+        csv.push_str(&format!("f-{i},cdf-example-eu\n"));
+    }
+    csv.push_str("f-broken,cdf-example-eu,surplus\n\n");
+    f.rows.put("imports/berlin.csv", &csv);
+    let command = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "file",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "imports/berlin.csv"}
+    }));
+    assert_eq!(f.app.handle(&command, "t").await, Disposition::Done);
+    let accepted = f.app.bulk_task(&task_of("file")).await.unwrap();
+    assert!(accepted.accepted);
+    assert_eq!((accepted.total_rows, accepted.invalid_rows, accepted.chunks), (231, 1, 3));
+    assert_eq!(run_chunks(&f).await, 3);
+    let task = f.app.bulk_task(&task_of("file")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (230, 1, TaskStatus::Completed));
+    let failed = f.app.bulk_rows(&task.task_id, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+    assert_eq!(failed.rows[0].row, 230);
+    assert_eq!(failed.rows[0].error.as_ref().unwrap().path.as_deref(), Some("/rows/230"));
+
+    // Neither rows nor a file, or both: refused with the field at fault.
+    let both = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "both",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "x.csv", "parameters": [{"ThingName": "a"}]}
+    }));
+    f.app.handle(&both, "t").await;
+    assert_eq!(f.record("both").error.unwrap().code, ErrorCode::ValidationFailed);
+    let missing = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "missing",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "nope.ndjson"}
+    }));
+    f.app.handle(&missing, "t").await;
+    let error = f.record("missing").error.unwrap();
+    assert_eq!((error.code, error.path.as_deref()), (ErrorCode::NotFound, Some("/payload/rowsObject")));
+}

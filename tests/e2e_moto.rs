@@ -99,6 +99,7 @@ impl Stack {
             registry: Arc::new(IotRegistry::new(&self.clients)),
             state: Arc::new(self.state()),
             bulk: Arc::new(self.state()),
+            rows: Arc::new(cdf_provisioning::adapters::aws::S3RowSource::new(&self.clients, bucket)),
             commands: Arc::new(self.queue().await),
             events,
             templates: Arc::new(S3TemplateStore::new(&self.clients, bucket, "templates/", ".json")),
@@ -685,9 +686,26 @@ async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
         {"ThingName": s.thing("in-group"), "ThingGroupName": "cdf-example-eu"},
         {"ThingName": s.thing("no-group"), "ThingGroupName": s.thing("missing-group")},
     ]});
+    // A rows file in the bucket, read as a stream (NDJSON).
+    let ndjson: String = (0..3)
+        .map(|i| {
+            json!({"ThingName": s.thing(&format!("file-{i}")), "ThingGroupName": "cdf-example-eu"}).to_string() + "\n"
+        })
+        .collect();
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    s.s3(&config)
+        .put_object()
+        .bucket(s.output("BucketName"))
+        .key("imports/rows.ndjson")
+        .body(ndjson.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let from_file = json!({"provisioningTemplateId": "add_thing_to_group", "rowsObject": "imports/rows.ndjson"});
     let (stop, worker) = s.start_worker().await;
     s.send(&command("bulk-devices", "bulkProvisionThings", devices.clone())).await;
     s.send(&command("bulk-groups", "bulkProvisionThings", grouped)).await;
+    s.send(&command("bulk-file", "bulkProvisionThings", from_file)).await;
     let devices_task = TaskId::for_key(&IdempotencyKey::new("bulk-devices"));
     let groups_task = TaskId::for_key(&IdempotencyKey::new("bulk-groups"));
     let finished = |task: TaskId| {
@@ -708,6 +726,8 @@ async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
     };
     let devices_done = finished(devices_task.clone()).await;
     let groups_done = finished(groups_task.clone()).await;
+    let file_done = finished(TaskId::for_key(&IdempotencyKey::new("bulk-file"))).await;
+    assert_eq!((file_done.total_rows, file_done.success_count), (3, 3));
     assert_eq!((devices_done.total_rows, devices_done.success_count, devices_done.failure_count), (25, 24, 1));
     assert_eq!(devices_done.invalid_rows, 1);
     assert_eq!((groups_done.success_count, groups_done.failure_count), (1, 1));
@@ -736,9 +756,9 @@ async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
     worker.await.unwrap();
     let again = state.get_task(&devices_task).await.unwrap().unwrap();
     assert_eq!((again.success_count, again.failure_count), (24, 1));
-    let events = s.events(6).await;
+    let events = s.events(9).await;
     let completed: Vec<&Value> = events.iter().filter(|e| e["type"] == "bulk.completed").collect();
-    assert_eq!(completed.len(), 2, "one bulk.completed per task: {events:?}");
+    assert_eq!(completed.len(), 3, "one bulk.completed per task: {events:?}");
     assert!(events.iter().all(|e| e["type"] != "thing.provisioned"), "no event per row");
     assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
 }

@@ -18,15 +18,21 @@ use backon::{ExponentialBuilder, Retryable};
 use super::commands::{App, Once, Work};
 use super::provision::load_template;
 use crate::domain::IdempotencyKey;
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
 use crate::domain::bulk::{
-    BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowResult, TaskId, TaskStatus, chunk_key, row_key,
+    BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowReader, RowResult, RowsFormat, TaskId, TaskStatus, chunk_key,
+    row_key,
 };
 use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, fingerprint};
 use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
 use crate::domain::template::{Culprit, Template};
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
-use crate::ports::{MAX_SEND_BATCH, PortError};
+use crate::ports::{ErrorKind, MAX_SEND_BATCH, PortError};
 
 /// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
 /// minute in all; then the chunk is left for a later delivery.
@@ -53,112 +59,165 @@ impl App {
     /// Accepts a bulk task submitted with idempotency key `key`; returns it as stored.
     pub async fn accept_bulk(&self, key: &IdempotencyKey, request: &BulkRequest) -> Result<BulkTask, CommandError> {
         let task_id = TaskId::for_key(key);
+        let source = match (&request.rows_object, request.parameters.is_empty()) {
+            (None, false) => RowsInput::Inline(&request.parameters),
+            (Some(object), true) => RowsInput::Object(object),
+            _ => {
+                return Err(CommandError::new(
+                    ErrorCode::ValidationFailed,
+                    "give the rows either inline (parameters, at least one) or as rowsObject, not both",
+                )
+                .at("/payload/parameters"));
+            }
+        };
         let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
         let template = Template::parse(&text).map_err(|errors| {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(format!("template:{}", errors[0].path))
         })?;
-
-        // Every row is planned before anything is made; a row that does not plan is invalid.
-        let mut valid = Vec::new();
-        let mut invalid = Vec::new();
-        for (index, parameters) in request.parameters.iter().enumerate() {
-            let row = u32::try_from(index).unwrap_or(u32::MAX);
-            match template.plan(parameters, &request.cdf_provisioning_parameters) {
-                Ok(_) => valid.push(BulkRow { row, parameters: parameters.clone() }),
-                Err(errors) => invalid.push(invalid_row(row, parameters, &errors)),
+        if request.strict {
+            // Strict: a pass that only checks, so that nothing is stored for a refused task.
+            let mut invalid = Vec::new();
+            let mut rows = self.read_rows(&source, &template, request).await?;
+            while let Some(row) = rows.next().await {
+                if let Err(result) = row? {
+                    invalid.push(*result);
+                }
             }
-        }
-        if request.strict && !invalid.is_empty() {
-            let listed: Vec<String> = invalid
-                .iter()
-                .take(LISTED_INVALID_ROWS)
-                .filter_map(|r| r.error.as_ref().map(|e| format!("row {}: {}", r.row, e.message)))
-                .collect();
-            return Err(CommandError::new(
-                ErrorCode::ValidationFailed,
-                format!(
-                    "{} of {} rows are invalid and the task is strict: {}",
-                    invalid.len(),
-                    request.parameters.len(),
-                    listed.join("; ")
-                ),
-            )
-            .at(invalid[0]
-                .error
-                .as_ref()
-                .and_then(|e| e.path.clone())
-                .unwrap_or_else(|| "/parameters".into())));
+            if !invalid.is_empty() {
+                return Err(strict_refusal(&invalid));
+            }
         }
 
         let now = self.now_ms();
-        let chunks: Vec<&[BulkRow]> = valid.chunks(ROWS_PER_CHUNK).collect();
         let fresh = BulkTask {
             task_id: task_id.clone(),
             idempotency_key: key.clone(),
             provisioning_template_id: request.provisioning_template_id.clone(),
-            template: text,
+            template: text.clone(),
             cdf_provisioning_parameters: request.cdf_provisioning_parameters.clone(),
             status: TaskStatus::InProgress,
-            total_rows: u32::try_from(request.parameters.len()).unwrap_or(u32::MAX),
-            invalid_rows: u32::try_from(invalid.len()).unwrap_or(u32::MAX),
+            total_rows: 0,
+            invalid_rows: 0,
             success_count: 0,
             failure_count: 0,
             skipped_count: 0,
-            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            chunks: 0,
             created_at_ms: now,
             updated_at_ms: now,
+            accepted: false,
             event_published: false,
             expires_at: now / 1000 + i64::try_from(self.settings().record_retention.as_secs()).unwrap_or(i64::MAX),
         };
         // A task accepted before (the same key again) keeps its snapshot and counters.
         let task = self.ports.bulk.create_task(&fresh).await.map_err(fail)?;
-        for row in &invalid {
-            self.ports.bulk.record_row(&task, row, now).await.map_err(fail)?;
+        if task.accepted {
+            return Ok(task);
         }
-        self.send_chunks(&task_id, &chunks).await?;
-        if valid.is_empty() {
-            self.complete_if_done(&task_id).await?;
+        // One pass: invalid rows are counted as they come, valid ones leave in chunks of
+        // ROWS_PER_CHUNK, sent ten at a time; memory holds one batch whatever the task's size.
+        // Run again after a crash, it sends nothing that runs twice (each chunk has its key).
+        let mut fan = FanOut { task: &task, chunk: Vec::new(), pending: Vec::new(), chunks: 0, total: 0, invalid: 0 };
+        let mut rows = self.read_rows(&source, &template, request).await?;
+        while let Some(row) = rows.next().await {
+            fan.total += 1;
+            match row? {
+                Ok(row) => fan.chunk.push(row),
+                Err(invalid) => {
+                    fan.invalid += 1;
+                    self.ports.bulk.record_row(&task, &invalid, self.now_ms()).await.map_err(fail)?;
+                }
+            }
+            if fan.chunk.len() >= ROWS_PER_CHUNK
+                && let Some(batch) = fan.seal()
+            {
+                self.send_chunks(&batch).await?;
+            }
         }
-        let stored = self.ports.bulk.get_task(&task_id).await.map_err(fail)?;
-        Ok(stored.unwrap_or(task))
+        for batch in fan.seal_all() {
+            self.send_chunks(&batch).await?;
+        }
+        let accepted = self
+            .ports
+            .bulk
+            .finish_acceptance(&task_id, fan.total, fan.invalid, fan.chunks, self.now_ms())
+            .await
+            .map_err(fail)?;
+        self.complete_if_done(&task_id).await?;
+        Ok(self.ports.bulk.get_task(&task_id).await.map_err(fail)?.unwrap_or(accepted))
     }
 
-    /// Sends the chunk messages in batches; a chunk sent twice runs once (its key).
-    async fn send_chunks(&self, task_id: &TaskId, chunks: &[&[BulkRow]]) -> Result<(), CommandError> {
-        let bodies: Vec<String> = chunks
-            .iter()
-            .enumerate()
-            .map(|(n, rows)| {
-                let chunk = u32::try_from(n).unwrap_or(u32::MAX);
-                let command =
-                    Command::ProvisionBulkChunk(BulkChunk { task_id: task_id.clone(), chunk, rows: rows.to_vec() });
-                CommandEnvelope::to_message(Some(chunk_key(task_id, chunk).as_str()), &command).to_string()
-            })
-            .collect();
-        for batch in bodies.chunks(MAX_SEND_BATCH) {
-            let mut pending: Vec<String> = batch.to_vec();
-            for _ in 0..SEND_ATTEMPTS {
-                let failures = self.ports.commands.send_batch(&pending).await.map_err(fail)?;
-                if let Some(refused) = failures.iter().find(|f| !f.retryable) {
-                    return Err(CommandError::new(
-                        ErrorCode::PermanentFailure,
-                        format!("the command queue refused a chunk of task {task_id}: {}", refused.message),
-                    ));
-                }
-                pending = failures.iter().filter_map(|f| pending.get(f.index).cloned()).collect();
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(CommandError::new(
-                    ErrorCode::Transient,
-                    format!("{} chunk messages of task {task_id} were not accepted by the queue", pending.len()),
-                ));
+    /// The rows in order, each planned against the template: `Ok` in its chunk form, or `Err`
+    /// with its failed result. A stream, so that a rows file of any size is read in constant
+    /// memory.
+    async fn read_rows<'a>(
+        &self,
+        source: &RowsInput<'a>,
+        template: &'a Template,
+        request: &'a BulkRequest,
+    ) -> Result<BoxStream<'a, Result<Result<BulkRow, Box<RowResult>>, CommandError>>, CommandError> {
+        let check = move |row: u32, parameters: BTreeMap<String, String>| match template
+            .plan(&parameters, &request.cdf_provisioning_parameters)
+        {
+            Ok(_) => Ok(BulkRow { row, parameters }),
+            Err(errors) => Err(Box::new(invalid_row(row, &parameters, &errors))),
+        };
+        match *source {
+            RowsInput::Inline(rows) => Ok(futures::stream::iter(
+                rows.iter().enumerate().map(move |(i, p)| Ok(check(u32::try_from(i).unwrap_or(u32::MAX), p.clone()))),
+            )
+            .boxed()),
+            RowsInput::Object(key) => {
+                let lines = self.ports.rows.lines(key).await.map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        CommandError::new(ErrorCode::NotFound, format!("rows file {key:?} not found"))
+                            .at("/payload/rowsObject")
+                    } else {
+                        fail(e)
+                    }
+                })?;
+                let mut reader = RowReader::new(RowsFormat::of(key));
+                let mut row = 0u32;
+                Ok(lines
+                    .filter_map(move |line: Result<String, PortError>| {
+                        let parsed = match line {
+                            Err(e) => Some(Err(fail(e))),
+                            Ok(line) => match reader.row(&line) {
+                                Ok(None) => None,
+                                Ok(Some(parameters)) => Some(Ok(check(row, parameters))),
+                                Err(why) => Some(Ok(Err(Box::new(unreadable_row(row, &why))))),
+                            },
+                        };
+                        if matches!(parsed, Some(Ok(_))) {
+                            row += 1;
+                        }
+                        std::future::ready(parsed)
+                    })
+                    .boxed())
             }
         }
-        Ok(())
+    }
+
+    /// Sends chunk messages in one batch; a chunk sent twice runs once (its key).
+    async fn send_chunks(&self, bodies: &[String]) -> Result<(), CommandError> {
+        let mut pending: Vec<String> = bodies.to_vec();
+        for _ in 0..SEND_ATTEMPTS {
+            let failures = self.ports.commands.send_batch(&pending).await.map_err(fail)?;
+            if let Some(refused) = failures.iter().find(|f| !f.retryable) {
+                return Err(CommandError::new(
+                    ErrorCode::PermanentFailure,
+                    format!("the command queue refused a chunk message: {}", refused.message),
+                ));
+            }
+            pending = failures.iter().filter_map(|f| pending.get(f.index).cloned()).collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(CommandError::new(
+            ErrorCode::Transient,
+            format!("{} chunk messages were not accepted by the queue", pending.len()),
+        ))
     }
 
     /// Runs the rows of one chunk, each once, and counts each once.
@@ -319,6 +378,79 @@ impl App {
     ) -> Result<crate::ports::RowPage, CommandError> {
         self.bulk_task(task_id).await?;
         self.ports.bulk.rows(task_id, after, limit, outcome).await.map_err(fail)
+    }
+}
+
+/// Where a task's rows come from.
+enum RowsInput<'a> {
+    /// In the request.
+    Inline(&'a [BTreeMap<String, String>]),
+    /// A rows file, by key.
+    Object(&'a str),
+}
+
+/// The chunks being filled while a task is read.
+struct FanOut<'a> {
+    task: &'a BulkTask,
+    /// Rows of the chunk being filled.
+    chunk: Vec<BulkRow>,
+    /// Sealed chunk messages not sent yet (at most one batch).
+    pending: Vec<String>,
+    chunks: u32,
+    total: u32,
+    invalid: u32,
+}
+
+impl FanOut<'_> {
+    /// Seals the current chunk into a message; returns a full batch to send, if there is one.
+    fn seal(&mut self) -> Option<Vec<String>> {
+        if !self.chunk.is_empty() {
+            let command = Command::ProvisionBulkChunk(BulkChunk {
+                task_id: self.task.task_id.clone(),
+                chunk: self.chunks,
+                rows: std::mem::take(&mut self.chunk),
+            });
+            let key = chunk_key(&self.task.task_id, self.chunks);
+            self.pending.push(CommandEnvelope::to_message(Some(key.as_str()), &command).to_string());
+            self.chunks += 1;
+        }
+        (self.pending.len() >= MAX_SEND_BATCH).then(|| std::mem::take(&mut self.pending))
+    }
+
+    /// Seals what is left into the last batches.
+    fn seal_all(&mut self) -> Vec<Vec<String>> {
+        let full = self.seal();
+        let rest = std::mem::take(&mut self.pending);
+        full.into_iter().chain(std::iter::once(rest)).filter(|b| !b.is_empty()).collect()
+    }
+}
+
+/// The refusal of a strict task, listing its first invalid rows.
+fn strict_refusal(invalid: &[RowResult]) -> CommandError {
+    let listed: Vec<String> = invalid
+        .iter()
+        .take(LISTED_INVALID_ROWS)
+        .filter_map(|r| r.error.as_ref().map(|e| format!("row {}: {}", r.row, e.message)))
+        .collect();
+    CommandError::new(
+        ErrorCode::ValidationFailed,
+        format!("{} rows are invalid and the task is strict: {}", invalid.len(), listed.join("; ")),
+    )
+    .at(invalid[0].error.as_ref().and_then(|e| e.path.clone()).unwrap_or_else(|| "/parameters".into()))
+}
+
+/// The result of a line of a rows file that holds no readable row.
+fn unreadable_row(row: u32, why: &str) -> RowResult {
+    RowResult {
+        row,
+        outcome: RowOutcome::Failed,
+        thing_name: None,
+        certificate_id: None,
+        certificate_arn: None,
+        private_key_secret: None,
+        error: Some(
+            CommandError::new(ErrorCode::ValidationFailed, format!("row {row}: {why}")).at(format!("/rows/{row}")),
+        ),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::domain::{
 };
 use crate::ports::{
     BulkStore, CaKeyStore, Clock, CommandSender, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, PortError,
-    SecretSink, StateStore, TemplateStore,
+    RowSource, SecretSink, StateStore, TemplateStore,
 };
 
 /// Deployment choices the use cases need.
@@ -67,6 +67,8 @@ pub struct Ports {
     pub ca_keys: Arc<dyn CaKeyStore>,
     /// Bulk tasks and their row results.
     pub bulk: Arc<dyn BulkStore>,
+    /// Rows files of large bulk tasks.
+    pub rows: Arc<dyn RowSource>,
     /// The command queue, as a producer: where a bulk task's chunks are sent.
     pub commands: Arc<dyn CommandSender>,
     /// Time, injected so that tests move leases and retention at will.

@@ -121,6 +121,9 @@ pub struct BulkTask {
     pub created_at_ms: i64,
     /// Last change (unix ms).
     pub updated_at_ms: i64,
+    /// Whether every row has been read and fanned out, so that `total_rows` and
+    /// `invalid_rows` are final; the task cannot complete before.
+    pub accepted: bool,
     /// Whether `bulk.completed` went out.
     pub event_published: bool,
     /// When the store may forget the task and its rows (unix seconds).
@@ -133,9 +136,9 @@ impl BulkTask {
         self.success_count + self.failure_count + self.skipped_count
     }
 
-    /// Whether every row is counted.
+    /// Whether every row is read and counted.
     pub fn all_rows_counted(&self) -> bool {
-        self.counted() >= self.total_rows
+        self.accepted && self.counted() >= self.total_rows
     }
 
     /// Share of rows counted, 0 to 100.
@@ -247,6 +250,69 @@ pub struct BulkRow {
     pub parameters: BTreeMap<String, String>,
 }
 
+/// How a rows file is written, told by its name: `.csv` is CSV with a header row naming the
+/// parameters; anything else is NDJSON, a JSON object of string parameters per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// A header line, then one record per line (a quoted field may not span lines).
+    Csv,
+}
+
+impl RowsFormat {
+    /// The format of the file named `key`.
+    pub fn of(key: &str) -> Self {
+        if key.to_ascii_lowercase().ends_with(".csv") { Self::Csv } else { Self::Ndjson }
+    }
+}
+
+/// Reads a rows file line by line, in constant memory.
+#[derive(Debug)]
+pub struct RowReader {
+    format: RowsFormat,
+    header: Option<Vec<String>>,
+}
+
+impl RowReader {
+    /// A reader of a file in `format`.
+    pub fn new(format: RowsFormat) -> Self {
+        Self { format, header: None }
+    }
+
+    /// The parameters on `line`; `Ok(None)` for a line that holds no row (blank, the CSV
+    /// header). An error says what is wrong with the line, without repeating it.
+    pub fn row(&mut self, line: &str) -> Result<Option<BTreeMap<String, String>>, String> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        match self.format {
+            RowsFormat::Ndjson => serde_json::from_str(line)
+                .map(Some)
+                .map_err(|e| format!("not a JSON object of string parameters ({e})")),
+            RowsFormat::Csv => {
+                let record = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(line.as_bytes())
+                    .records()
+                    .next()
+                    .transpose()
+                    .map_err(|e| format!("not a CSV record ({e})"))?
+                    .unwrap_or_default();
+                let fields: Vec<String> = record.iter().map(str::to_owned).collect();
+                let Some(header) = &self.header else {
+                    self.header = Some(fields);
+                    return Ok(None);
+                };
+                if fields.len() != header.len() {
+                    return Err(format!("{} fields where the header names {}", fields.len(), header.len()));
+                }
+                Ok(Some(header.iter().cloned().zip(fields).filter(|(_, v)| !v.is_empty()).collect()))
+            }
+        }
+    }
+}
+
 /// The idempotency key of a row's own command record: a row is provisioned once per task.
 pub fn row_key(task: &TaskId, row: u32) -> IdempotencyKey {
     IdempotencyKey::new(format!("bulk:{task}:row:{row}"))
@@ -277,9 +343,24 @@ mod tests {
             chunks: 1,
             created_at_ms: 1_764_000_000_123,
             updated_at_ms: 1_764_000_060_000,
+            accepted: true,
             event_published: false,
             expires_at: 0,
         }
+    }
+
+    #[test]
+    fn rows_files_are_read_line_by_line() {
+        let mut csv = RowReader::new(RowsFormat::of("import/rows.CSV"));
+        assert_eq!(csv.row("ThingName,Firmware").unwrap(), None);
+        let row = csv.row(r#"dev-1,"1.2, beta""#).unwrap().unwrap();
+        assert_eq!(row["Firmware"], "1.2, beta");
+        assert_eq!(csv.row("dev-2,").unwrap().unwrap().len(), 1, "an empty field is no parameter");
+        assert!(csv.row("dev-3,a,b").unwrap_err().contains("3 fields"));
+        let mut ndjson = RowReader::new(RowsFormat::of("rows.ndjson"));
+        assert_eq!(ndjson.row("").unwrap(), None);
+        assert_eq!(ndjson.row(r#"{"ThingName":"d"}"#).unwrap().unwrap()["ThingName"], "d");
+        assert!(ndjson.row(r#"{"ThingName":7}"#).is_err());
     }
 
     #[test]
@@ -298,6 +379,9 @@ mod tests {
         assert!(!t.all_rows_counted());
         t.success_count = 8;
         assert!(t.all_rows_counted());
+        t.accepted = false;
+        assert!(!t.all_rows_counted(), "not before every row is read");
+        t.accepted = true;
         assert_eq!(t.final_status(), TaskStatus::Completed);
         t.status = TaskStatus::Cancelling;
         assert_eq!(t.final_status(), TaskStatus::Cancelled);

@@ -54,8 +54,13 @@ pub enum Command {
 pub struct BulkRequest {
     /// Template every row is provisioned from.
     pub provisioning_template_id: String,
-    /// One map of template parameters per thing.
+    /// One map of template parameters per thing (or use `rows_object`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<BTreeMap<String, String>>,
+    /// For large imports: the key of a rows file (NDJSON, or CSV by its `.csv` name) in the
+    /// deployment's bucket, read as a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_object: Option<String>,
     /// CDF extension parameters, the same for every row.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub cdf_provisioning_parameters: Value,

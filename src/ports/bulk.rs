@@ -34,6 +34,15 @@ pub trait BulkStore: Send + Sync {
         to: TaskStatus,
         now_ms: i64,
     ) -> Result<Option<BulkTask>, PortError>;
+    /// Records that every row is read and fanned out, with the final totals.
+    async fn finish_acceptance(
+        &self,
+        task: &TaskId,
+        total_rows: u32,
+        invalid_rows: u32,
+        chunks: u32,
+        now_ms: i64,
+    ) -> Result<BulkTask, PortError>;
     /// Notes that `bulk.completed` went out.
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError>;
     /// A page of at most `limit` row results after row `after`, only those with `outcome`

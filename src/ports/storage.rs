@@ -27,3 +27,14 @@ pub trait CaKeyStore: Send + Sync {
     /// The private key (PEM) of the CA registered in IoT as `ca_certificate_id`.
     async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError>;
 }
+
+/// The lines of a stored rows file (NDJSON or CSV), one at a time, so that a task of any
+/// size is read in constant memory.
+pub type RowLines = futures::stream::BoxStream<'static, Result<String, PortError>>;
+
+/// Rows files of large bulk tasks (S3 objects in the deployment's bucket).
+#[async_trait]
+pub trait RowSource: Send + Sync {
+    /// The lines of the object at `key`; `NotFound` when there is none.
+    async fn lines(&self, key: &str) -> Result<RowLines, PortError>;
+}

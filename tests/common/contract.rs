@@ -181,6 +181,7 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
         chunks: 1,
         created_at_ms: NOW,
         updated_at_ms: NOW,
+        accepted: false,
         event_published: false,
         expires_at: NOW / 1000 + 86_400,
     };
@@ -232,6 +233,8 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
         None,
         "only once"
     );
+    let accepted = store.finish_acceptance(&task.task_id, 5, 1, 1, NOW + 5).await.unwrap();
+    assert!(accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2);
     store.mark_task_event_published(&task.task_id).await.unwrap();
     assert!(store.get_task(&task.task_id).await.unwrap().unwrap().event_published);
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdf_provisioning::adapters::memory::{
-    ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemorySecrets,
-    MemoryStateStore, MemoryTemplates, TokioClock,
+    ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource,
+    MemorySecrets, MemoryStateStore, MemoryTemplates, TokioClock,
 };
 use cdf_provisioning::app::{App, AppSettings, ConflictRetry, Ports};
 use cdf_provisioning::config::Config;
@@ -27,6 +27,7 @@ pub struct Fixture {
     pub ca_keys: Arc<MemoryCaKeys>,
     pub clock: Arc<ManualClock>,
     pub bulk: Arc<MemoryBulkStore>,
+    pub rows: Arc<MemoryRowSource>,
     /// Where the core sends commands (a bulk task's chunks).
     pub queue: Arc<MemoryQueue>,
     pub app: App,
@@ -68,9 +69,11 @@ impl Fixture {
         let secrets = Arc::new(MemorySecrets::default());
         let ca_keys = Arc::new(MemoryCaKeys::default());
         let bulk = Arc::new(MemoryBulkStore::default());
+        let rows = Arc::new(MemoryRowSource::default());
         let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), 5));
         let ports = Ports {
             bulk: bulk.clone(),
+            rows: rows.clone(),
             commands: queue.clone(),
             registry: registry.clone(),
             state: state.clone(),
@@ -81,7 +84,7 @@ impl Fixture {
             clock: app_clock,
         };
         let app = App::new(ports, settings);
-        Self { registry, state, events, templates, secrets, ca_keys, clock, bulk, queue, app }
+        Self { registry, state, events, templates, secrets, ca_keys, clock, bulk, rows, queue, app }
     }
 
     /// The record of `key`; its result, if any, is checked against the result schema.

@@ -18,7 +18,7 @@ pub use cloudformation::{StackDeployer, StackOutputs};
 pub use dynamodb::DynamoStateStore;
 pub use events::{SnsEventPublisher, SqsEventPublisher};
 pub use iot::IotRegistry;
-pub use s3::{S3CaKeyStore, S3SecretSink, S3TemplateStore};
+pub use s3::{S3CaKeyStore, S3RowSource, S3SecretSink, S3TemplateStore};
 pub use sqs::{
     REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE, REJECTION_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE,
     SqsCommandQueue,

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::error::classify;
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, SecretSink, TemplateStore};
+use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore};
 
 /// Reads an object's body as UTF-8 text (strictly: CDF read bulk files as Latin-1).
 async fn read_text(op: &'static str, body: ByteStream) -> Result<String, PortError> {
@@ -155,5 +155,43 @@ impl CaKeyStore for S3CaKeyStore {
             e
         })?;
         Ok(Secret::new(read_text(OP, out.body).await?))
+    }
+}
+
+/// Rows files of bulk tasks: objects in the deployment's bucket, read as a stream of lines.
+#[derive(Debug, Clone)]
+pub struct S3RowSource {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3RowSource {
+    /// Rows files in `bucket`.
+    pub fn new(clients: &super::AwsClients, bucket: &str) -> Self {
+        Self { client: clients.s3.clone(), bucket: bucket.to_owned() }
+    }
+}
+
+#[async_trait]
+impl RowSource for S3RowSource {
+    async fn lines(&self, key: &str) -> Result<RowLines, PortError> {
+        const OP: &str = "s3:GetObject(rows)";
+        use futures::StreamExt;
+        use tokio::io::AsyncBufReadExt;
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(OP, e))?;
+        // `None` once the object is read or a read failed: nothing follows an error.
+        let reader = Some(out.body.into_async_read().lines());
+        let stream = futures::stream::unfold(reader, |reader| async move {
+            let mut reader = reader?;
+            match reader.next_line().await {
+                Ok(Some(line)) => Some((Ok(line), Some(reader))),
+                Ok(None) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Some((Err(PortError::new(ErrorKind::Invalid, OP, "the rows file is not UTF-8 text")), None))
+                }
+                Err(e) => Some((Err(PortError::new(ErrorKind::Transient, OP, e.to_string())), None)),
+            }
+        });
+        Ok(stream.boxed())
     }
 }

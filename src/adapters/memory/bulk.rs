@@ -18,6 +18,7 @@ pub enum BulkOp {
     GetTask,
     RecordRow,
     Transition,
+    FinishAcceptance,
     MarkTaskEventPublished,
     Rows,
 }
@@ -89,6 +90,28 @@ impl BulkStore for MemoryBulkStore {
                 stored.clone()
             })
         }))
+    }
+
+    async fn finish_acceptance(
+        &self,
+        task: &TaskId,
+        total_rows: u32,
+        invalid_rows: u32,
+        chunks: u32,
+        now_ms: i64,
+    ) -> Result<BulkTask, PortError> {
+        self.faults.enter(BulkOp::FinishAcceptance).await?;
+        self.with(|tasks| {
+            let (stored, _) = tasks
+                .get_mut(task)
+                .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "finish_acceptance", "no such task"))?;
+            stored.total_rows = total_rows;
+            stored.invalid_rows = invalid_rows;
+            stored.chunks = chunks;
+            stored.accepted = true;
+            stored.updated_at_ms = now_ms;
+            Ok(stored.clone())
+        })
     }
 
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError> {

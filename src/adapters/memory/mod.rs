@@ -16,7 +16,7 @@ pub use faults::Faults;
 pub use queue::{MemoryQueue, QueueOp};
 pub use registry::{IotOp, MemoryRegistry};
 pub use state::{MemoryStateStore, StoreOp};
-pub use stores::{MemoryCaKeys, MemorySecrets, MemoryTemplates, ObjectOp};
+pub use stores::{MemoryCaKeys, MemoryRowSource, MemorySecrets, MemoryTemplates, ObjectOp};
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::Faults;
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, SecretSink, TemplateStore};
+use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore};
 
 /// The object store operations of the fakes, for failure injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
@@ -103,5 +103,34 @@ impl CaKeyStore for MemoryCaKeys {
         self.keys.lock().expect("ca keys lock").get(ca_certificate_id).cloned().ok_or_else(|| {
             PortError::new(ErrorKind::NotFound, "ca_private_key", format!("no key for CA {ca_certificate_id}"))
         })
+    }
+}
+
+/// Rows files by key, as text.
+#[derive(Debug, Default)]
+pub struct MemoryRowSource {
+    files: Mutex<BTreeMap<String, String>>,
+}
+
+impl MemoryRowSource {
+    /// Stores a rows file.
+    pub fn put(&self, key: &str, text: &str) {
+        self.files.lock().expect("rows lock").insert(key.to_owned(), text.to_owned());
+    }
+}
+
+#[async_trait]
+impl RowSource for MemoryRowSource {
+    async fn lines(&self, key: &str) -> Result<RowLines, PortError> {
+        use futures::StreamExt;
+        let text = self
+            .files
+            .lock()
+            .expect("rows lock")
+            .get(key)
+            .cloned()
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, "rows", format!("no rows file {key}")))?;
+        let lines: Vec<Result<String, PortError>> = text.lines().map(|l| Ok(l.to_owned())).collect();
+        Ok(futures::stream::iter(lines).boxed())
     }
 }

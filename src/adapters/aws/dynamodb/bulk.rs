@@ -45,6 +45,7 @@ fn task_item(t: &BulkTask) -> Result<Item, PortError> {
         ("chunks".to_owned(), n(t.chunks)),
         ("createdAt".to_owned(), n(t.created_at_ms)),
         ("updatedAt".to_owned(), n(t.updated_at_ms)),
+        ("accepted".to_owned(), AttributeValue::Bool(t.accepted)),
         ("eventPublished".to_owned(), AttributeValue::Bool(t.event_published)),
         ("expiresAt".to_owned(), n(t.expires_at)),
     ]);
@@ -77,6 +78,7 @@ fn task_from_item(item: &Item) -> Result<BulkTask, PortError> {
         chunks: count("chunks")?,
         created_at_ms: int("createdAt")?,
         updated_at_ms: int("updatedAt")?,
+        accepted: item.get("accepted").and_then(|v| v.as_bool().ok()).copied().ok_or_else(|| unreadable("accepted"))?,
         event_published: item
             .get("eventPublished")
             .and_then(|v| v.as_bool().ok())
@@ -228,6 +230,41 @@ impl BulkStore for DynamoStateStore {
                 if e.kind == ErrorKind::ConditionFailed { Ok(None) } else { Err(e) }
             }
         }
+    }
+
+    async fn finish_acceptance(
+        &self,
+        task: &TaskId,
+        total_rows: u32,
+        invalid_rows: u32,
+        chunks: u32,
+        now_ms: i64,
+    ) -> Result<BulkTask, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(task accepted)";
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(task_key(task)))
+            .update_expression("SET #total = :total, #invalid = :invalid, #chunks = :chunks, #acc = :yes, #upd = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#total", "totalRows")
+            .expression_attribute_names("#invalid", "invalidRows")
+            .expression_attribute_names("#chunks", "chunks")
+            .expression_attribute_names("#acc", "accepted")
+            .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_values(":total", n(total_rows))
+            .expression_attribute_values(":invalid", n(invalid_rows))
+            .expression_attribute_values(":chunks", n(chunks))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        out.attributes()
+            .map(task_from_item)
+            .unwrap_or_else(|| Err(PortError::new(ErrorKind::Transient, OP, "response carried no attributes")))
     }
 
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError> {
