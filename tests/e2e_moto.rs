@@ -762,3 +762,102 @@ async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
     assert!(events.iter().all(|e| e["type"] != "thing.provisioned"), "no event per row");
     assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_loses_no_row_and_doubles_none() {
+    let s = Stack::deploy().await;
+    s.examples().await;
+    const ROWS: u32 = 40;
+    let rows: Vec<Value> = (0..ROWS).map(|i| json!({"ThingName": s.thing(&format!("k-{i}"))})).collect();
+    s.send(&command(
+        "killed",
+        "bulkProvisionThings",
+        json!({"provisioningTemplateId": "aws-issued", "parameters": rows}),
+    ))
+    .await;
+    let task_id = TaskId::for_key(&IdempotencyKey::new("killed"));
+    let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
+        .arg("worker")
+        .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
+        .env("CDF_TABLE", s.output("TableName"))
+        .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
+        .env("CDF_BUCKET", s.output("BucketName"))
+        .env("AWS_ENDPOINT_URL", &emulator)
+        .env("CDF_WAIT_TIME_SECS", "1")
+        .env("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string())
+        .env("CDF_CONCURRENCY", "4")
+        .env("CDF_LOG_LEVEL", "warn")
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL, no goodbye) once some rows are done and others are running.
+    let state = s.state();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = state.get_task(&task_id).await.unwrap().map_or(0, |t| t.success_count);
+        if done >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at_kill = state.get_task(&task_id).await.unwrap().unwrap();
+    assert!(at_kill.success_count < ROWS, "killed too late to prove anything: {at_kill:?}");
+
+    // Two workers share what is left.
+    let (stop_a, worker_a) = s.start_worker().await;
+    let (stop_b, worker_b) = s.start_worker().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let task = loop {
+        let task = state.get_task(&task_id).await.unwrap().unwrap();
+        if task.status == TaskStatus::Completed && task.event_published {
+            break task;
+        }
+        assert!(Instant::now() < deadline, "the task did not complete: {task:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    stop_a.cancel();
+    stop_b.cancel();
+    worker_a.await.unwrap();
+    worker_b.await.unwrap();
+    assert_eq!((task.success_count, task.failure_count), (ROWS, 0), "no lost row, none counted twice");
+
+    // Exactly one ACTIVE certificate per thing, and no certificate for our things beyond those.
+    let mut ours = Vec::new();
+    for i in 0..ROWS {
+        let thing = s.thing(&format!("k-{i}"));
+        let principals = s.iot.list_thing_principals().thing_name(&thing).send().await.unwrap().principals().to_vec();
+        assert_eq!(principals.len(), 1, "{thing}");
+        ours.push(principals[0].rsplit('/').next().unwrap().to_owned());
+    }
+    let prefix = s.thing("k-");
+    let mut issued_for_us = 0;
+    let mut marker = None;
+    loop {
+        let page = s.iot.list_certificates().page_size(250).set_marker(marker).send().await.unwrap();
+        for cert in page.certificates() {
+            let id = cert.certificate_id().unwrap();
+            let described = s.iot.describe_certificate().certificate_id(id).send().await.unwrap();
+            let pem = described.certificate_description().unwrap().certificate_pem().unwrap_or_default().to_owned();
+            if pem.contains("BEGIN CERTIFICATE") && subject_of(&pem).contains(&prefix) {
+                issued_for_us += 1;
+                assert!(ours.contains(&id.to_owned()), "orphan certificate {id} ({})", subject_of(&pem));
+            }
+        }
+        marker = page.next_marker().map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    assert_eq!(issued_for_us, ROWS as usize, "one certificate per row, none orphaned");
+    assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
+}
+
+fn subject_of(pem: &str) -> String {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default();
+    x509_parser::parse_x509_certificate(&der).map(|(_, c)| c.subject().to_string()).unwrap_or_default()
+}
