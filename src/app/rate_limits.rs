@@ -50,6 +50,11 @@ impl RateLimits {
         Self { buckets }
     }
 
+    /// Takes a token of `op` if one is there now (what a server enforcing the quota does).
+    pub fn try_acquire(&self, op: IotOperation) -> bool {
+        self.buckets.get(&op).is_none_or(|bucket| bucket.check().is_ok())
+    }
+
     /// Waits until `op` may be called.
     pub async fn acquire(&self, op: IotOperation) {
         if let Some(bucket) = self.buckets.get(&op) {

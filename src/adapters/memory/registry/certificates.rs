@@ -12,14 +12,14 @@ use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, PortError};
 #[async_trait]
 impl Certificates for MemoryRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
-        self.faults.enter(IotOp::DescribeCertificate).await?;
+        self.enter(IotOp::DescribeCertificate).await?;
         self.with(|r| {
             r.certificates.get(id.as_str()).cloned().ok_or_else(|| not_found("DescribeCertificate", id.as_str()))
         })
     }
 
     async fn update_certificate_status(&self, id: &CertificateId, status: CertificateStatus) -> Result<(), PortError> {
-        self.faults.enter(IotOp::UpdateCertificate).await?;
+        self.enter(IotOp::UpdateCertificate).await?;
         self.with(|r| {
             let cert =
                 r.certificates.get_mut(id.as_str()).ok_or_else(|| not_found("UpdateCertificate", id.as_str()))?;
@@ -32,7 +32,7 @@ impl Certificates for MemoryRegistry {
     }
 
     async fn delete_certificate(&self, id: &CertificateId) -> Result<(), PortError> {
-        self.faults.enter(IotOp::DeleteCertificate).await?;
+        self.enter(IotOp::DeleteCertificate).await?;
         self.with(|r| {
             let cert = r.certificates.get(id.as_str()).ok_or_else(|| not_found("DeleteCertificate", id.as_str()))?;
             let arn = cert.arn.to_string();
@@ -52,7 +52,7 @@ impl Certificates for MemoryRegistry {
     }
 
     async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
-        self.faults.enter(IotOp::CreateCertificateFromCsr).await?;
+        self.enter(IotOp::CreateCertificateFromCsr).await?;
         if !csr_pem.contains("CERTIFICATE REQUEST") {
             return Err(PortError::new(ErrorKind::Invalid, "CreateCertificateFromCsr", "invalid CSR"));
         }
@@ -76,7 +76,7 @@ impl Certificates for MemoryRegistry {
     }
 
     async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
-        self.faults.enter(IotOp::CreateKeysAndCertificate).await?;
+        self.enter(IotOp::CreateKeysAndCertificate).await?;
         let now_ms = self.clock.now_ms();
         let cert = self.with(|r| {
             let pem = format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id);
@@ -95,7 +95,7 @@ impl Certificates for MemoryRegistry {
         ca_certificate_pem: Option<&str>,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        self.faults.enter(IotOp::RegisterCertificate).await?;
+        self.enter(IotOp::RegisterCertificate).await?;
         let id = crate::crypto::certificate_id(certificate_pem)
             .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificate", e.to_string()))?;
         let now_ms = self.clock.now_ms();
@@ -117,7 +117,7 @@ impl Certificates for MemoryRegistry {
         certificate_pem: &str,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        self.faults.enter(IotOp::RegisterCertificateWithoutCA).await?;
+        self.enter(IotOp::RegisterCertificateWithoutCA).await?;
         let id = crate::crypto::certificate_id(certificate_pem)
             .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificateWithoutCA", e.to_string()))?;
         let now_ms = self.clock.now_ms();
@@ -134,14 +134,14 @@ impl Certificates for MemoryRegistry {
     }
 
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
-        self.faults.enter(IotOp::DescribeCACertificate).await?;
+        self.enter(IotOp::DescribeCACertificate).await?;
         self.with(|r| {
             r.cas.get(ca_certificate_id).cloned().ok_or_else(|| not_found("DescribeCACertificate", ca_certificate_id))
         })
     }
 
     async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
-        self.faults.enter(IotOp::ListCertificates).await?;
+        self.enter(IotOp::ListCertificates).await?;
         Ok(self.with(|r| {
             r.certificates
                 .values()

@@ -77,6 +77,10 @@ pub struct MemoryRegistry {
     ca: std::sync::OnceLock<(String, Secret)>,
     /// Creation times of certificates.
     clock: Arc<dyn Clock>,
+    /// AWS's quotas, when the fake plays them: a call beyond its operation's rate is throttled.
+    quotas: Mutex<Option<Arc<crate::app::rate_limits::RateLimits>>>,
+    /// Calls answered with a throttle, by operation.
+    throttled: Mutex<BTreeMap<IotOp, u64>>,
 }
 
 impl Default for MemoryRegistry {
@@ -98,7 +102,42 @@ fn not_found(op: &'static str, what: &str) -> PortError {
 impl MemoryRegistry {
     /// A registry that stamps certificates with `clock`'s time.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Mutex::default(), faults: Faults::default(), ca: std::sync::OnceLock::new(), clock }
+        Self {
+            inner: Mutex::default(),
+            faults: Faults::default(),
+            ca: std::sync::OnceLock::new(),
+            clock,
+            quotas: Mutex::default(),
+            throttled: Mutex::default(),
+        }
+    }
+
+    /// Plays AWS's per-operation quotas: from now on a call beyond its operation's rate (these
+    /// buckets) is answered `Throttled`, as IoT answers `ThrottlingException`.
+    pub fn throttle_at(&self, quotas: Arc<crate::app::rate_limits::RateLimits>) {
+        *self.quotas.lock().expect("quotas lock") = Some(quotas);
+    }
+
+    /// How many calls of `op` were throttled (all operations when `None`).
+    pub fn throttled(&self, op: Option<IotOp>) -> u64 {
+        let counts = self.throttled.lock().expect("throttle counts lock");
+        match op {
+            Some(op) => counts.get(&op).copied().unwrap_or(0),
+            None => counts.values().sum(),
+        }
+    }
+
+    /// Every call's entry: the planned faults, then the quota.
+    async fn enter(&self, op: IotOp) -> Result<(), PortError> {
+        self.faults.enter(op).await?;
+        let quotas = self.quotas.lock().expect("quotas lock").clone();
+        if let Some(quotas) = quotas
+            && !quotas.try_acquire(op)
+        {
+            *self.throttled.lock().expect("throttle counts lock").entry(op).or_default() += 1;
+            return Err(PortError::new(ErrorKind::Throttled, op.into(), "Rate exceeded"));
+        }
+        Ok(())
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {

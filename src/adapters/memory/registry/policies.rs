@@ -12,12 +12,12 @@ use super::ARN_PREFIX;
 #[async_trait]
 impl Policies for MemoryRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
-        self.faults.enter(IotOp::GetPolicy).await?;
+        self.enter(IotOp::GetPolicy).await?;
         self.with(|r| r.policies.get(policy).cloned().ok_or_else(|| not_found("GetPolicy", policy)))
     }
 
     async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
-        self.faults.enter(IotOp::CreatePolicy).await?;
+        self.enter(IotOp::CreatePolicy).await?;
         self.with(|r| {
             if r.policies.contains_key(policy) {
                 return Err(PortError::new(ErrorKind::AlreadyExists, "CreatePolicy", "policy exists"));
@@ -35,7 +35,7 @@ impl Policies for MemoryRegistry {
     }
 
     async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
-        self.faults.enter(IotOp::DeletePolicy).await?;
+        self.enter(IotOp::DeletePolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
                 return Err(not_found("DeletePolicy", policy));
@@ -49,7 +49,7 @@ impl Policies for MemoryRegistry {
     }
 
     async fn attach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
-        self.faults.enter(IotOp::AttachPolicy).await?;
+        self.enter(IotOp::AttachPolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
                 return Err(not_found("AttachPolicy", &format!("policy {policy}")));
@@ -60,7 +60,7 @@ impl Policies for MemoryRegistry {
     }
 
     async fn detach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
-        self.faults.enter(IotOp::DetachPolicy).await?;
+        self.enter(IotOp::DetachPolicy).await?;
         self.with(|r| {
             r.policy_targets.remove(&(policy.to_owned(), target.to_string()));
             Ok(())
@@ -68,14 +68,14 @@ impl Policies for MemoryRegistry {
     }
 
     async fn list_attached_policies(&self, target: &Arn) -> Result<Vec<String>, PortError> {
-        self.faults.enter(IotOp::ListAttachedPolicies).await?;
+        self.enter(IotOp::ListAttachedPolicies).await?;
         self.with(|r| {
             Ok(r.policy_targets.iter().filter(|(_, t)| t == target.as_str()).map(|(p, _)| p.clone()).collect())
         })
     }
 
     async fn list_policy_targets(&self, policy: &str) -> Result<Vec<Arn>, PortError> {
-        self.faults.enter(IotOp::ListTargetsForPolicy).await?;
+        self.enter(IotOp::ListTargetsForPolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
                 return Err(not_found("ListTargetsForPolicy", policy));

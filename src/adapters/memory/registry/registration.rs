@@ -17,7 +17,7 @@ impl ThingRegistration for MemoryRegistry {
         template_body: &str,
         parameters: &Map<String, String>,
     ) -> Result<Registration, PortError> {
-        self.faults.enter(IotOp::RegisterThing).await?;
+        self.enter(IotOp::RegisterThing).await?;
         self.with(|r| {
             r.registered.push((template_body.to_owned(), parameters.clone()));
             let mut arns = Map::new();

@@ -14,12 +14,12 @@ use super::ARN_PREFIX;
 #[async_trait]
 impl Things for MemoryRegistry {
     async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
-        self.faults.enter(IotOp::DescribeThing).await?;
+        self.enter(IotOp::DescribeThing).await?;
         self.with(|r| r.things.get(thing.as_str()).cloned().ok_or_else(|| not_found("DescribeThing", thing.as_str())))
     }
 
     async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
-        self.faults.enter(IotOp::CreateThing).await?;
+        self.enter(IotOp::CreateThing).await?;
         self.with(|r| {
             if let Some(t) = &thing.thing_type
                 && !r.thing_types.contains(t)
@@ -57,7 +57,7 @@ impl Things for MemoryRegistry {
         attributes: &Map<String, String>,
         merge: bool,
     ) -> Result<(), PortError> {
-        self.faults.enter(IotOp::UpdateThing).await?;
+        self.enter(IotOp::UpdateThing).await?;
         self.with(|r| {
             let t = r.things.get_mut(thing.as_str()).ok_or_else(|| not_found("UpdateThing", thing.as_str()))?;
             if let Some(tt) = thing_type {
@@ -72,7 +72,7 @@ impl Things for MemoryRegistry {
     }
 
     async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
-        self.faults.enter(IotOp::DeleteThing).await?;
+        self.enter(IotOp::DeleteThing).await?;
         self.with(|r| {
             if r.thing_principals.iter().any(|(t, _)| t == thing.as_str()) {
                 return Err(PortError::new(
@@ -89,7 +89,7 @@ impl Things for MemoryRegistry {
     }
 
     async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<Arn>, PortError> {
-        self.faults.enter(IotOp::ListThingPrincipals).await?;
+        self.enter(IotOp::ListThingPrincipals).await?;
         self.with(|r| {
             if !r.things.contains_key(thing.as_str()) {
                 return Err(not_found("ListThingPrincipals", thing.as_str()));
@@ -99,14 +99,14 @@ impl Things for MemoryRegistry {
     }
 
     async fn list_principal_things(&self, principal: &Arn) -> Result<Vec<String>, PortError> {
-        self.faults.enter(IotOp::ListPrincipalThings).await?;
+        self.enter(IotOp::ListPrincipalThings).await?;
         self.with(|r| {
             Ok(r.thing_principals.iter().filter(|(_, p)| p == principal.as_str()).map(|(t, _)| t.clone()).collect())
         })
     }
 
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
-        self.faults.enter(IotOp::AttachThingPrincipal).await?;
+        self.enter(IotOp::AttachThingPrincipal).await?;
         self.with(|r| {
             if !r.things.contains_key(thing.as_str()) {
                 return Err(not_found("AttachThingPrincipal", thing.as_str()));
@@ -117,7 +117,7 @@ impl Things for MemoryRegistry {
     }
 
     async fn detach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
-        self.faults.enter(IotOp::DetachThingPrincipal).await?;
+        self.enter(IotOp::DetachThingPrincipal).await?;
         self.with(|r| {
             r.thing_principals.remove(&(thing.to_string(), principal.to_string()));
             Ok(())
@@ -125,17 +125,17 @@ impl Things for MemoryRegistry {
     }
 
     async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        self.faults.enter(IotOp::ListThingGroupsForThing).await?;
+        self.enter(IotOp::ListThingGroupsForThing).await?;
         self.with(|r| Ok(r.memberships.iter().filter(|(t, _)| t == thing.as_str()).map(|(_, g)| g.clone()).collect()))
     }
 
     async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
-        self.faults.enter(IotOp::DescribeThingGroup).await?;
+        self.enter(IotOp::DescribeThingGroup).await?;
         self.with(|r| r.groups.get(group).cloned().ok_or_else(|| not_found("DescribeThingGroup", group)))
     }
 
     async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.faults.enter(IotOp::AddThingToThingGroup).await?;
+        self.enter(IotOp::AddThingToThingGroup).await?;
         self.with(|r| {
             if !r.groups.contains_key(group) {
                 return Err(not_found("AddThingToThingGroup", &format!("thing group {group}")));
@@ -146,7 +146,7 @@ impl Things for MemoryRegistry {
     }
 
     async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.faults.enter(IotOp::RemoveThingFromThingGroup).await?;
+        self.enter(IotOp::RemoveThingFromThingGroup).await?;
         self.with(|r| {
             r.memberships.remove(&(thing.to_string(), group.to_owned()));
             Ok(())
@@ -154,7 +154,7 @@ impl Things for MemoryRegistry {
     }
 
     async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.faults.enter(IotOp::AddThingToBillingGroup).await?;
+        self.enter(IotOp::AddThingToBillingGroup).await?;
         self.with(|r| {
             if !r.billing_groups.contains(group) {
                 return Err(not_found("AddThingToBillingGroup", &format!("billing group {group}")));
