@@ -120,8 +120,12 @@ enum BulkAction {
         template: String,
         /// Rows: NDJSON (one JSON object of parameters per line) or CSV (a header of parameter
         /// names, then one row per thing), by the file's extension.
+        #[arg(long, required_unless_present = "rows_object", conflicts_with = "rows_object")]
+        rows: Option<PathBuf>,
+        /// Rows from a file in the deployment's bucket (its key), read by the service as a
+        /// stream: for imports too large for memory.
         #[arg(long)]
-        rows: PathBuf,
+        rows_object: Option<String>,
         /// Idempotency key: the same key is the same task (default: a new one).
         #[arg(long)]
         key: Option<String>,
@@ -365,11 +369,11 @@ async fn stack(clients: &AwsClients, action: StackAction) -> anyhow::Result<()> 
 async fn bulk(app: &App, action: BulkAction) -> anyhow::Result<ExitCode> {
     let task_id = |text: &str| TaskId::parse(text).with_context(|| format!("{text:?} is not a task id"));
     match action {
-        BulkAction::Submit { template, rows, key, strict } => {
+        BulkAction::Submit { template, rows, rows_object, key, strict } => {
             let request = BulkRequest {
                 provisioning_template_id: template,
-                parameters: read_rows(&rows)?,
-                rows_object: None,
+                parameters: rows.as_ref().map(read_rows).transpose()?.unwrap_or_default(),
+                rows_object,
                 cdf_provisioning_parameters: Value::Null,
                 strict,
             };
