@@ -50,7 +50,7 @@ async fn unknown_things_answer_404_with_cdfs_body() {
     ] {
         let (status, body, _) = call(&f, method, uri, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
-        assert_eq!(body, r#"{"error":"Resource does not exist"}"#);
+        assert_eq!(body, r#"{"message":"thing 'ghost' does not exist"}"#);
     }
 }
 
@@ -189,4 +189,40 @@ async fn bulk_tasks_are_accepted_read_paged_and_unknown_ones_answer_404() {
         let (status, _, _) = call(&f, "GET", uri, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn every_failure_is_the_seeds_json_error_and_unknown_fields_are_ignored() {
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let cert = f.registry.add_certificate(CertificateStatus::Active);
+    f.registry.attach_thing_principal("t1", &cert);
+    // The framework's own rejections are JSON too.
+    for (method, uri, body, status) in [
+        ("GET", "/nowhere", None, StatusCode::NOT_FOUND),
+        ("PUT", "/things/t1", None, StatusCode::METHOD_NOT_ALLOWED),
+        ("PATCH", "/things/t1/certificates", Some(r#"["INACTIVE"]"#), StatusCode::BAD_REQUEST),
+        ("POST", "/things", Some(r#"{"provisioningTemplateId":""}"#), StatusCode::BAD_REQUEST),
+        ("POST", "/things", Some(r#"{"provisioningTemplateId":"../secrets/x"}"#), StatusCode::BAD_REQUEST),
+    ] {
+        let (got, text, content_type) = call(&f, method, uri, body).await;
+        assert_eq!(got, status, "{method} {uri}: {text}");
+        assert_eq!(content_type.as_deref(), Some(MEDIA_TYPE), "{method} {uri}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(error["message"].is_string(), "{method} {uri}: {text}");
+    }
+    let (_, text, _) = call(&f, "POST", "/things", Some(r#"{"provisioningTemplateId":""}"#)).await;
+    assert!(text.contains(r#""path":"/provisioningTemplateId""#), "{text}");
+    assert_eq!(f.registry.certificate_status(&cert), Some(CertificateStatus::Active), "the array body changed nothing");
+
+    // Fields the seed does not name are ignored, as CDF does.
+    let (status, text, _) =
+        call(&f, "POST", "/things", Some(r#"{"provisioningTemplateId":"missing","clientRef":"x"}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert_eq!(text, r#"{"message":"template \"missing\" does not exist"}"#);
+
+    // CDF's detach-only delete, per request.
+    let (status, _, _) = call(&f, "DELETE", "/things/t1?deleteCertificates=false&deletePolicies=false", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(f.registry.certificate_status(&cert), Some(CertificateStatus::Active), "kept");
 }

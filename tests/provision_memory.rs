@@ -262,7 +262,7 @@ async fn template_errors_fail_before_any_aws_call() {
     assert_eq!(f.app.handle(&provision("k2", &missing), "t").await, Disposition::Done);
     let error = f.record("k2").error.unwrap();
     assert_eq!(error.code, ErrorCode::NotFound);
-    assert!(error.message.contains("template \"nope\" not found"), "{}", error.message);
+    assert_eq!(error.message, "template \"nope\" does not exist");
 }
 
 #[tokio::test]

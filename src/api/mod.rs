@@ -1,10 +1,12 @@
 //! The REST facade: the CDF Provisioning v1.0.0 API over the same application core as the
 //! worker. Paths, bodies, status codes and the `application/vnd.aws-cdf-v1.0+json` media type
-//! follow the seed; errors are mapped in one place ([`ApiError`]).
+//! follow the seed; errors are mapped in one place ([`ApiError`]) to the seed's
+//! `{"message": ...}` (with the JSON `path` at fault when the input is to blame), and every
+//! failure the server produces is JSON, the framework's own rejections included.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,8 +35,31 @@ pub fn router(app: App) -> Router {
         .route("/bulkthings/{task_id}", get(bulk::task))
         .route("/bulkthings/{task_id}/rows", get(bulk::rows))
         .route("/bulkthings/{task_id}/cancel", post(bulk::cancel))
+        .fallback(no_route)
         .layer(middleware::from_fn(media_type_gate))
+        .layer(middleware::from_fn(json_errors))
         .with_state(app)
+}
+
+async fn no_route() -> ApiError {
+    ApiError(CommandError::new(ErrorCode::NotFound, "no such resource"))
+}
+
+/// Turns the framework's plain-text rejections (405, 413, a path that is not UTF-8, ...) into
+/// the seed's JSON error body, so that a client never has to parse anything else.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let ours = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t == MEDIA_TYPE);
+    if !status.is_client_error() && !status.is_server_error() || ours {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("request failed").to_lowercase();
+    let mut json = cdf_json(status, &json!({"message": message}));
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        json.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    json
 }
 
 /// CDF answers 415 unless `Accept` names the versioned media type (OPTIONS excepted).
@@ -48,7 +73,10 @@ async fn media_type_gate(request: Request, next: Next) -> Response {
             .flat_map(|v| v.split(','))
             .any(|range| range.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE)));
         if !accepted {
-            return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+            return cdf_json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &json!({"message": format!("Accept must name {MEDIA_TYPE}")}),
+            );
         }
     }
     next.run(request).await
@@ -61,21 +89,24 @@ pub struct ApiError(pub(crate) CommandError);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
+        // A REST body is the payload itself: its paths do not start at `/payload`.
+        let path = e.path.as_deref().map(|p| p.strip_prefix("/payload").unwrap_or(p).to_owned());
         let (status, body) = match e.code {
-            // CDF's exact 404 body; clients branch on the status.
-            ErrorCode::ThingNotFound | ErrorCode::NotFound => {
-                (StatusCode::NOT_FOUND, json!({"error": "Resource does not exist"}))
-            }
+            ErrorCode::ThingNotFound | ErrorCode::NotFound => (StatusCode::NOT_FOUND, json!({"message": e.message})),
             ErrorCode::Throttled | ErrorCode::Transient => {
-                let mut response =
-                    cdf_json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "Service busy, retry later"}));
+                let body = json!({"message": "the service or AWS is busy; retry later"});
+                let mut response = cdf_json(StatusCode::SERVICE_UNAVAILABLE, &body);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
+            // The server's own fault: logged in full, answered without internals.
             ErrorCode::PermanentFailure | ErrorCode::CheckpointUnreadable | ErrorCode::RecordUnreadable => {
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "Internal error"}))
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "internal error"}))
             }
-            _ => (StatusCode::BAD_REQUEST, json!({"error": e.message, "path": e.path})),
+            _ => match path {
+                Some(path) => (StatusCode::BAD_REQUEST, json!({"message": e.message, "path": path})),
+                None => (StatusCode::BAD_REQUEST, json!({"message": e.message})),
+            },
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
@@ -100,8 +131,24 @@ async fn get_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Re
     Ok(cdf_json(StatusCode::OK, &thing))
 }
 
-async fn delete_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<StatusCode, ApiError> {
-    let command = DeleteThing { thing_name: thing(&thing_name)?, delete_certificates: None, delete_policies: None };
+/// `DELETE /things/{thingName}` options: both `false` is CDF's detach-only behaviour.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    delete_certificates: Option<bool>,
+    delete_policies: Option<bool>,
+}
+
+async fn delete_thing(
+    State(app): State<App>,
+    Path(thing_name): Path<String>,
+    Query(options): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let command = DeleteThing {
+        thing_name: thing(&thing_name)?,
+        delete_certificates: options.delete_certificates,
+        delete_policies: options.delete_policies,
+    };
     app.delete(&command, false).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -118,7 +165,7 @@ async fn update_certificates(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let thing_name = thing(&thing_name)?;
-    let request: PatchCertificateRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: PatchCertificateRequest = serde_json::from_value(object_body(&body)?).map_err(|e| {
         ApiError(CommandError::new(ErrorCode::ValidationFailed, format!("body is not a PatchCertificateRequest: {e}")))
     })?;
     let raw = request.certificate_status.unwrap_or_default();
@@ -173,18 +220,36 @@ impl From<Provisioned> for ProvisionResponse {
     }
 }
 
+/// A request body that must be a JSON object; fields the seed does not name are dropped, as
+/// CDF ignores them.
+fn object_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => {
+            Err(ApiError(CommandError::new(ErrorCode::ValidationFailed, "the body must be a JSON object").at("/")))
+        }
+        Err(e) => Err(ApiError(CommandError::new(ErrorCode::ValidationFailed, format!("the body is not JSON: {e}")))),
+    }
+}
+
+/// Keeps the fields a request type knows.
+fn known_fields(mut body: serde_json::Value, fields: &[&str]) -> serde_json::Value {
+    if let Some(object) = body.as_object_mut() {
+        object.retain(|k, _| fields.contains(&k.as_str()));
+    }
+    body
+}
+
 /// POST /things: 201 with the seed's ProvisionResponse.
 async fn provision_thing(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
-    let request: ProvisionRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
-        .map_err(|e| {
-            ApiError(
-                CommandError::new(
-                    ErrorCode::ValidationFailed,
-                    format!("body is not a ProvisionRequest: {}", e.inner()),
-                )
+    let body =
+        known_fields(object_body(&body)?, &["provisioningTemplateId", "parameters", "cdfProvisioningParameters"]);
+    let request: ProvisionRequest = serde_path_to_error::deserialize(body).map_err(|e| {
+        ApiError(
+            CommandError::new(ErrorCode::ValidationFailed, format!("body is not a ProvisionRequest: {}", e.inner()))
                 .at(json_pointer(e.path())),
-            )
-        })?;
+        )
+    })?;
     let provisioned = app.provision_inline(&request).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::CREATED, &ProvisionResponse::from(provisioned)))
 }

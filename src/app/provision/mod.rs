@@ -77,12 +77,23 @@ fn fail(e: PortError) -> CommandError {
     e.to_command_error()
 }
 
-/// Reads template `id`; a missing one is the request's fault.
+/// Reads template `id`; a malformed id or a missing template is the request's fault.
 pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
+    let at = "/payload/provisioningTemplateId";
+    let well_formed = !id.is_empty()
+        && id.len() <= 512
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+        && !id.split('/').any(|segment| segment.is_empty() || segment == "..");
+    if !well_formed {
+        return Err(CommandError::new(
+            ErrorCode::ValidationFailed,
+            "a template id is 1 to 512 letters, digits, '_', '.', '-' and '/'-separated names (no empty or '..' names)",
+        )
+        .at(at));
+    }
     templates.template(id).await.map_err(|e| {
         if e.kind == ErrorKind::NotFound {
-            CommandError::new(ErrorCode::NotFound, format!("template {id:?} not found: {}", e.message))
-                .at("/payload/provisioningTemplateId")
+            CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at)
         } else {
             fail(e)
         }
