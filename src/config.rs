@@ -279,7 +279,9 @@ impl Config {
     pub fn app_settings(&self) -> AppSettings {
         AppSettings {
             event_source: self.event_source.clone(),
-            lease: self.visibility_timeout,
+            // A little shorter than the message's invisibility, so that a message coming back
+            // after a crash finds its lease expired, instead of spending a delivery on waiting.
+            lease: self.visibility_timeout - (self.visibility_timeout / 10).max(Duration::from_secs(1)),
             record_retention: self.record_retention,
             delete_certificates: self.delete_certificates,
             delete_policies: self.delete_policies,
@@ -369,6 +371,15 @@ mod tests {
             }
         }
         assert_eq!(rows.len(), Config::variables().len(), "the README lists variables the service does not read");
+    }
+
+    #[test]
+    fn a_lease_ends_before_its_message_becomes_visible_again() {
+        for secs in ["5", "60", "900"] {
+            let c = load(&[("CDF_VISIBILITY_TIMEOUT_SECS", secs)]).unwrap();
+            let lease = c.app_settings().lease;
+            assert!(lease < c.visibility_timeout && lease >= c.visibility_timeout * 8 / 10, "{secs}: {lease:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cdf_provisioning::adapters::memory::{IotOp, QueueOp};
+use cdf_provisioning::adapters::memory::{IotOp, QueueOp, StoreOp};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,4 +190,22 @@ async fn failed_deletes_are_retried() {
     run.done.await.unwrap();
     assert_eq!(run.queue.faults.count(QueueOp::DeleteBatch), 3);
     assert_eq!(run.worker_stats.snapshot()[0], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_loses_its_lease_stops_at_once() {
+    let f = Fixture::on_tokio_time();
+    f.registry.add_thing("t1", None, &[]);
+    // A long IoT call; meanwhile another attempt takes the command over (its renewal is refused).
+    f.registry.faults.delay_next(IotOp::DescribeThing, Duration::from_secs(600), 1);
+    f.state.faults.fail_next(StoreOp::RenewLease, ErrorKind::ConditionFailed, 1);
+    let run = start(&f, WorkerSettings { receivers: 1, ..settings() });
+    run.queue.send(&body("taken", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
+    // The first heartbeat (a third of the visibility timeout) finds the lease lost.
+    tokio::time::sleep(VISIBILITY / 3 + Duration::from_secs(1)).await;
+    assert_eq!(run.worker_stats.snapshot()[2], 1, "the attempt stopped and left the message for later");
+    assert_eq!(f.record("taken").status, CommandStatus::InProgress, "it recorded nothing");
+    assert_eq!(run.queue.deleted(), 0);
+    run.stop.cancel();
+    run.done.await.unwrap();
 }

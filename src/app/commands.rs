@@ -145,8 +145,6 @@ pub enum RetryReason {
     OutcomeNotRecorded(PortError),
     /// The outcome is recorded but its event could not be published.
     EventNotPublished(PortError),
-    /// The worker stopped watching the command (its heartbeat ended).
-    HeartbeatStopped,
 }
 
 impl fmt::Display for RetryReason {
@@ -160,7 +158,6 @@ impl fmt::Display for RetryReason {
             Self::Failed(e) => write!(f, "{e}"),
             Self::OutcomeNotRecorded(e) => write!(f, "cannot record the outcome: {e}"),
             Self::EventNotPublished(e) => write!(f, "cannot publish the completion event: {e}"),
-            Self::HeartbeatStopped => f.write_str("heartbeat stopped"),
         }
     }
 }

@@ -55,6 +55,20 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Longest message an error keeps (characters): an error repeats bits of its input (a value
+/// that breaks a rule), and no record, event or log line may repeat an unbounded input.
+pub const MAX_MESSAGE: usize = 2_000;
+/// Longest path an error keeps (characters).
+pub const MAX_PATH: usize = 300;
+
+/// `text` cut to `max` characters, saying how long it was.
+fn cap(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((cut, _)) => format!("{}… (cut from {} bytes)", &text[..cut], text.len()),
+    }
+}
+
 /// Why a command did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
@@ -72,13 +86,13 @@ pub struct CommandError {
 impl CommandError {
     /// An error without a path.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), path: None }
+        Self { code, message: cap(message.into(), MAX_MESSAGE), path: None }
     }
 
     /// Names the JSON path at fault.
     #[must_use]
     pub fn at(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(path.into());
+        self.path = Some(cap(path.into(), MAX_PATH));
         self
     }
 
@@ -98,6 +112,16 @@ mod tests {
         assert_eq!(e.to_string(), "VALIDATION_FAILED: bad (at /payload/thingName)");
         assert!(!e.is_retryable());
         assert!(CommandError::new(ErrorCode::Throttled, "slow down").is_retryable());
+    }
+
+    #[test]
+    fn an_error_never_repeats_an_unbounded_input() {
+        let huge = "x".repeat(300_000);
+        let e = CommandError::new(ErrorCode::ValidationFailed, format!("{huge:?} is longer than 128 characters"))
+            .at(format!("/payload/parameters/{huge}"));
+        assert!(e.message.chars().count() < MAX_MESSAGE + 40, "{}", e.message.len());
+        assert!(e.message.ends_with("(cut from 300032 bytes)"), "{}", &e.message[e.message.len() - 40..]);
+        assert!(e.path.unwrap().chars().count() < MAX_PATH + 40);
     }
 
     #[test]

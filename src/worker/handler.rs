@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::{Shared, WorkerStats};
 use crate::app::{Disposition, RetryReason};
 use crate::domain::{CommandEnvelope, CommandError, IdempotencyKey};
-use crate::ports::QueueMessage;
+use crate::ports::{ErrorKind, QueueMessage};
 
 pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
     let span = tracing::info_span!(
@@ -34,7 +34,11 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         let heartbeat = heartbeat(shared, &message, &envelope.idempotency_key, &token);
         let disposition = tokio::select! {
             d = work => d,
-            () = heartbeat => unreachable_heartbeat(),
+            () = heartbeat => {
+                // The lease went to another attempt: this one stops calling AWS at once.
+                tracing::warn!("the command's lease was taken over; this attempt stops");
+                Disposition::Retry { after: None, reason: RetryReason::LeaseLost }
+            }
             () = shared.abandon.cancelled() => {
                 WorkerStats::bump(&shared.stats.abandoned);
                 tracing::warn!("abandoned at shutdown; it will be redelivered");
@@ -64,26 +68,34 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
     .await;
 }
 
-/// Keeps the message invisible and the lease alive while the command runs. Never returns.
+/// Keeps the lease alive and the message invisible while the command runs; returns only when
+/// the lease is lost (another attempt took the command over), so that this attempt stops.
+/// The lease is renewed first: the message stays invisible at least as long as the lease lives.
 async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey, token: &str) {
     let period = (shared.settings.visibility_timeout / 3).max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         ticks.tick().await;
-        tracing::debug!("extending visibility and lease");
+        tracing::debug!("renewing the lease and extending visibility");
+        match shared.app.renew_lease(key, token).await {
+            Err(e) if e.kind == ErrorKind::ConditionFailed => {
+                // Refused because this very attempt just recorded the outcome: nothing is lost,
+                // the command is finishing; let it.
+                let finished = shared.app.record(key).await.ok().flatten().is_some_and(|r| r.status.is_terminal());
+                if finished {
+                    std::future::pending::<()>().await;
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the lease; trying again next beat"),
+            Ok(()) => {}
+        }
         if let Err(e) =
             shared.queue.change_visibility(&message.receipt_handle, shared.settings.visibility_timeout).await
         {
             tracing::warn!(error = %e, "could not extend visibility");
         }
-        if let Err(e) = shared.app.renew_lease(key, token).await {
-            tracing::debug!(error = %e, "could not renew the lease");
-        }
     }
-}
-
-fn unreachable_heartbeat() -> Disposition {
-    Disposition::Retry { after: None, reason: RetryReason::HeartbeatStopped }
 }
 
 /// Dead-letters a message that can never run: event first, then the DLQ copy, then the
