@@ -123,6 +123,54 @@ pub fn csr_public_key(csr_pem: &str) -> Result<Vec<u8>, CryptoError> {
     Ok(csr.certification_request_info.subject_pki.raw.to_vec())
 }
 
+/// Checks a CSR as AWS IoT will, before any call: the PEM decodes, the DER is a PKCS#10
+/// request, and its key is one IoT accepts (RSA of at least 2048 bits, or ECDSA on P-256,
+/// P-384 or P-521). The error says what is wrong without repeating the input.
+pub fn check_csr(csr_pem: &str) -> Result<(), CryptoError> {
+    use x509_parser::prelude::FromDer;
+    let der = pem_block(csr_pem, "CERTIFICATE REQUEST").ok_or_else(|| {
+        CryptoError("not a PEM certificate signing request (no block, or its base64 does not decode)".into())
+    })?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|_| CryptoError("the PEM block is not a PKCS#10 certificate signing request".into()))?;
+    check_key(&csr.certification_request_info.subject_pki)
+}
+
+/// Checks a certificate PEM before it is registered: it decodes, parses, and holds a key IoT
+/// accepts.
+pub fn check_certificate(certificate_pem: &str) -> Result<(), CryptoError> {
+    let der = pem_block(certificate_pem, "CERTIFICATE")
+        .ok_or_else(|| CryptoError("not a PEM certificate (no block, or its base64 does not decode)".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|_| CryptoError("the PEM block is not an X.509 certificate".into()))?;
+    check_key(&cert.tbs_certificate.subject_pki)
+}
+
+fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), CryptoError> {
+    use x509_parser::public_key::PublicKey;
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    const P521: &str = "1.3.132.0.35";
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => Ok(()),
+        Ok(PublicKey::RSA(rsa)) => {
+            Err(CryptoError(format!("an RSA key of {} bits; AWS IoT needs at least 2048", rsa.key_size())))
+        }
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some(P256 | P384 | P521) => Ok(()),
+                other => Err(CryptoError(format!(
+                    "an EC key on curve {}; AWS IoT takes P-256, P-384 or P-521",
+                    other.unwrap_or("(none given)")
+                ))),
+            }
+        }
+        Ok(_) => Err(CryptoError("a key AWS IoT does not take; use RSA (2048 bits or more) or ECDSA".into())),
+        Err(_) => Err(CryptoError("the public key cannot be read".into())),
+    }
+}
+
 /// The public key (SubjectPublicKeyInfo DER) of a certificate.
 pub fn certificate_public_key(certificate_pem: &str) -> Result<Vec<u8>, CryptoError> {
     let der = pem_block(certificate_pem, "CERTIFICATE").ok_or_else(|| CryptoError("not a PEM certificate".into()))?;
@@ -163,6 +211,21 @@ mod tests {
             country: Some("DE".into()),
             ..CertInfo::default()
         }
+    }
+
+    #[test]
+    fn csrs_and_certificates_are_checked_as_iot_would() {
+        let key = generate_key_and_csr(KeyAlgorithm::EcdsaP256, &CertInfo::default(), "dev").unwrap();
+        check_csr(&key.csr_pem).unwrap();
+        let broken = key.csr_pem.replacen('M', "*", 1);
+        assert!(check_csr(&broken).unwrap_err().0.contains("base64"));
+        assert!(check_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----").is_err());
+        let small = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let csr = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().serialize_request(&small).unwrap();
+        check_csr(&csr.pem().unwrap()).unwrap();
+        let (ca, _) = test_ca("ca").unwrap();
+        check_certificate(&ca).unwrap();
+        assert!(check_certificate(&ca.replacen('M', "#", 1)).is_err());
     }
 
     #[test]

@@ -8,7 +8,10 @@ use cdf_provisioning::domain::template::plan::{CertificateSource, InitialStatus,
 use cdf_provisioning::domain::template::{Culprit, Template};
 use serde_json::{Value, json};
 
-const CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----";
+/// A real P-256 CSR (the engine checks CSRs in full).
+const CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIHLMHICAQAwEDEOMAwGA1UEAwwFZGV2LTEwWTATBgcqhkjOPQIBBggqhkjOPQMB\nBwNCAATczgfER1Jm/jVSYVGxDY/WW+NB8wi5btkyEb5epHDv+tibWSQyDlnekNgJ\nWbbMSwHSPn5P56V7ikSxMA58XepdoAAwCgYIKoZIzj0EAwIDSQAwRgIhANTISUyq\nNVRyDz2/ZIPvbe7zfy06IC+m8qvjsHN4LzHsAiEA5G8cFzvrAo1w0hWFd3qOVmwS\nLqdxf29elq2oqxIYxEE=\n-----END CERTIFICATE REQUEST-----";
+/// A real CSR for an RSA-1024 key, which AWS IoT refuses.
+const WEAK_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBTjCBuAIBADAPMQ0wCwYDVQQDDAR3ZWFrMIGfMA0GCSqGSIb3DQEBAQUAA4GN\nADCBiQKBgQDS3+FRjUeSja+Agp54jvM3Fa4Jx9PXrbJCSpJSOJWE7oO9N3Tb2dU5\n+lFcJPcrP2PmqXtoogjwnr56e/55M8AmWDJwzeHQe0gjIdtmm6lU4ysa7IhmMFrw\nNCgC+6oW6AI4QmBPIse/5J72NkNzWYMb9M+HNkRni/6pn/iVhV5GrQIDAQABoAAw\nDQYJKoZIhvcNAQELBQADgYEAG0hMpOwPl7lf/Jm5GfXnXZABlhYVDZ8F7rT4wd1K\npi8Vzz6CTjtNmlIePjNQJqn8ZqdbwV6pEnIiLTxJatK2nkgsStUhV8iklLzdztTj\nPKicPgRPpfyO/yRu+3WzPrTq402At6RY+msBzaNf01GXhXXOA+svqLCEJ8zKsP5O\nAH0=\n-----END CERTIFICATE REQUEST-----";
 
 /// A valid CSR template to break in one place at a time.
 fn base() -> Value {
@@ -428,12 +431,39 @@ fn cases() -> Vec<Case> {
             ..case("parameter too long", base(), "/parameters/ThingName", "limited to 4096")
         },
         Case {
+            parameters: params(&[("ThingName", "dev-1"), ("CSR", &CSR.replacen("MIH", "M*H", 1))]),
+            culprit: Culprit::Request,
+            ..case("CSR with broken base64", base(), "/parameters/CSR", "its base64 does not decode")
+        },
+        Case {
+            parameters: params(&[("ThingName", "dev-1"), ("CSR", WEAK_CSR)]),
+            culprit: Culprit::Request,
+            ..case("RSA-1024 CSR", base(), "/parameters/CSR", "an RSA key of 1024 bits; AWS IoT needs at least 2048")
+        },
+        case(
+            "attribute value outside IoT's pattern",
+            broken(&[("/Resources/thing/Properties/AttributePayload/site", json!("Berlin Mitte"))]),
+            "/Resources/thing/Properties/AttributePayload/site",
+            "letters, digits and _.,@/:#=[]- (AWS IoT's pattern)",
+        ),
+        Case {
+            parameters: params(&[("ThingName", "dev\u{1}1"), ("CSR", CSR)]),
+            culprit: Culprit::Request,
+            ..case(
+                "control character in a parameter",
+                base(),
+                "/parameters/ThingName",
+                "control characters (found U+0001)",
+            )
+        },
+        Case {
             parameters: params(&[("ThingName", "dev"), ("CSR", "not a csr")]),
+            culprit: Culprit::Request,
             ..case(
                 "CSR not PEM",
                 base(),
-                "/Resources/certificate/Properties/CertificateSigningRequest",
-                "PEM certificate signing request",
+                "/parameters/CSR",
+                "not a PEM certificate signing request (no block, or its base64 does not decode) (used at /Resources/certificate/Properties/CertificateSigningRequest)",
             )
         },
         Case {

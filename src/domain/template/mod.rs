@@ -172,6 +172,14 @@ impl Template {
                     format!("parameter values are limited to {MAX_PARAMETER_VALUE} characters"),
                 ));
             }
+            // Control characters (newlines and tabs aside, which PEM values carry) are never
+            // meaningful in a parameter, and one of them marks values CDF fills in itself.
+            if let Some(bad) = value.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                errors.push(TemplateError::request(
+                    &at,
+                    format!("parameter values may not contain control characters (found U+{:04X})", u32::from(bad)),
+                ));
+            }
         }
         // CDF fills some parameters itself once the certificate exists; stand-ins mark them.
         let injected: &[&str] = self.cdf.pre_step.map_or(&[], PreStep::injected_parameters);

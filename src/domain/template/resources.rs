@@ -12,6 +12,17 @@ use super::plan::{CertificateSource, CertificateSpec, InitialStatus, Override, P
 use super::*;
 use crate::domain::thing::ThingName;
 
+/// An error about a value: the request's when the property takes it as it is from a
+/// parameter, the template's otherwise.
+fn at_input(value: Option<&Value>, at: &str, message: &str) -> TemplateError {
+    match value.and_then(|v| v.get("Ref")).and_then(Value::as_str) {
+        Some(parameter) => {
+            TemplateError::request(&child("/parameters", parameter), format!("{message} (used at {at})"))
+        }
+        None => TemplateError::new(at, message),
+    }
+}
+
 pub(super) fn resource_parts<'r>(
     resource: &'r Value,
     at: &str,
@@ -165,12 +176,16 @@ pub(super) fn thing_spec(
                         ));
                     }
                     match v {
-                        Value::String(s) if s.chars().count() <= 800 => {
+                        Value::String(s)
+                            if s.chars().count() <= 800
+                                && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.,@/:#=[]-".contains(c)) =>
+                        {
                             attributes.insert(k, s);
                         }
-                        Value::String(_) => {
-                            errors.push(TemplateError::new(&at, "attribute values are limited to 800 characters"))
-                        }
+                        Value::String(_) => errors.push(TemplateError::new(
+                            &at,
+                            "attribute values are up to 800 characters of letters, digits and _.,@/:#=[]- (AWS IoT's pattern)",
+                        )),
                         other => errors.push(TemplateError::new(
                             &at,
                             format!("attribute values must be strings, not {}", kind(&other)),
@@ -296,12 +311,26 @@ pub(super) fn certificate_spec(
         errors
             .push(TemplateError::new(&child(&props, "CACertificatePem"), "CACertificatePem goes with CertificatePem"));
     }
+    // Checked in full here, so that a broken CSR or certificate is the caller's 400, not an
+    // AWS error later (or a 500 from an emulator).
     if let Some(csr) = &csr
-        && !csr.contains("CERTIFICATE REQUEST")
+        && !csr.contains(PLACEHOLDER_MARK)
+        && let Err(e) = crate::crypto::check_csr(csr)
     {
-        errors.push(TemplateError::new(
+        errors.push(at_input(
+            properties.get("CertificateSigningRequest"),
             &child(&props, "CertificateSigningRequest"),
-            "CertificateSigningRequest must be a PEM certificate signing request",
+            &format!("CertificateSigningRequest is {e}"),
+        ));
+    }
+    if let Some(pem) = &pem
+        && !pem.contains(PLACEHOLDER_MARK)
+        && let Err(e) = crate::crypto::check_certificate(pem)
+    {
+        errors.push(at_input(
+            properties.get("CertificatePem"),
+            &child(&props, "CertificatePem"),
+            &format!("CertificatePem is {e}"),
         ));
     }
     let status = match properties.get("Status").map(|s| scope.string(s, &child(&props, "Status"), "Status")) {
