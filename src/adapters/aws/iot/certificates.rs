@@ -10,6 +10,13 @@ use crate::domain::secret::Secret;
 use crate::domain::{Arn, CertificateId, CertificateStatus};
 use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, PortError};
 
+/// For calls that are not idempotent (each makes a new certificate): no retry by the SDK. A
+/// timed-out call may have made its certificate; the command's next attempt adopts it (a CSR's)
+/// rather than asking for a second one.
+fn no_retry() -> aws_sdk_iot::config::Builder {
+    aws_sdk_iot::config::Builder::default().retry_config(aws_sdk_iot::config::retry::RetryConfig::disabled())
+}
+
 fn to_iot(status: CertificateStatus) -> IotStatus {
     IotStatus::from(status.as_str())
 }
@@ -85,6 +92,8 @@ impl Certificates for IotRegistry {
             .create_certificate_from_csr()
             .certificate_signing_request(csr_pem)
             .set_as_active(active)
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| classify(OP, e))?;
@@ -97,6 +106,8 @@ impl Certificates for IotRegistry {
             .client
             .create_keys_and_certificate()
             .set_as_active(active)
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| classify(OP, e))?;

@@ -79,4 +79,43 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&requests[0].1).unwrap();
         assert_eq!(body, serde_json::json!({"templateBody": template, "parameters": {"ThingName": "t1"}}));
     }
+
+    /// A call that makes a certificate is never retried by the SDK (a retry after a timeout
+    /// would make a second one); an idempotent call still is.
+    #[tokio::test]
+    async fn certificate_creating_calls_are_not_retried_by_the_sdk() {
+        use crate::ports::Certificates;
+        let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = calls.clone();
+        let app = Router::new().fallback(move |uri: Uri| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(uri.path().to_owned());
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, r#"{"message":"boom"}"#)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let config = aws_sdk_iot::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::for_tests())
+            .endpoint_url(format!("http://{address}"))
+            .retry_config(
+                aws_sdk_iot::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1)),
+            )
+            .build();
+        let registry = IotRegistry::with_client(aws_sdk_iot::Client::from_conf(config));
+
+        assert!(registry.create_certificate_from_csr("csr", false).await.is_err());
+        assert_eq!(calls.lock().unwrap().len(), 1, "CreateCertificateFromCsr: one request");
+        assert!(registry.create_keys_and_certificate(false).await.is_err());
+        assert_eq!(calls.lock().unwrap().len(), 2, "CreateKeysAndCertificate: one request");
+        let id = crate::domain::CertificateId::new("c1");
+        assert!(registry.describe_certificate(&id).await.is_err());
+        assert_eq!(calls.lock().unwrap().len(), 5, "DescribeCertificate: retried three times in all");
+    }
 }
