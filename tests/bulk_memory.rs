@@ -137,7 +137,7 @@ async fn a_chunk_delivered_twice_counts_its_rows_once() {
             other => panic!("{other:?}"),
         },
     };
-    let report = f.app.run_chunk(&rerun).await.unwrap();
+    let report = f.app.run_chunk(&rerun, false).await.unwrap();
     assert_eq!((report.succeeded, report.failed), (0, 0), "nothing counted twice");
     let task = f.app.bulk_task(&task.task_id).await.unwrap();
     assert_eq!((task.success_count, task.status), (5, TaskStatus::Completed));
@@ -283,4 +283,21 @@ async fn a_rows_file_is_read_as_a_stream_with_unreadable_lines_reported_by_row()
     f.app.handle(&missing, "t").await;
     let error = f.record("missing").error.unwrap();
     assert_eq!((error.code, error.path.as_deref()), (ErrorCode::NotFound, Some("/payload/rowsObject")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_chunks_last_delivery_rows_that_cannot_pass_are_failed_so_the_task_completes() {
+    let f = fixture();
+    f.app.handle(&bulk("last", "add_thing_to_group", group_rows(3)), "t").await;
+    let messages = queued(&f).await;
+    let chunk = CommandEnvelope::decode(&messages[0].body, "m").unwrap();
+    // An outage that outlasts every retry of every row.
+    f.registry.faults.fail_next(IotOp::CreateThing, ErrorKind::Transient, 10_000);
+    assert!(matches!(f.app.handle(&chunk, "a").await, Disposition::Retry { .. }), "not the last delivery: later");
+    assert_eq!(f.app.handle_delivery(&chunk, "b", true).await, Disposition::Done);
+    let task = f.app.bulk_task(&task_of("last")).await.unwrap();
+    assert_eq!((task.status, task.failure_count), (TaskStatus::Completed, 3), "{task:?}");
+    let failed = f.app.bulk_rows(&task.task_id, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+    assert_eq!(failed.rows[0].error.as_ref().unwrap().code, ErrorCode::RetriesExhausted);
+    assert_eq!(f.events.published().iter().filter(|e| e.event_type == "bulk.completed").count(), 1);
 }

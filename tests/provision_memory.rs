@@ -344,3 +344,25 @@ async fn override_settings_decide_what_happens_to_an_existing_thing() {
     assert_eq!(record.error.unwrap().code, ErrorCode::InvalidState);
     assert!(f.registry.has_thing("dev-9"), "an existing thing is never compensated away");
 }
+
+#[tokio::test]
+async fn the_last_delivery_gives_a_failing_command_up_compensated_and_announced() {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    // The certificate is made, then the thing cannot be (an outage that outlasts the deliveries).
+    f.registry.faults.fail_next(IotOp::CreateThing, ErrorKind::Transient, 1);
+    let envelope = provision("k", &request);
+    assert!(matches!(f.app.handle(&envelope, "t1").await, Disposition::Retry { .. }), "not the last: left for later");
+    assert_eq!(f.registry.certificates().len(), 1);
+
+    f.registry.faults.fail_next(IotOp::CreateThing, ErrorKind::Transient, 1);
+    assert_eq!(f.app.handle_delivery(&envelope, "t2", true).await, Disposition::Done);
+    let record = f.record("k");
+    assert_eq!(record.status, CommandStatus::Failed);
+    let error = record.error.unwrap();
+    assert_eq!(error.code, ErrorCode::RetriesExhausted);
+    assert!(error.message.contains("undone"), "{}", error.message);
+    assert!(f.registry.certificates().is_empty(), "the certificate it made is deleted");
+    assert!(f.secrets.names().is_empty(), "and its key");
+    assert_eq!(f.events.published()[0].event_type, "command.failed");
+}

@@ -209,3 +209,24 @@ async fn an_attempt_that_loses_its_lease_stops_at_once() {
     run.stop.cancel();
     run.done.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_command_failing_on_every_delivery_ends_failed_not_silent_in_the_dead_letter_queue() {
+    let f = Fixture::on_tokio_time();
+    f.registry.add_thing("t1", None, &[]);
+    f.registry.faults.fail_next(IotOp::DescribeThing, ErrorKind::Transient, 100);
+    let queue = Arc::new(MemoryQueue::new(VISIBILITY, 3));
+    let worker = Worker::new(f.app.clone(), queue.clone(), WorkerSettings { receivers: 1, ..settings() });
+    let stop = CancellationToken::new();
+    let done = tokio::spawn(worker.run(stop.clone()));
+    queue.send(&body("doomed", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
+    settle(&queue, |q| q.deleted() == 1).await;
+    stop.cancel();
+    done.await.unwrap();
+    let record = f.record("doomed");
+    assert_eq!(record.status, CommandStatus::Failed);
+    assert_eq!(record.error.unwrap().code, ErrorCode::RetriesExhausted);
+    assert!(queue.dead_letters().is_empty(), "nothing dead-lettered without a reason");
+    assert_eq!(f.events.published()[0].event_type, "command.failed");
+    assert_eq!(f.registry.faults.count(IotOp::DescribeThing), 3, "one call per delivery");
+}

@@ -221,7 +221,9 @@ impl App {
     }
 
     /// Runs the rows of one chunk, each once, and counts each once.
-    pub async fn run_chunk(&self, chunk: &BulkChunk) -> Result<ChunkReport, CommandError> {
+    /// On the chunk's last delivery (`last`) a row that still fails retryably is given up:
+    /// compensated and counted as failed, so the task still completes.
+    pub async fn run_chunk(&self, chunk: &BulkChunk, last: bool) -> Result<ChunkReport, CommandError> {
         let mut report = ChunkReport { task_id: chunk.task_id.to_string(), chunk: chunk.chunk, ..Default::default() };
         for row in &chunk.rows {
             // Read for every row, so that a cancel stops the rows not started yet.
@@ -235,11 +237,19 @@ impl App {
                 // A throttled or briefly failing row is retried here, within the chunk's
                 // visibility (the heartbeat keeps it), rather than by redelivering the chunk:
                 // a throttle is never a failed row, and costs no delivery.
-                (|| self.run_row(&task, row))
+                let patient = (|| self.run_row(&task, row, false))
                     .retry(row_retry())
                     .when(CommandError::is_retryable)
-                    .notify(|e, delay| tracing::info!(row = row.row, error = %e, retry_in_ms = delay.as_millis() as u64, "row will be retried"))
-                    .await?
+                    .notify(|e, delay| {
+                        tracing::info!(row = row.row, error = %e, retry_in_ms = delay.as_millis() as u64, "row will be retried")
+                    })
+                    .await;
+                match patient {
+                    // The chunk's last delivery: one more try, which gives the row up (compensated,
+                    // counted failed) if it still cannot pass, so that the task completes.
+                    Err(e) if e.is_retryable() && last => self.run_row(&task, row, true).await?,
+                    other => other?,
+                }
             } else {
                 RowResult {
                     row: row.row,
@@ -265,7 +275,7 @@ impl App {
 
     /// Provisions one row through the record machinery of a queued command: once per row key,
     /// resumable from its checkpoints, compensated on a permanent failure.
-    async fn run_row(&self, task: &BulkTask, row: &BulkRow) -> Result<RowResult, CommandError> {
+    async fn run_row(&self, task: &BulkTask, row: &BulkRow, last: bool) -> Result<RowResult, CommandError> {
         let request = ProvisionRequest {
             provisioning_template_id: task.provisioning_template_id.clone(),
             parameters: row.parameters.clone(),
@@ -276,7 +286,7 @@ impl App {
         let hash = fingerprint(CommandType::ProvisionThing, &payload);
         let token = uuid::Uuid::new_v4().to_string();
         // Boxed: a row runs through the same dispatch that runs this chunk.
-        let once = Box::pin(self.run_once(&key, Work::Row { task, request: &request }, &hash, &token)).await;
+        let once = Box::pin(self.run_once(&key, Work::Row { task, request: &request }, &hash, &token, last)).await;
         let record = match once {
             Once::Finished(record) => record,
             Once::Pending(disposition) => {

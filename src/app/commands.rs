@@ -282,7 +282,9 @@ impl App {
             Command::BulkProvisionThings(request) => {
                 CommandResult::BulkProvisionThings(self.accept_bulk(key, request).await?.view())
             }
-            Command::ProvisionBulkChunk(chunk) => CommandResult::ProvisionBulkChunk(self.run_chunk(chunk).await?),
+            Command::ProvisionBulkChunk(chunk) => {
+                CommandResult::ProvisionBulkChunk(self.run_chunk(chunk, progress.final_attempt).await?)
+            }
             Command::CancelBulkTask(c) => CommandResult::CancelBulkTask(self.cancel_bulk(&c.task_id).await?.view()),
         })
     }
@@ -290,8 +292,15 @@ impl App {
     /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
     /// (the worker renews the lease with it while the command runs).
     pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: &str) -> Disposition {
+        self.handle_delivery(envelope, lease_token, false).await
+    }
+
+    /// [`App::handle`] for a delivery that may be the message's last (`last`): a failure that
+    /// could pass later is then final, compensated, recorded and announced, so that no command
+    /// ends half-done in the dead-letter queue with its record silent.
+    pub async fn handle_delivery(&self, envelope: &CommandEnvelope, lease_token: &str, last: bool) -> Disposition {
         let work = Work::Command(&envelope.command);
-        match self.run_once(&envelope.idempotency_key, work, &envelope.payload_hash, lease_token).await {
+        match self.run_once(&envelope.idempotency_key, work, &envelope.payload_hash, lease_token, last).await {
             Once::Finished(record) => self.publish_owed(&record).await,
             Once::Pending(disposition) => disposition,
         }
@@ -305,6 +314,7 @@ impl App {
         work: Work<'_>,
         payload_hash: &str,
         lease_token: &str,
+        last: bool,
     ) -> Once {
         let now = self.ports.clock.now_ms();
         let lease_until = now + millis(self.settings.lease);
@@ -373,8 +383,10 @@ impl App {
             Err(unreadable) => Outcome::Failed(unreadable.into()),
             Ok(saved) => {
                 let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, saved, attempt > 1);
+                progress.final_attempt = last;
                 match self.run(key, work, &secret_name, &mut progress).await {
                     Ok(result) => Outcome::Succeeded(result),
+                    Err(error) if error.is_retryable() && last => Outcome::Failed(error.exhausted()),
                     Err(error) if error.is_retryable() => {
                         let now = self.ports.clock.now_ms();
                         if let Err(e) = self.ports.state.release(key, lease_token, &error, now).await {

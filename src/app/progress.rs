@@ -12,6 +12,9 @@ pub struct Progress<'a> {
     durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a str)>,
     /// Whether an earlier attempt of the same command may have acted.
     pub is_retry: bool,
+    /// Whether this is the command's last delivery: a failure that could pass later is final
+    /// now, and is compensated like any permanent failure.
+    pub final_attempt: bool,
 }
 
 impl<'a> Progress<'a> {
@@ -23,12 +26,12 @@ impl<'a> Progress<'a> {
         saved: Checkpoints,
         is_retry: bool,
     ) -> Self {
-        Self { saved, durable: Some((state, key, token)), is_retry }
+        Self { saved, durable: Some((state, key, token)), is_retry, final_attempt: false }
     }
 
     /// Checkpoints kept in memory only.
     pub fn volatile() -> Self {
-        Self { saved: Checkpoints::default(), durable: None, is_retry: false }
+        Self { saved: Checkpoints::default(), durable: None, is_retry: false, final_attempt: false }
     }
 
     /// The steps completed so far.

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     CheckpointUnreadable,
     /// The command's record cannot be read by this version.
     RecordUnreadable,
+    /// The command kept failing for a reason that may pass (throttling, an outage) until its
+    /// last delivery; it was stopped, and what it made undone, rather than left half-done.
+    RetriesExhausted,
     /// IoT throttled us; retried with backoff.
     Throttled,
     /// A network or service fault; retried with backoff.
@@ -99,6 +102,15 @@ impl CommandError {
     /// Whether the command may succeed if run again later.
     pub fn is_retryable(&self) -> bool {
         self.code.is_retryable()
+    }
+
+    /// A retryable error met on a command's last delivery: final, saying why.
+    #[must_use]
+    pub fn exhausted(self) -> Self {
+        if !self.is_retryable() {
+            return self;
+        }
+        CommandError::new(ErrorCode::RetriesExhausted, format!("gave up on the last delivery: {self}"))
     }
 }
 

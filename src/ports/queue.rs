@@ -35,6 +35,9 @@ pub struct DeleteFailure {
 /// The command queue (SQS).
 #[async_trait]
 pub trait CommandQueue: Send + Sync {
+    /// How many deliveries a message gets before the queue moves it to its dead-letter queue
+    /// (SQS's `maxReceiveCount`), when known: the last one must not leave a command half-done.
+    fn max_deliveries(&self) -> Option<u32>;
     /// Long-polls for up to `max` (≤ 10) messages, waiting at most `wait`.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>, PortError>;
     /// Deletes up to 10 messages; returns those that could not be deleted.

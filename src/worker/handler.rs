@@ -30,7 +30,9 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         span.record("command", envelope.command.command_type().as_str());
 
         let token = uuid::Uuid::new_v4().to_string();
-        let work = shared.app.handle(&envelope, &token);
+        // The queue's last delivery: a failure that could pass later must end the command now.
+        let last = shared.queue.max_deliveries().is_some_and(|max| message.receive_count >= max);
+        let work = shared.app.handle_delivery(&envelope, &token, last);
         let heartbeat = heartbeat(shared, &message, &envelope.idempotency_key, &token);
         let disposition = tokio::select! {
             d = work => d,

@@ -29,6 +29,8 @@ pub struct SqsCommandQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     dead_letter_url: String,
+    /// The redrive policy's maxReceiveCount: the delivery after which SQS gives the message up.
+    max_deliveries: Option<u32>,
 }
 
 /// Resolves a queue given by URL or by name to its URL.
@@ -62,20 +64,25 @@ impl SqsCommandQueue {
     ) -> Result<Self, PortError> {
         let client = clients.sqs.clone();
         let queue_url = resolve_queue_url(&client, queue).await?;
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
+        let policy = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+        // SQS writes maxReceiveCount as a number or as a string, depending on who set it.
+        let max_deliveries = policy.as_ref().and_then(|p| {
+            let count = &p["maxReceiveCount"];
+            count.as_u64().or_else(|| count.as_str().and_then(|c| c.parse().ok())).and_then(|c| u32::try_from(c).ok())
+        });
         let dead_letter_url = match dead_letter {
             Some(dlq) => resolve_queue_url(&client, dlq).await?,
             None => {
-                let attributes = client
-                    .get_queue_attributes()
-                    .queue_url(&queue_url)
-                    .attribute_names(QueueAttributeName::RedrivePolicy)
-                    .send()
-                    .await
-                    .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
-                let policy = attributes
-                    .attributes()
-                    .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
                 let arn = policy.as_ref().and_then(|p| p["deadLetterTargetArn"].as_str()).ok_or_else(|| {
                     PortError::new(
                         ErrorKind::Permanent,
@@ -86,7 +93,7 @@ impl SqsCommandQueue {
                 resolve_queue_url(&client, arn).await?
             }
         };
-        Ok(Self { client, queue_url, dead_letter_url })
+        Ok(Self { client, queue_url, dead_letter_url, max_deliveries })
     }
 
     /// The command queue's URL.
@@ -102,6 +109,10 @@ impl SqsCommandQueue {
 
 #[async_trait]
 impl CommandQueue for SqsCommandQueue {
+    fn max_deliveries(&self) -> Option<u32> {
+        self.max_deliveries
+    }
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>, PortError> {
         let out = self
             .client

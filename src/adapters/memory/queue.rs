@@ -146,6 +146,10 @@ impl MemoryQueue {
 
 #[async_trait]
 impl CommandQueue for MemoryQueue {
+    fn max_deliveries(&self) -> Option<u32> {
+        Some(self.max_receive_count)
+    }
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>, PortError> {
         self.faults.enter(QueueOp::Receive).await?;
         let deadline = Instant::now() + wait;

@@ -149,10 +149,10 @@ impl Provisioner<'_> {
         };
         match outcome {
             Ok(done) => Ok(done),
-            Err(error) if error.is_retryable() => Err(error),
+            Err(error) if error.is_retryable() && !progress.final_attempt => Err(error),
             Err(error) => {
                 let undone = self.compensate(&plan, secret_name, progress).await;
-                let mut error = error;
+                let mut error = error.exhausted();
                 if !undone.is_empty() {
                     error.message = format!("{} (undone: {})", error.message, undone.join(", "));
                 }
