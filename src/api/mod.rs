@@ -93,7 +93,7 @@ impl IntoResponse for ApiError {
         let path = e.path.as_deref().map(|p| p.strip_prefix("/payload").unwrap_or(p).to_owned());
         let (status, body) = match e.code {
             ErrorCode::ThingNotFound | ErrorCode::NotFound => (StatusCode::NOT_FOUND, json!({"message": e.message})),
-            ErrorCode::Throttled | ErrorCode::Transient => {
+            ErrorCode::Throttled | ErrorCode::Transient | ErrorCode::RetriesExhausted => {
                 let body = json!({"message": "the service or AWS is busy; retry later"});
                 let mut response = cdf_json(StatusCode::SERVICE_UNAVAILABLE, &body);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
