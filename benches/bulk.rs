@@ -63,6 +63,7 @@ fn request(rows: usize) -> BulkRequest {
         rows_object: None,
         cdf_provisioning_parameters: serde_json::Value::Null,
         strict: false,
+        row_events: false,
     }
 }
 

@@ -376,6 +376,7 @@ async fn bulk(app: &App, action: BulkAction) -> anyhow::Result<ExitCode> {
                 rows_object,
                 cdf_provisioning_parameters: Value::Null,
                 strict,
+                row_events: false,
             };
             let key = IdempotencyKey::new(key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
             let task = app.accept_bulk(&key, &request).await.map_err(|e| anyhow::anyhow!("{e}"))?;

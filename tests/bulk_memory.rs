@@ -301,3 +301,17 @@ async fn on_a_chunks_last_delivery_rows_that_cannot_pass_are_failed_so_the_task_
     assert_eq!(failed.rows[0].error.as_ref().unwrap().code, ErrorCode::RetriesExhausted);
     assert_eq!(f.events.published().iter().filter(|e| e.event_type == "bulk.completed").count(), 1);
 }
+
+#[tokio::test]
+async fn row_events_are_published_only_when_the_task_asks() {
+    let f = fixture();
+    let command = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "ev",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "parameters": group_rows(4), "rowEvents": true}
+    }));
+    f.app.handle(&command, "t").await;
+    run_chunks(&f).await;
+    let types: Vec<String> = f.events.published().iter().map(|e| e.event_type.clone()).collect();
+    assert_eq!(types.iter().filter(|t| *t == "thing.provisioned").count(), 4, "{types:?}");
+    assert_eq!(types.iter().filter(|t| *t == "bulk.completed").count(), 1, "{types:?}");
+}

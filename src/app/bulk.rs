@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use super::commands::{App, Once, Work};
+use super::commands::{App, Disposition, Once, Work};
 use super::provision::load_template;
 use crate::domain::IdempotencyKey;
 use std::collections::BTreeMap;
@@ -96,6 +96,7 @@ impl App {
             provisioning_template_id: request.provisioning_template_id.clone(),
             template: text.clone(),
             cdf_provisioning_parameters: request.cdf_provisioning_parameters.clone(),
+            row_events: request.row_events,
             status: TaskStatus::InProgress,
             total_rows: 0,
             invalid_rows: 0,
@@ -296,6 +297,12 @@ impl App {
                 ));
             }
         };
+        if task.row_events
+            && record.status == crate::domain::CommandStatus::Succeeded
+            && let Disposition::Retry { reason, .. } = self.publish_owed(&record).await
+        {
+            return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
+        }
         let thing_name = request.parameters.get("ThingName").cloned();
         Ok(match record.outcome() {
             Some(Outcome::Succeeded(CommandResult::ProvisionThing(done))) => RowResult {

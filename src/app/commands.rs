@@ -406,7 +406,7 @@ impl App {
     }
 
     /// Publishes the completion event of a finished command unless that already happened.
-    async fn publish_owed(&self, record: &CommandRecord) -> Disposition {
+    pub(super) async fn publish_owed(&self, record: &CommandRecord) -> Disposition {
         if record.event_published {
             return Disposition::Done;
         }

@@ -103,6 +103,9 @@ pub struct BulkTask {
     /// CDF extension parameters for every row.
     #[serde(default)]
     pub cdf_provisioning_parameters: serde_json::Value,
+    /// Whether each provisioned row is announced with its own `thing.provisioned`.
+    #[serde(default)]
+    pub row_events: bool,
     /// Where the task stands.
     pub status: TaskStatus,
     /// Rows in the request.
@@ -334,6 +337,7 @@ mod tests {
             provisioning_template_id: "t".into(),
             template: "{}".into(),
             cdf_provisioning_parameters: serde_json::Value::Null,
+            row_events: false,
             status: TaskStatus::InProgress,
             total_rows: 10,
             invalid_rows: 2,

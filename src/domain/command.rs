@@ -67,6 +67,9 @@ pub struct BulkRequest {
     /// Refuse the whole task when any row is invalid, instead of provisioning the valid ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict: bool,
+    /// Publish `thing.provisioned` for every row provisioned (default: only `bulk.completed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub row_events: bool,
 }
 
 /// One chunk of a bulk task's rows.

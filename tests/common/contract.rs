@@ -172,6 +172,7 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
         provisioning_template_id: "contract".into(),
         template: r#"{"Resources":{}}"#.into(),
         cdf_provisioning_parameters: serde_json::json!({"caId": "x"}),
+        row_events: true,
         status: TaskStatus::InProgress,
         total_rows: 5,
         invalid_rows: 1,

@@ -36,6 +36,7 @@ fn task_item(t: &BulkTask) -> Result<Item, PortError> {
         ("provisioningTemplateId".to_owned(), s(&t.provisioning_template_id)),
         ("template".to_owned(), s(&t.template)),
         ("cdfProvisioningParameters".to_owned(), s(t.cdf_provisioning_parameters.to_string())),
+        ("rowEvents".to_owned(), AttributeValue::Bool(t.row_events)),
         ("status".to_owned(), s(t.status.as_str())),
         ("totalRows".to_owned(), n(t.total_rows)),
         ("invalidRows".to_owned(), n(t.invalid_rows)),
@@ -69,6 +70,11 @@ fn task_from_item(item: &Item) -> Result<BulkTask, PortError> {
         template: text("template")?,
         cdf_provisioning_parameters: serde_json::from_str(&text("cdfProvisioningParameters")?)
             .map_err(|_| unreadable("cdfProvisioningParameters"))?,
+        row_events: item
+            .get("rowEvents")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .ok_or_else(|| unreadable("rowEvents"))?,
         status: TaskStatus::parse(&text("status")?).ok_or_else(|| unreadable("status"))?,
         total_rows: count("totalRows")?,
         invalid_rows: count("invalidRows")?,
