@@ -214,7 +214,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("resolving the command queue")?;
             tracing::info!(queue = queue.url(), dead_letter_queue = queue.dead_letter_url(), "using queues");
             let app = build_app(&config, &clients).await?;
-            Worker::new(app, Arc::new(queue), config.worker_settings()).run(shutdown::on_signal()).await;
+            let token = shutdown::on_signal();
+            if let Some(bind) = &config.metrics_bind {
+                let listener =
+                    tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind} for metrics"))?;
+                tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+                let router = axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::handler));
+                let stop = token.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+                        tracing::error!(error = %e, "the metrics server stopped");
+                    }
+                });
+            }
+            Worker::new(app, Arc::new(queue), config.worker_settings()).run(token).await;
         }
         CliCommand::Api { bind } => {
             let app = build_app(&config, &clients).await?;

@@ -92,6 +92,9 @@ pub struct Config {
     pub iot_rate_limits: BTreeMap<IotOperation, u32>,
     /// `CDF_API_BIND`: address of the REST facade.
     pub api_bind: String,
+    /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
+    /// facade always serves it).
+    pub metrics_bind: Option<String>,
     /// `CDF_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
     /// `CDF_LOG_LEVEL`: a tracing filter (`RUST_LOG` wins when set).
@@ -260,9 +263,15 @@ impl Config {
             iot_rate_share: r.parse("CDF_IOT_RATE_SHARE", 1.0, 0.001..=1.0),
             iot_rate_limits: r.rates("CDF_IOT_RATE_LIMITS"),
             api_bind: r.text_or("CDF_API_BIND", "127.0.0.1:3004"),
+            metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),
         };
+        if let Some(bind) = &config.metrics_bind
+            && bind.parse::<std::net::SocketAddr>().is_err()
+        {
+            r.problems.push(format!("CDF_METRICS_BIND={bind:?} is not an address like 0.0.0.0:9464"));
+        }
         if config.api_bind.parse::<std::net::SocketAddr>().is_err() {
             r.problems.push(format!("CDF_API_BIND={:?} is not an address like 127.0.0.1:3004", config.api_bind));
         }

@@ -20,6 +20,7 @@
 //!   failure injection, held to the same contract suite as the AWS adapters).
 //! - [`worker`]: poll → decode → dispatch → delete / retry / dead-letter.
 //! - [`api`]: the CDF v1.0.0 REST facade (axum).
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`config`], [`telemetry`], [`shutdown`], [`cli`]: the composition root's parts.
 
 pub mod adapters;
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod metrics;
 pub mod ports;
 pub mod shutdown;
 pub mod telemetry;

@@ -226,3 +226,13 @@ async fn every_failure_is_the_seeds_json_error_and_unknown_fields_are_ignored() 
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(f.registry.certificate_status(&cert), Some(CertificateStatus::Active), "kept");
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_text_format_without_the_media_type() {
+    let f = Fixture::new();
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let response = router(f.app.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("# TYPE cdf_commands_in_flight gauge"), "{text}");
+}

@@ -37,6 +37,8 @@ pub fn router(app: App) -> Router {
         .route("/bulkthings/{task_id}/cancel", post(bulk::cancel))
         .fallback(no_route)
         .layer(middleware::from_fn(media_type_gate))
+        // Scraped by Prometheus, which sends its own Accept: outside the media type gate.
+        .route("/metrics", get(crate::metrics::handler))
         .layer(middleware::from_fn(json_errors))
         .with_state(app)
 }

@@ -34,6 +34,13 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         let last = shared.queue.max_deliveries().is_some_and(|max| message.receive_count >= max);
         let work = shared.app.handle_delivery(&envelope, &token, last);
         let heartbeat = heartbeat(shared, &message, &envelope.idempotency_key, &token);
+        let metrics = crate::metrics::global();
+        let command = envelope.command.command_type().as_str();
+        let started = tokio::time::Instant::now();
+        metrics.in_flight.inc();
+        let _in_flight = scopeguard(|| {
+            metrics.in_flight.dec();
+        });
         let disposition = tokio::select! {
             d = work => d,
             () = heartbeat => {
@@ -43,10 +50,17 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
             }
             () = shared.abandon.cancelled() => {
                 WorkerStats::bump(&shared.stats.abandoned);
+                metrics.command(command, "abandoned", started.elapsed());
                 tracing::warn!("abandoned at shutdown; it will be redelivered");
                 return;
             }
         };
+        let outcome = match &disposition {
+            Disposition::Done => "done",
+            Disposition::Retry { .. } => "retried",
+            Disposition::Reject(_) => "rejected",
+        };
+        metrics.command(command, outcome, started.elapsed());
         match disposition {
             Disposition::Done => {
                 WorkerStats::bump(&shared.stats.completed);
@@ -117,6 +131,7 @@ async fn reject(shared: &Shared, message: &QueueMessage, error: CommandError) {
         return;
     }
     WorkerStats::bump(&shared.stats.rejected);
+    crate::metrics::global().dead_lettered(&error.code.to_string());
     if shared.acks.send(message.receipt_handle.clone()).await.is_err() {
         tracing::error!("ack channel closed; the message will be redelivered");
     }
@@ -134,6 +149,19 @@ fn backoff(receive_count: u32, cap: Duration) -> Duration {
         .build();
     let nth = usize::try_from(receive_count.clamp(1, 32) - 1).unwrap_or(0);
     delays.nth(nth).unwrap_or(cap)
+}
+
+/// Runs `f` when dropped: the in-flight gauge comes down however the handling ends.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ where
             let message = service.err().message().unwrap_or_default();
             let status = service.raw().status().as_u16();
             let kind = kind_of(code, message, status);
+            if kind == ErrorKind::Throttled {
+                crate::metrics::global().throttled(op);
+            }
             PortError::new(kind, op, format!("{code}: {message}"))
         }
         SdkError::ConstructionFailure(_) => {
