@@ -263,8 +263,7 @@ impl App {
                 }
             };
             if self.ports.bulk.record_row(&task, &result, self.now_ms()).await.map_err(fail)? {
-                let outcome = serde_json::to_value(result.outcome).ok();
-                crate::metrics::global().bulk_row(outcome.as_ref().and_then(|o| o.as_str()).unwrap_or("?"));
+                crate::metrics::global().bulk_row(result.outcome.as_str());
                 match result.outcome {
                     RowOutcome::Succeeded => report.succeeded += 1,
                     RowOutcome::Failed => report.failed += 1,

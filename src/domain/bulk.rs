@@ -218,6 +218,17 @@ pub enum RowOutcome {
     Skipped,
 }
 
+impl RowOutcome {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+}
+
 /// One row's result, stored under its task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -365,6 +376,13 @@ mod tests {
         assert_eq!(ndjson.row("").unwrap(), None);
         assert_eq!(ndjson.row(r#"{"ThingName":"d"}"#).unwrap().unwrap()["ThingName"], "d");
         assert!(ndjson.row(r#"{"ThingName":7}"#).is_err());
+    }
+
+    #[test]
+    fn row_outcomes_are_stored_as_serialized() {
+        for outcome in [RowOutcome::Succeeded, RowOutcome::Failed, RowOutcome::Skipped] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.as_str());
+        }
     }
 
     #[test]

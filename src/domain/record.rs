@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bulk::TaskId;
 use super::checkpoint::StoredCheckpoints;
 use super::command::{CommandType, IdempotencyKey};
 use super::error::CommandError;
@@ -30,6 +31,26 @@ impl ItemKey {
     /// The record of the command with this idempotency key.
     pub fn command(key: &IdempotencyKey) -> Self {
         Self { pk: format!("cmd#{}", key.as_str()), sk: "cmd".into() }
+    }
+
+    /// A bulk task's item.
+    pub fn task(task: &TaskId) -> Self {
+        Self { pk: Self::task_partition(task), sk: "task".into() }
+    }
+
+    /// The result of row `row` of a bulk task, beside the task in its partition.
+    pub fn row(task: &TaskId, row: u32) -> Self {
+        Self { pk: Self::task_partition(task), sk: Self::row_sort_key(row) }
+    }
+
+    /// The partition of a task and its rows.
+    pub fn task_partition(task: &TaskId) -> String {
+        format!("task#{task}")
+    }
+
+    /// A row's sort key: zero-padded, so that the sort order is the rows' order.
+    pub fn row_sort_key(row: u32) -> String {
+        format!("row#{row:010}")
     }
 }
 

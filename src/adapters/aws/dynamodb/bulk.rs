@@ -9,23 +9,23 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::DynamoStateStore;
-use super::item::{Item, n, s};
+use super::item::{Item, item_key, n, s};
 use crate::adapters::aws::error::classify;
 use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+use crate::domain::record::ItemKey;
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 fn task_pk(task: &TaskId) -> String {
-    format!("task#{task}")
+    ItemKey::task_partition(task)
 }
 
 fn row_sk(row: u32) -> String {
-    // Zero-padded so that the sort key orders rows by number.
-    format!("row#{row:010}")
+    ItemKey::row_sort_key(row)
 }
 
 fn task_key(task: &TaskId) -> Item {
-    HashMap::from([("pk".to_owned(), s(task_pk(task))), ("sk".to_owned(), s("task"))])
+    item_key(&ItemKey::task(task))
 }
 
 fn task_item(t: &BulkTask) -> Result<Item, PortError> {
@@ -107,10 +107,6 @@ fn counter(outcome: RowOutcome) -> &'static str {
     }
 }
 
-fn outcome_name(outcome: RowOutcome) -> String {
-    serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 fn build<T, E: std::fmt::Display>(op: &'static str, built: Result<T, E>) -> Result<T, PortError> {
     built.map_err(|e| PortError::new(ErrorKind::Permanent, op, e.to_string()))
 }
@@ -161,7 +157,7 @@ impl BulkStore for DynamoStateStore {
             ("pk".to_owned(), s(task_pk(task))),
             ("sk".to_owned(), s(row_sk(row.row))),
             ("row".to_owned(), n(row.row)),
-            ("outcome".to_owned(), s(outcome_name(row.outcome))),
+            ("outcome".to_owned(), s(row.outcome.as_str())),
             ("result".to_owned(), s(result)),
             ("expiresAt".to_owned(), n(bulk_task.expires_at)),
         ]);
@@ -315,7 +311,7 @@ impl BulkStore for DynamoStateStore {
                 query = query
                     .filter_expression("#out = :out")
                     .expression_attribute_names("#out", "outcome")
-                    .expression_attribute_values(":out", s(outcome_name(outcome)));
+                    .expression_attribute_values(":out", s(outcome.as_str()));
             }
             let out = query.send().await.map_err(|e| classify(OP, e))?;
             for item in out.items() {
@@ -339,7 +335,7 @@ impl DynamoStateStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(HashMap::from([("pk".to_owned(), s(task_pk(task))), ("sk".to_owned(), s(row_sk(row)))])))
+            .set_key(Some(item_key(&ItemKey::row(task, row))))
             .consistent_read(true)
             .projection_expression("pk")
             .send()
