@@ -236,3 +236,84 @@ async fn metrics_are_served_in_the_prometheus_text_format_without_the_media_type
     let text = String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
     assert!(text.contains("# TYPE cdf_commands_in_flight gauge"), "{text}");
 }
+
+/// The response schema the OpenAPI document gives for `method` on `template` with `status`.
+fn documented(
+    doc: &serde_json::Value,
+    template: &str,
+    method: &str,
+    status: StatusCode,
+) -> Option<jsonschema::Validator> {
+    let media = &doc["paths"][template][method]["responses"][status.as_str()]["content"][MEDIA_TYPE]["schema"];
+    let reference = media["$ref"].as_str()?;
+    let mut schema = doc.clone();
+    schema["$ref"] = serde_json::Value::String(reference.to_owned());
+    Some(jsonschema::validator_for(&schema).unwrap())
+}
+
+#[tokio::test]
+async fn every_answer_conforms_to_the_openapi_document_it_is_served_with() {
+    let f = Fixture::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+    for name in ["aws-issued", "add_thing_to_group"] {
+        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
+    }
+    f.registry.add_policy("cdf-example-device");
+    f.registry.add_group("g", &[("region", "eu")]);
+    f.registry.add_thing("t1", Some("sensor"), &[("a", "b")]);
+    let cert = f.registry.add_certificate(CertificateStatus::Active);
+    f.registry.attach_thing_principal("t1", &cert);
+
+    let request = Request::builder().uri("/openapi.json").body(Body::empty()).unwrap();
+    let served = router(f.app.clone()).oneshot(request).await.unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&to_bytes(served.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let error_schema = documented(&doc, "/things/{thingName}", "get", StatusCode::NOT_FOUND).unwrap();
+    assert!(!error_schema.is_valid(&serde_json::json!({"error": "x"})), "the check can fail");
+
+    let bulk = r#"{"provisioningTemplateId":"add_thing_to_group","parameters":[{"ThingName":"b1","ThingGroupName":"g"},{"ThingName":"b 2","ThingGroupName":"g"}]}"#;
+    let (_, accepted, _) = call(&f, "POST", "/bulkthings", Some(bulk)).await;
+    let task: serde_json::Value = serde_json::from_str(&accepted).unwrap();
+    let id = task["taskId"].as_str().unwrap().to_owned();
+    let calls: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("get", "/things/t1".into(), "/things/{thingName}", None),
+        ("get", "/things/ghost".into(), "/things/{thingName}", None),
+        ("get", "/things/a%20b".into(), "/things/{thingName}", None),
+        (
+            "patch",
+            "/things/t1/certificates".into(),
+            "/things/{thingName}/certificates",
+            Some(r#"{"certificateStatus":"BOGUS"}"#),
+        ),
+        (
+            "post",
+            "/things".into(),
+            "/things",
+            Some(r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"oa-1"}}"#),
+        ),
+        ("post", "/things".into(), "/things", Some(r#"{"provisioningTemplateId":"nope"}"#)),
+        (
+            "post",
+            "/things".into(),
+            "/things",
+            Some(r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"bad name"}}"#),
+        ),
+        ("post", "/bulkthings".into(), "/bulkthings", Some(bulk)),
+        ("post", "/bulkthings".into(), "/bulkthings", Some(r#"{"provisioningTemplateId":"add_thing_to_group"}"#)),
+        ("get", format!("/bulkthings/{id}"), "/bulkthings/{taskId}", None),
+        ("get", "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f".into(), "/bulkthings/{taskId}", None),
+        ("get", format!("/bulkthings/{id}/rows?outcome=FAILED"), "/bulkthings/{taskId}/rows", None),
+        ("post", format!("/bulkthings/{id}/cancel"), "/bulkthings/{taskId}/cancel", None),
+        ("delete", "/things/t1?deleteCertificates=false".into(), "/things/{thingName}", None),
+    ];
+    for (method, uri, template, body) in calls {
+        let (status, text, _) = call(&f, &method.to_uppercase(), &uri, body).await;
+        let responses = &doc["paths"][template][method]["responses"];
+        assert!(responses.get(status.as_str()).is_some(), "{method} {uri}: status {status} is not documented");
+        if let Some(schema) = documented(&doc, template, method, status) {
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{method} {uri} {status}: {errors:?}\n{text}");
+        }
+    }
+}

@@ -39,8 +39,16 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn(media_type_gate))
         // Scraped by Prometheus, which sends its own Accept: outside the media type gate.
         .route("/metrics", get(crate::metrics::handler))
+        .route("/openapi.json", get(openapi))
         .layer(middleware::from_fn(json_errors))
         .with_state(app)
+}
+
+/// `schemas/openapi.json`: the contract of this facade (OpenAPI 3.1).
+pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn no_route() -> ApiError {
