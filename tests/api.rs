@@ -213,6 +213,10 @@ async fn every_failure_is_the_seeds_json_error_and_unknown_fields_are_ignored() 
     }
     let (_, text, _) = call(&f, "POST", "/things", Some(r#"{"provisioningTemplateId":""}"#)).await;
     assert!(text.contains(r#""path":"/provisioningTemplateId""#), "{text}");
+    let huge = format!(r#"{{"provisioningTemplateId":"{}"}}"#, "x".repeat(3 << 20));
+    let (status, text, content_type) = call(&f, "POST", "/things", Some(&huge)).await;
+    assert_eq!((status, content_type.as_deref()), (StatusCode::PAYLOAD_TOO_LARGE, Some(MEDIA_TYPE)), "{text}");
+    assert!(text.len() < 200, "the answer does not repeat the body");
     assert_eq!(f.registry.certificate_status(&cert), Some(CertificateStatus::Active), "the array body changed nothing");
 
     // Fields the seed does not name are ignored, as CDF does.
