@@ -277,6 +277,7 @@ impl App {
 
     /// Provisions one row through the record machinery of a queued command: once per row key,
     /// resumable from its checkpoints, compensated on a permanent failure.
+    #[tracing::instrument(level = "info", skip_all, fields(task = %task.task_id, row = row.row))]
     async fn run_row(&self, task: &BulkTask, row: &BulkRow, last: bool) -> Result<RowResult, CommandError> {
         let request = ProvisionRequest {
             provisioning_template_id: task.provisioning_template_id.clone(),

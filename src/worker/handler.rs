@@ -19,6 +19,7 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         receive_count = message.receive_count,
         idempotency_key = tracing::field::Empty,
         command = tracing::field::Empty,
+        subject = tracing::field::Empty,
     );
     async {
         let envelope = match CommandEnvelope::decode(&message.body, &message.message_id) {
@@ -28,6 +29,9 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         let span = tracing::Span::current();
         span.record("idempotency_key", envelope.idempotency_key.as_str());
         span.record("command", envelope.command.command_type().as_str());
+        if let Some(subject) = envelope.command.subject() {
+            span.record("subject", crate::domain::command::bounded(&subject));
+        }
 
         let token = uuid::Uuid::new_v4().to_string();
         // The queue's last delivery: a failure that could pass later must end the command now.
