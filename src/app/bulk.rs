@@ -16,6 +16,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::commands::{App, Disposition, Once, Work};
+use super::fail;
 use super::provision::load_template;
 use crate::domain::IdempotencyKey;
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ use crate::domain::bulk::{
     BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowReader, RowResult, RowsFormat, TaskId, TaskStatus, chunk_key,
     row_key,
 };
-use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, fingerprint};
+use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, bounded, fingerprint};
 use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
 use crate::domain::template::{Culprit, Template};
@@ -45,15 +46,13 @@ fn row_retry() -> ExponentialBuilder {
         .without_max_times()
 }
 
+/// Rows a chunk runs between two reads of its task's status (how soon a cancel takes effect).
+const CANCEL_CHECK_ROWS: usize = 10;
+
 /// How many invalid rows a `strict` refusal lists.
 const LISTED_INVALID_ROWS: usize = 5;
 /// Send attempts per batch of chunk messages before the acceptance is retried as a whole.
 const SEND_ATTEMPTS: usize = 3;
-
-#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
-fn fail(e: PortError) -> CommandError {
-    e.to_command_error()
-}
 
 impl App {
     /// Accepts a bulk task submitted with idempotency key `key`; returns it as stored.
@@ -94,7 +93,7 @@ impl App {
             task_id: task_id.clone(),
             idempotency_key: key.clone(),
             provisioning_template_id: request.provisioning_template_id.clone(),
-            template: text.clone(),
+            template: text,
             cdf_provisioning_parameters: request.cdf_provisioning_parameters.clone(),
             row_events: request.row_events,
             status: TaskStatus::InProgress,
@@ -226,14 +225,13 @@ impl App {
     /// compensated and counted as failed, so the task still completes.
     pub async fn run_chunk(&self, chunk: &BulkChunk, last: bool) -> Result<ChunkReport, CommandError> {
         let mut report = ChunkReport { task_id: chunk.task_id.to_string(), chunk: chunk.chunk, ..Default::default() };
-        for row in &chunk.rows {
-            // Read for every row, so that a cancel stops the rows not started yet.
-            let Some(task) = self.ports.bulk.get_task(&chunk.task_id).await.map_err(fail)? else {
-                return Err(CommandError::new(
-                    ErrorCode::NotFound,
-                    format!("bulk task {} does not exist", chunk.task_id),
-                ));
-            };
+        let mut task = self.bulk_task(&chunk.task_id).await?;
+        for (done, row) in chunk.rows.iter().enumerate() {
+            // Read again every few rows, so that a cancel stops the rows not started yet
+            // without a read per row.
+            if done > 0 && done % CANCEL_CHECK_ROWS == 0 {
+                task = self.bulk_task(&chunk.task_id).await?;
+            }
             let result = if task.status.accepts_rows() {
                 // A throttled or briefly failing row is retried here, within the chunk's
                 // visibility (the heartbeat keeps it), rather than by redelivering the chunk:
@@ -490,15 +488,10 @@ fn invalid_row(
     RowResult {
         row,
         outcome: RowOutcome::Failed,
-        thing_name: parameters.get("ThingName").map(|n| bulk_bounded(n)),
+        thing_name: parameters.get("ThingName").map(|n| bounded(n)),
         certificate_id: None,
         certificate_arn: None,
         private_key_secret: None,
         error: Some(CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)),
     }
-}
-
-/// A caller's value kept in a row result, cut to a sane length.
-fn bulk_bounded(text: &str) -> String {
-    crate::domain::command::bounded(text)
 }

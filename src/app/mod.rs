@@ -34,6 +34,12 @@ fn thing_error(thing: &ThingName) -> impl Fn(PortError) -> CommandError + '_ {
     }
 }
 
+/// A port failure as the command error it becomes (`.map_err(fail)`).
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
+fn fail(e: PortError) -> CommandError {
+    e.to_command_error()
+}
+
 /// Treats "not found" as success: the state the call wanted already holds.
 fn ignore_not_found(result: Result<(), PortError>) -> Result<(), PortError> {
     match result {

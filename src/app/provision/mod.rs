@@ -12,6 +12,7 @@ mod register_thing;
 mod steps;
 mod thing;
 
+use super::fail;
 use super::progress::Progress;
 use crate::crypto::Secret;
 use crate::domain::checkpoint::{CertificateStep, Checkpoint};
@@ -70,11 +71,6 @@ pub struct Provisioned {
     pub result: ProvisionResult,
     /// The key made here or by AWS, if any.
     pub private_key: Option<Secret>,
-}
-
-#[allow(clippy::needless_pass_by_value)] // used as `.map_err(fail)`
-fn fail(e: PortError) -> CommandError {
-    e.to_command_error()
 }
 
 /// Reads template `id`; a malformed id or a missing template is the request's fault.
