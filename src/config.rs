@@ -76,6 +76,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `CDF_MAX_RETRY_DELAY_SECS`: cap of the retry backoff.
     pub max_retry_delay: Duration,
+    /// `CDF_MAX_FAILED_ATTEMPTS`: attempts ending in a failure that may pass later (throttling,
+    /// an outage) before the command is given up, compensated and recorded FAILED.
+    pub max_failed_attempts: u32,
     /// `CDF_RECORD_RETENTION_DAYS`: how long command records are kept (DynamoDB TTL).
     pub record_retention: Duration,
     /// `CDF_DELETE_CERTIFICATES`: `deleteThing` default for certificates.
@@ -256,6 +259,7 @@ impl Config {
             visibility_timeout: secs(r.parse("CDF_VISIBILITY_TIMEOUT_SECS", 60, 5..=43_200)),
             shutdown_grace: secs(r.parse("CDF_SHUTDOWN_GRACE_SECS", 25, 0..=3_600)),
             max_retry_delay: secs(r.parse("CDF_MAX_RETRY_DELAY_SECS", 300, 1..=43_200)),
+            max_failed_attempts: r.parse("CDF_MAX_FAILED_ATTEMPTS", 5, 1..=100),
             record_retention: secs(r.parse("CDF_RECORD_RETENTION_DAYS", 7, 1..=365) * 86_400),
             delete_certificates: r.flag("CDF_DELETE_CERTIFICATES", true),
             delete_policies: r.flag("CDF_DELETE_POLICIES", true),
@@ -295,6 +299,7 @@ impl Config {
             delete_certificates: self.delete_certificates,
             delete_policies: self.delete_policies,
             conflict_retry: ConflictRetry::default(),
+            max_failed_attempts: self.max_failed_attempts,
             provision: ProvisionSettings {
                 certificate_days: self.certificate_expiry_days,
                 mode: self.provisioning_mode,

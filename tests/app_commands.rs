@@ -259,3 +259,36 @@ async fn a_record_this_version_cannot_read_dead_letters_the_message_with_the_rea
     }
     assert_eq!(f.registry.faults.count(IotOp::DescribeThing), 0, "nothing ran");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_budget_is_spent_by_failures_not_by_crashes() {
+    let f = Fixture::on_tokio_time();
+    seed_sensor(&f);
+    let command = update_certificates("k1", "sensor-1", "REVOKED");
+    // Six attempts crash (the worker is killed mid-call: the future is dropped, the lease kept).
+    f.registry.faults.delay_next(IotOp::ListThingPrincipals, std::time::Duration::from_secs(3_600), 6);
+    for attempt in 0..6 {
+        let token = format!("c{attempt}");
+        let crashed = tokio::time::timeout(std::time::Duration::from_secs(1), f.app.handle(&command, &token)).await;
+        assert!(crashed.is_err(), "attempt {attempt} should hang");
+        tokio::time::sleep(LEASE + std::time::Duration::from_secs(1)).await;
+    }
+    let record = f.record("k1");
+    assert_eq!((record.attempts, record.failures), (6, 0), "crashes are attempts, not failures");
+
+    // Then four retryable failures: each leaves the command to a later delivery.
+    f.registry.faults.fail_next(IotOp::ListThingPrincipals, ErrorKind::Throttled, 100);
+    for attempt in 0..4 {
+        match f.app.handle(&command, &format!("f{attempt}")).await {
+            Disposition::Retry { reason: RetryReason::Failed(e), .. } => assert_eq!(e.code, ErrorCode::Throttled),
+            other => panic!("attempt {attempt}: expected a retry, got {other:?}"),
+        }
+    }
+    assert_eq!(f.record("k1").failures, 4);
+    // The fifth failure spends the budget (CDF_MAX_FAILED_ATTEMPTS = 5): given up, explicitly.
+    assert_eq!(f.app.handle(&command, "f4").await, Disposition::Done);
+    let record = f.record("k1");
+    assert_eq!(record.status, CommandStatus::Failed);
+    assert_eq!(record.error.unwrap().code, ErrorCode::RetriesExhausted);
+    assert_eq!(f.events.published()[0].event_type, "command.failed");
+}

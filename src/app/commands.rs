@@ -46,6 +46,9 @@ pub struct AppSettings {
     pub delete_policies: bool,
     /// Retry of IoT's eventual-consistency conflicts.
     pub conflict_retry: ConflictRetry,
+    /// Attempts that may end in a failure that could pass later before the command is given
+    /// up. Crashed attempts and redeliveries do not count: only failures the attempt saw.
+    pub max_failed_attempts: u32,
     /// Provisioning settings.
     pub provision: ProvisionSettings,
 }
@@ -328,7 +331,7 @@ impl App {
             millis(self.settings.lease),
             i64::try_from(self.settings.record_retention.as_secs()).unwrap_or(i64::MAX),
         );
-        let (attempt, checkpoints) = match self.ports.state.create(&fresh).await {
+        let (attempt, failures, checkpoints) = match self.ports.state.create(&fresh).await {
             Err(e) if e.kind == ErrorKind::Unreadable => {
                 return Once::Pending(Disposition::Reject(CommandError::new(
                     ErrorCode::RecordUnreadable,
@@ -336,7 +339,7 @@ impl App {
                 )));
             }
             Err(e) => return Once::Pending(Disposition::retry(RetryReason::RecordUnavailable(e))),
-            Ok(CreateOutcome::Created) => (1, Default::default()),
+            Ok(CreateOutcome::Created) => (1, 0, Default::default()),
             Ok(CreateOutcome::Exists(existing)) => match existing.decide(payload_hash, now) {
                 BeginDecision::PayloadMismatch => {
                     return Once::Pending(Disposition::Reject(
@@ -364,7 +367,7 @@ impl App {
                         .take_over(key, existing.lease_token.as_deref(), lease_token, lease_until, now)
                         .await
                     {
-                        Ok(record) => (record.attempts, record.checkpoints),
+                        Ok(record) => (record.attempts, record.failures, record.checkpoints),
                         Err(e) => return Once::Pending(Disposition::retry(RetryReason::RecordUnavailable(e))),
                     }
                 }
@@ -378,6 +381,8 @@ impl App {
             work.subject().unwrap_or_default(),
             &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]
         );
+        // The last chance: the queue's last delivery, or the retry budget's last failure.
+        let last = last || failures.saturating_add(1) >= self.settings.max_failed_attempts;
         let outcome = match Checkpoints::decode(&checkpoints) {
             // Fail closed: a step this version cannot see might be repeated.
             Err(unreadable) => Outcome::Failed(unreadable.into()),

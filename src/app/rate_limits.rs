@@ -6,19 +6,26 @@
 //! process takes its share of them (`CDF_IOT_RATE_SHARE`, 1 / the number of worker processes).
 //! A paginated list counts as one call: its pages are few and the list quotas are generous
 //! next to the calls that make devices.
+//!
+//! A call IoT throttles anyway (another client of the account, a lower quota than configured)
+//! is repeated here after a short jittered pause, inside the command's attempt: a throttled
+//! call did not run, so repeating it is safe even for the calls that create certificates, and
+//! far cheaper than sending the whole command back to the queue.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::Arc;
 
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
 use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
 use crate::ports::{
-    AwsGeneratedKey, Certificates, DeviceRegistry, IotOperation, NewThing, Policies, PortError, ThingRegistration,
-    Things,
+    AwsGeneratedKey, Certificates, DeviceRegistry, ErrorKind, IotOperation, NewThing, Policies, PortError,
+    ThingRegistration, Things,
 };
 
 /// One token bucket per IoT operation.
@@ -63,16 +70,69 @@ impl RateLimits {
     }
 }
 
-/// A registry whose calls wait for their operation's token first.
+/// How a throttled call is repeated: pauses of 50 ms doubling to 2 s, with jitter, at most
+/// eight times (about 6 s in all) before the throttling is left to the command's retry.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleRetry {
+    /// First pause.
+    pub first_delay: Duration,
+    /// Longest pause.
+    pub max_delay: Duration,
+    /// Repeats after the first call.
+    pub max_retries: usize,
+}
+
+impl Default for ThrottleRetry {
+    fn default() -> Self {
+        Self { first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2), max_retries: 8 }
+    }
+}
+
+/// A registry whose calls wait for their operation's token first, and are repeated when IoT
+/// throttles them all the same.
 pub struct RateLimitedRegistry {
     inner: Arc<dyn DeviceRegistry>,
     limits: Arc<RateLimits>,
+    retry: ThrottleRetry,
 }
 
 impl RateLimitedRegistry {
-    /// Limits `inner` with `limits`.
+    /// Limits `inner` with `limits`, repeating throttled calls as [`ThrottleRetry::default`].
     pub fn new(inner: Arc<dyn DeviceRegistry>, limits: Arc<RateLimits>) -> Self {
-        Self { inner, limits }
+        Self { inner, limits, retry: ThrottleRetry::default() }
+    }
+
+    /// The same with another schedule of repeats.
+    #[must_use]
+    pub fn with_retry(mut self, retry: ThrottleRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Calls `call` once `op`'s token is there; a throttled call takes a new token and goes
+    /// again after a pause, until it passes or the repeats run out.
+    async fn call<T, F, Fut>(&self, op: IotOperation, mut call: F) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, PortError>>,
+    {
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(self.retry.first_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        let attempt = || {
+            let next = call();
+            async move {
+                self.limits.acquire(op).await;
+                next.await
+            }
+        };
+        attempt
+            .retry(policy)
+            .when(|e: &PortError| e.kind == ErrorKind::Throttled)
+            .notify(|e, delay| tracing::debug!(op = e.op, delay_ms = delay.as_millis() as u64, "throttled, repeating"))
+            .await
     }
 }
 
@@ -85,13 +145,11 @@ impl std::fmt::Debug for RateLimitedRegistry {
 #[async_trait]
 impl Things for RateLimitedRegistry {
     async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
-        self.limits.acquire(IotOperation::DescribeThing).await;
-        self.inner.describe_thing(thing).await
+        self.call(IotOperation::DescribeThing, || self.inner.describe_thing(thing)).await
     }
 
     async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
-        self.limits.acquire(IotOperation::CreateThing).await;
-        self.inner.create_thing(thing).await
+        self.call(IotOperation::CreateThing, || self.inner.create_thing(thing)).await
     }
 
     async fn update_thing(
@@ -101,86 +159,72 @@ impl Things for RateLimitedRegistry {
         attributes: &BTreeMap<String, String>,
         merge: bool,
     ) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::UpdateThing).await;
-        self.inner.update_thing(thing, thing_type, attributes, merge).await
+        self.call(IotOperation::UpdateThing, || self.inner.update_thing(thing, thing_type, attributes, merge)).await
     }
 
     async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::DeleteThing).await;
-        self.inner.delete_thing(thing).await
+        self.call(IotOperation::DeleteThing, || self.inner.delete_thing(thing)).await
     }
 
     async fn list_thing_principals(&self, thing: &ThingName) -> Result<Vec<Arn>, PortError> {
-        self.limits.acquire(IotOperation::ListThingPrincipals).await;
-        self.inner.list_thing_principals(thing).await
+        self.call(IotOperation::ListThingPrincipals, || self.inner.list_thing_principals(thing)).await
     }
 
     async fn list_principal_things(&self, principal: &Arn) -> Result<Vec<String>, PortError> {
-        self.limits.acquire(IotOperation::ListPrincipalThings).await;
-        self.inner.list_principal_things(principal).await
+        self.call(IotOperation::ListPrincipalThings, || self.inner.list_principal_things(principal)).await
     }
 
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::AttachThingPrincipal).await;
-        self.inner.attach_thing_principal(thing, principal).await
+        self.call(IotOperation::AttachThingPrincipal, || self.inner.attach_thing_principal(thing, principal)).await
     }
 
     async fn detach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::DetachThingPrincipal).await;
-        self.inner.detach_thing_principal(thing, principal).await
+        self.call(IotOperation::DetachThingPrincipal, || self.inner.detach_thing_principal(thing, principal)).await
     }
 
     async fn list_thing_groups_for_thing(&self, thing: &ThingName) -> Result<Vec<String>, PortError> {
-        self.limits.acquire(IotOperation::ListThingGroupsForThing).await;
-        self.inner.list_thing_groups_for_thing(thing).await
+        self.call(IotOperation::ListThingGroupsForThing, || self.inner.list_thing_groups_for_thing(thing)).await
     }
 
     async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
-        self.limits.acquire(IotOperation::DescribeThingGroup).await;
-        self.inner.describe_thing_group(group).await
+        self.call(IotOperation::DescribeThingGroup, || self.inner.describe_thing_group(group)).await
     }
 
     async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::AddThingToThingGroup).await;
-        self.inner.add_thing_to_thing_group(thing, group).await
+        self.call(IotOperation::AddThingToThingGroup, || self.inner.add_thing_to_thing_group(thing, group)).await
     }
 
     async fn remove_thing_from_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::RemoveThingFromThingGroup).await;
-        self.inner.remove_thing_from_thing_group(thing, group).await
+        self.call(IotOperation::RemoveThingFromThingGroup, || self.inner.remove_thing_from_thing_group(thing, group))
+            .await
     }
 
     async fn add_thing_to_billing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::AddThingToBillingGroup).await;
-        self.inner.add_thing_to_billing_group(thing, group).await
+        self.call(IotOperation::AddThingToBillingGroup, || self.inner.add_thing_to_billing_group(thing, group)).await
     }
 }
 
 #[async_trait]
 impl Certificates for RateLimitedRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
-        self.limits.acquire(IotOperation::DescribeCertificate).await;
-        self.inner.describe_certificate(id).await
+        self.call(IotOperation::DescribeCertificate, || self.inner.describe_certificate(id)).await
     }
 
     async fn update_certificate_status(&self, id: &CertificateId, status: CertificateStatus) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::UpdateCertificate).await;
-        self.inner.update_certificate_status(id, status).await
+        self.call(IotOperation::UpdateCertificate, || self.inner.update_certificate_status(id, status)).await
     }
 
     async fn delete_certificate(&self, id: &CertificateId) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::DeleteCertificate).await;
-        self.inner.delete_certificate(id).await
+        self.call(IotOperation::DeleteCertificate, || self.inner.delete_certificate(id)).await
     }
 
     async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
-        self.limits.acquire(IotOperation::CreateCertificateFromCsr).await;
-        self.inner.create_certificate_from_csr(csr_pem, active).await
+        self.call(IotOperation::CreateCertificateFromCsr, || self.inner.create_certificate_from_csr(csr_pem, active))
+            .await
     }
 
     async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
-        self.limits.acquire(IotOperation::CreateKeysAndCertificate).await;
-        self.inner.create_keys_and_certificate(active).await
+        self.call(IotOperation::CreateKeysAndCertificate, || self.inner.create_keys_and_certificate(active)).await
     }
 
     async fn register_certificate(
@@ -189,8 +233,10 @@ impl Certificates for RateLimitedRegistry {
         ca_certificate_pem: Option<&str>,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        self.limits.acquire(IotOperation::RegisterCertificate).await;
-        self.inner.register_certificate(certificate_pem, ca_certificate_pem, active).await
+        self.call(IotOperation::RegisterCertificate, || {
+            self.inner.register_certificate(certificate_pem, ca_certificate_pem, active)
+        })
+        .await
     }
 
     async fn register_certificate_without_ca(
@@ -198,56 +244,49 @@ impl Certificates for RateLimitedRegistry {
         certificate_pem: &str,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        self.limits.acquire(IotOperation::RegisterCertificateWithoutCA).await;
-        self.inner.register_certificate_without_ca(certificate_pem, active).await
+        self.call(IotOperation::RegisterCertificateWithoutCA, || {
+            self.inner.register_certificate_without_ca(certificate_pem, active)
+        })
+        .await
     }
 
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
-        self.limits.acquire(IotOperation::DescribeCACertificate).await;
-        self.inner.ca_certificate_pem(ca_certificate_id).await
+        self.call(IotOperation::DescribeCACertificate, || self.inner.ca_certificate_pem(ca_certificate_id)).await
     }
 
     async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
-        self.limits.acquire(IotOperation::ListCertificates).await;
-        self.inner.recent_inactive_certificates(since_ms).await
+        self.call(IotOperation::ListCertificates, || self.inner.recent_inactive_certificates(since_ms)).await
     }
 }
 
 #[async_trait]
 impl Policies for RateLimitedRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
-        self.limits.acquire(IotOperation::GetPolicy).await;
-        self.inner.get_policy(policy).await
+        self.call(IotOperation::GetPolicy, || self.inner.get_policy(policy)).await
     }
 
     async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::CreatePolicy).await;
-        self.inner.create_policy(policy, document).await
+        self.call(IotOperation::CreatePolicy, || self.inner.create_policy(policy, document)).await
     }
 
     async fn delete_policy(&self, policy: &str) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::DeletePolicy).await;
-        self.inner.delete_policy(policy).await
+        self.call(IotOperation::DeletePolicy, || self.inner.delete_policy(policy)).await
     }
 
     async fn attach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::AttachPolicy).await;
-        self.inner.attach_policy(policy, target).await
+        self.call(IotOperation::AttachPolicy, || self.inner.attach_policy(policy, target)).await
     }
 
     async fn detach_policy(&self, policy: &str, target: &Arn) -> Result<(), PortError> {
-        self.limits.acquire(IotOperation::DetachPolicy).await;
-        self.inner.detach_policy(policy, target).await
+        self.call(IotOperation::DetachPolicy, || self.inner.detach_policy(policy, target)).await
     }
 
     async fn list_attached_policies(&self, target: &Arn) -> Result<Vec<String>, PortError> {
-        self.limits.acquire(IotOperation::ListAttachedPolicies).await;
-        self.inner.list_attached_policies(target).await
+        self.call(IotOperation::ListAttachedPolicies, || self.inner.list_attached_policies(target)).await
     }
 
     async fn list_policy_targets(&self, policy: &str) -> Result<Vec<Arn>, PortError> {
-        self.limits.acquire(IotOperation::ListTargetsForPolicy).await;
-        self.inner.list_policy_targets(policy).await
+        self.call(IotOperation::ListTargetsForPolicy, || self.inner.list_policy_targets(policy)).await
     }
 }
 
@@ -258,16 +297,16 @@ impl ThingRegistration for RateLimitedRegistry {
         template_body: &str,
         parameters: &BTreeMap<String, String>,
     ) -> Result<Registration, PortError> {
-        self.limits.acquire(IotOperation::RegisterThing).await;
-        self.inner.register_thing(template_body, parameters).await
+        self.call(IotOperation::RegisterThing, || self.inner.register_thing(template_body, parameters)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
+    use crate::adapters::memory::MemoryRegistry;
 
     #[tokio::test]
     async fn calls_beyond_the_rate_wait_for_their_token() {
@@ -283,6 +322,44 @@ mod tests {
         let other = Instant::now();
         limits.acquire(IotOperation::DescribeThing).await;
         assert!(other.elapsed() < Duration::from_millis(50));
+    }
+
+    fn limited(faults: impl FnOnce(&MemoryRegistry)) -> (Arc<MemoryRegistry>, RateLimitedRegistry) {
+        let memory = Arc::new(MemoryRegistry::default());
+        faults(&memory);
+        let retry = ThrottleRetry {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_retries: 3,
+        };
+        let limits = Arc::new(RateLimits::new(1.0, &BTreeMap::new()));
+        (memory.clone(), RateLimitedRegistry::new(memory, limits).with_retry(retry))
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_is_repeated_even_when_it_makes_a_certificate() {
+        let (memory, registry) =
+            limited(|m| m.faults.fail_next(IotOperation::CreateKeysAndCertificate, ErrorKind::Throttled, 3));
+        registry.create_keys_and_certificate(true).await.expect("the fourth call passes");
+        assert_eq!(memory.faults.count(IotOperation::CreateKeysAndCertificate), 4);
+        assert_eq!(memory.certificates().len(), 1, "throttled calls made nothing");
+    }
+
+    #[tokio::test]
+    async fn throttling_beyond_the_repeats_is_left_to_the_command() {
+        let (memory, registry) = limited(|m| m.faults.fail_next(IotOperation::DescribeThing, ErrorKind::Throttled, 4));
+        let err = registry.describe_thing(&ThingName::parse("t1").unwrap()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled);
+        assert_eq!(memory.faults.count(IotOperation::DescribeThing), 4, "the call and three repeats");
+    }
+
+    #[tokio::test]
+    async fn other_failures_are_not_repeated() {
+        let (memory, registry) =
+            limited(|m| m.faults.fail_next(IotOperation::CreateKeysAndCertificate, ErrorKind::Transient, 1));
+        let err = registry.create_keys_and_certificate(true).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient, "a timeout may have made a certificate: never repeated blindly");
+        assert_eq!(memory.faults.count(IotOperation::CreateKeysAndCertificate), 1);
     }
 
     #[test]

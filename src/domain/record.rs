@@ -116,8 +116,12 @@ pub struct CommandRecord {
     pub lease_token: Option<String>,
     /// Until when the lease protects the attempt (unix ms).
     pub lease_expires_at_ms: i64,
-    /// How many attempts have started.
+    /// How many attempts have started (crashed ones included).
     pub attempts: u32,
+    /// How many attempts ended in a failure that may pass later (throttling, an outage): the
+    /// command's retry budget is spent by these, not by crashes or redeliveries.
+    #[serde(default)]
+    pub failures: u32,
     /// The result, once succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<CommandResult>,
@@ -175,6 +179,7 @@ impl CommandRecord {
             lease_token: Some(lease_token),
             lease_expires_at_ms: now_ms + lease_ms,
             attempts: 1,
+            failures: 0,
             result: None,
             error: None,
             checkpoints: StoredCheckpoints::new(),

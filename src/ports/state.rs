@@ -41,7 +41,8 @@ pub trait StateStore: Send + Sync {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<CommandRecord, PortError>;
-    /// Gives the lease up after a retryable failure, keeping the error for operators.
+    /// Gives the lease up after a retryable failure, keeping the error for operators and
+    /// counting the failure against the command's retry budget.
     async fn release(
         &self,
         key: &IdempotencyKey,

@@ -73,13 +73,16 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert!(saved.groups && saved.policies["contract-policy"].created, "checkpoints survive a take-over");
     condition_failed(store.checkpoint(&key, "tok-1", &Checkpoint::Attached).await, "checkpoint by the old holder");
 
-    // A retryable failure gives the lease up and keeps the error.
+    // A retryable failure gives the lease up, keeps the error and counts against the budget
+    // (the take-over above did not: it was an attempt, not a failure).
+    assert_eq!(taken.failures, 0);
     let throttled = CommandError::new(ErrorCode::Throttled, "slow down");
     store.release(&key, "tok-2", &throttled, NOW + 2).await.unwrap();
     let released = store.get(&key).await.unwrap().unwrap();
     assert_eq!(released.lease_expires_at_ms, NOW + 2);
     assert_eq!(released.error, Some(throttled));
     assert_eq!(released.status, CommandStatus::InProgress);
+    assert_eq!(released.failures, 1);
 
     // The outcome is recorded once, by the holder, and clears the retryable error.
     let result = CommandResult::DeleteThing(ThingDeleted { thing_name: "contract-thing".into(), ..Default::default() });

@@ -161,6 +161,7 @@ impl StateStore for MemoryStateStore {
         self.faults.enter(StoreOp::Release).await?;
         self.update("release", key, Some(token), |r| {
             r.lease_expires_at_ms = now_ms;
+            r.failures += 1;
             r.error = Some(error.clone());
             r.updated_at_ms = now_ms;
         })

@@ -34,6 +34,7 @@ pub(super) fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         ("status".to_owned(), s(r.status.as_str())),
         ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms)),
         ("attempts".to_owned(), n(r.attempts)),
+        ("failures".to_owned(), n(r.failures)),
         ("eventPublished".to_owned(), AttributeValue::Bool(r.event_published)),
         ("createdAt".to_owned(), n(r.created_at_ms)),
         ("updatedAt".to_owned(), n(r.updated_at_ms)),
@@ -93,6 +94,11 @@ pub(super) fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
         lease_token: optional_text("leaseToken")?,
         lease_expires_at_ms: number("leaseExpiresAt")?,
         attempts: u32::try_from(number("attempts")?).map_err(|_| bad("attempts"))?,
+        // Absent from records written before the count existed: none counted then.
+        failures: match item.get("failures") {
+            None => 0,
+            Some(_) => u32::try_from(number("failures")?).map_err(|_| bad("failures"))?,
+        },
         result,
         error,
         checkpoints: match item.get("checkpoints") {

@@ -1,0 +1,406 @@
+"""The fault suite: provisioning commands through the real worker against the emulator while
+faults are injected, each run ending in a census of IoT, DynamoDB, the events and the queues.
+
+    scripts/fault-suite.sh [--commands 500] [--runs 3] [scenario ...]
+
+Scenarios (all by default):
+- baseline: no faults; the reference time for `throttle`.
+- kill: one worker, killed with SIGKILL at random moments and restarted.
+- kill3: three workers on the queue, each killed at random moments and restarted.
+- freeze: the emulator stopped (SIGSTOP) for 15 s mid-run, then resumed.
+- throttle: 30 % of IoT calls answered ThrottlingException by the fault proxy.
+- sigterm: the worker stopped with SIGTERM under load at random moments and restarted.
+- cut: 5 % of IoT calls dropped unanswered after they ran on the emulator, and 5 % of
+  DynamoDB and SQS calls answered 503.
+
+Each run starts a fresh emulator and fault proxy, deploys the stack, enqueues the commands
+(half AWS-issued certificates, half from CSRs), runs the scenario until every command has
+announced its outcome on the events queue (the progress check reads events, not records),
+then takes the census: exactly one terminal record per command, all SUCCEEDED; one thing and
+one ACTIVE certificate per command, every certificate attached to its thing and nothing else;
+one event id per command; the dead-letter queue empty; no private key material in the
+worker's logs, the table, the events or the dead-letter queue. Exit status 1 if any check fails.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE = os.path.join(ROOT, ".local", "fault-suite")
+PYTHON = sys.executable
+KEY_MARKERS = ("PRIVATE KEY-----", "MIIE", "MHcCAQEE", "MIGHAgEA")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+class Run:
+    """One scenario run: emulator, proxy, stack, workers and the census."""
+
+    def __init__(self, scenario, commands, worker_bin, concurrency, run_id):
+        self.scenario, self.n, self.bin, self.concurrency = scenario, commands, worker_bin, concurrency
+        self.dir = os.path.join(STATE, f"{scenario}-{run_id}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.moto_port, self.proxy_port = free_port(), free_port()
+        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
+        self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
+        self.workers = []
+        self.worker_starts = 0
+        self.kills = 0
+        self.events = []
+        self.lock = threading.Lock()
+
+    # --- processes -----------------------------------------------------------------------
+    def start_emulator(self):
+        log = open(os.path.join(self.dir, "moto.log"), "w")
+        script = os.path.join(ROOT, "scripts", "moto_server.py")
+        self.moto = subprocess.Popen([PYTHON, script, "-H", "127.0.0.1", "-p", str(self.moto_port)], stdout=log, stderr=log)
+        wait_http(self.moto_url + "/moto-api/")
+        script = os.path.join(ROOT, "scripts", "fault_proxy.py")
+        listen, upstream = f"127.0.0.1:{self.proxy_port}", f"127.0.0.1:{self.moto_port}"
+        self.proxy = subprocess.Popen([PYTHON, script, "--listen", listen, "--upstream", upstream])
+        wait_http(self.proxy_url + "/__proxy/stats")
+
+    def proxy_call(self, method, path, body=None):
+        request = urllib.request.Request(self.proxy_url + path, data=body, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def set_faults(self, rules):
+        self.proxy_call("PUT", "/__proxy/rules", json.dumps(rules).encode())
+
+    def client(self, service):
+        config = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=50)
+        return boto3.client(service, endpoint_url=self.moto_url, config=config)
+
+    def deploy(self):
+        env = dict(os.environ, AWS_ENDPOINT_URL=self.moto_url)
+        params = ["--param", "VisibilityTimeoutSecs=30"]
+        out = subprocess.run(
+            [self.bin, "stack", "deploy", "--name", "faults", *params], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        self.stack = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        s3 = self.client("s3")
+        for template in ("aws-issued", "csr"):
+            with open(os.path.join(ROOT, "infra", "templates", f"{template}.json"), "rb") as f:
+                s3.put_object(Bucket=self.stack["CDF_BUCKET"], Key=f"templates/{template}.json", Body=f.read())
+        document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+        self.client("iot").create_policy(policyName="cdf-example-device", policyDocument=json.dumps(document))
+        self.events_url = self.client("sqs").get_queue_url(QueueName=self.stack["CDF_EVENTS_DESTINATION"].rsplit("/", 1)[-1])["QueueUrl"]
+
+    def enqueue(self):
+        sqs = self.client("sqs")
+        bodies = []
+        for i in range(self.n):
+            name = self.thing(i)
+            if i % 2:
+                key = ec.generate_private_key(ec.SECP256R1())
+                subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)])
+                csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+                pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+                payload = {"provisioningTemplateId": "csr", "parameters": {"ThingName": name, "CSR": pem}}
+            else:
+                payload = {"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": name}}
+            bodies.append(json.dumps({"schemaVersion": 1, "type": "provisionThing", "idempotencyKey": self.key(i), "payload": payload}))
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[start : start + 10])]
+            sqs.send_message_batch(QueueUrl=self.stack["CDF_COMMAND_QUEUE"], Entries=entries)
+
+    def thing(self, i):
+        return f"fault-{i:05d}"
+
+    def key(self, i):
+        return f"fault-cmd-{i}"
+
+    def start_worker(self, slot):
+        env = dict(
+            os.environ,
+            **self.stack,
+            AWS_ENDPOINT_URL=self.proxy_url,
+            CDF_WAIT_TIME_SECS="2",
+            CDF_CONCURRENCY=str(self.concurrency),
+            CDF_VISIBILITY_TIMEOUT_SECS="30",
+            CDF_SHUTDOWN_GRACE_SECS="20",
+            CDF_LOG_FORMAT="json",
+            CDF_LOG_LEVEL="info",
+        )
+        log = open(os.path.join(self.dir, f"worker-{slot}.log"), "a")
+        process = subprocess.Popen([self.bin, "worker"], env=env, stdout=log, stderr=log)
+        self.worker_starts += 1
+        return process
+
+    def stop_workers(self):
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def stop_all(self):
+        self.stop_workers()
+        for process in (getattr(self, "proxy", None), getattr(self, "moto", None)):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    # --- progress ------------------------------------------------------------------------
+    def drain_events(self, stop):
+        sqs = self.client("sqs")
+        while not stop.is_set():
+            try:
+                messages = sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            except Exception:
+                time.sleep(0.5)  # the emulator may be frozen
+                continue
+            if not messages:
+                continue
+            with self.lock:
+                self.events.extend(json.loads(m["Body"]) for m in messages)
+            entries = [{"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]} for j, m in enumerate(messages)]
+            try:
+                sqs.delete_message_batch(QueueUrl=self.events_url, Entries=entries)
+            except Exception:
+                pass
+
+    def announced(self):
+        with self.lock:
+            return len({e.get("data", {}).get("idempotencyKey") for e in self.events})
+
+    # --- scenarios -----------------------------------------------------------------------
+    def run(self, timeout):
+        self.start_emulator()
+        try:
+            self.deploy()
+            self.enqueue()
+            stop = threading.Event()
+            drainer = threading.Thread(target=self.drain_events, args=(stop,), daemon=True)
+            drainer.start()
+            started = time.time()
+            self.perturb(started, timeout)
+            self.elapsed = time.time() - started
+            self.stop_workers()
+            time.sleep(2)
+            stop.set()
+            drainer.join()
+            self.faults = self.proxy_call("GET", "/__proxy/stats")["faults"]
+            return self.census()
+        finally:
+            self.stop_all()
+
+    def done(self):
+        return self.announced() >= self.n
+
+    def perturb(self, started, timeout):
+        scenario = self.scenario
+        slots = 3 if scenario == "kill3" else 1
+        if scenario == "throttle":
+            self.set_faults([{"service": "iot", "fault": "throttle", "rate": 0.3}])
+        if scenario == "cut":
+            self.set_faults(
+                [
+                    {"service": "iot", "fault": "cut_after", "rate": 0.05},
+                    {"service": "dynamodb", "fault": "unavailable", "rate": 0.05},
+                    {"service": "sqs", "op": "DeleteMessageBatch", "fault": "unavailable", "rate": 0.05},
+                    {"service": "sqs", "op": "ChangeMessageVisibility", "fault": "unavailable", "rate": 0.05},
+                ]
+            )
+        self.workers = [self.start_worker(slot) for slot in range(slots)]
+        next_fault = [started + random.uniform(3, 8) for _ in range(slots)]
+        frozen = False
+        while not self.done():
+            now = time.time()
+            if now - started > timeout:
+                print(f"  timed out after {timeout} s with {self.announced()} of {self.n} announced", flush=True)
+                break
+            if scenario in ("kill", "kill3", "sigterm"):
+                for slot in range(slots):
+                    if now >= next_fault[slot]:
+                        process = self.workers[slot]
+                        process.send_signal(signal.SIGKILL if scenario != "sigterm" else signal.SIGTERM)
+                        process.wait()
+                        self.kills += 1
+                        self.workers[slot] = self.start_worker(slot)
+                        next_fault[slot] = now + random.uniform(3, 8)
+            if scenario == "freeze" and not frozen and self.announced() >= self.n // 3:
+                self.moto.send_signal(signal.SIGSTOP)
+                time.sleep(15)
+                self.moto.send_signal(signal.SIGCONT)
+                frozen = True
+            time.sleep(0.1)
+        self.set_faults([])
+
+    # --- census --------------------------------------------------------------------------
+    def census(self):
+        problems = []
+        ddb, iot, sqs = self.client("dynamodb"), self.client("iot"), self.client("sqs")
+        items = []
+        for page in ddb.get_paginator("scan").paginate(TableName=self.stack["CDF_TABLE"]):
+            items.extend(page["Items"])
+        records = {i["pk"]["S"][4:]: i for i in items if i["sk"]["S"] == "cmd"}
+        statuses = {}
+        for i in range(self.n):
+            record = records.get(self.key(i))
+            status = record["status"]["S"] if record else "MISSING"
+            statuses[status] = statuses.get(status, 0) + 1
+            if status != "SUCCEEDED":
+                error = record.get("error", {}).get("M", {}) if record else {}
+                problems.append(f"{self.key(i)}: record {status} {json.dumps(error)[:300]}")
+        unpublished = sum(1 for r in records.values() if not r.get("eventPublished", {}).get("BOOL", False))
+        if unpublished:
+            problems.append(f"{unpublished} finished records not marked as announced")
+
+        things = set()
+        for page in iot.get_paginator("list_things").paginate():
+            things.update(t["thingName"] for t in page["things"])
+        expected = {self.thing(i) for i in range(self.n)}
+        if things - expected:
+            problems.append(f"unexpected things: {sorted(things - expected)[:10]}")
+        if expected - things:
+            problems.append(f"{len(expected - things)} things missing: {sorted(expected - things)[:10]}")
+        certificates = []
+        for page in iot.get_paginator("list_certificates").paginate(pageSize=250):
+            certificates.extend(page["certificates"])
+        attached = {}
+        for thing in sorted(things):
+            principals = iot.list_thing_principals(thingName=thing)["principals"]
+            active = 0
+            for arn in principals:
+                attached.setdefault(arn, []).append(thing)
+            for arn in principals:
+                cert = next((c for c in certificates if c["certificateArn"] == arn), None)
+                active += bool(cert and cert["status"] == "ACTIVE")
+            if active != 1 or len(principals) != 1:
+                problems.append(f"{thing}: {len(principals)} certificates, {active} ACTIVE")
+        orphans = [c["certificateId"][:12] for c in certificates if c["certificateArn"] not in attached]
+        shared = [arn for arn, ts in attached.items() if len(ts) > 1]
+        if orphans:
+            problems.append(f"{len(orphans)} certificates attached to no thing: {orphans[:5]}")
+        if shared:
+            problems.append(f"{len(shared)} certificates attached to several things")
+
+        ids = {}
+        for event in self.events:
+            key = event.get("data", {}).get("idempotencyKey")
+            ids.setdefault(key, set()).add(event["id"])
+            if event.get("type") != "thing.provisioned":
+                problems.append(f"{key}: event {event.get('type')}")
+        duplicate_ids = [k for k, v in ids.items() if len(v) > 1]
+        if duplicate_ids:
+            problems.append(f"{len(duplicate_ids)} commands announced under several event ids: {duplicate_ids[:5]}")
+        missing_events = [self.key(i) for i in range(self.n) if self.key(i) not in ids]
+        if missing_events:
+            problems.append(f"{len(missing_events)} commands without an event: {missing_events[:5]}")
+        redelivered_events = len(self.events) - len(ids)
+
+        dlq = sqs.get_queue_url(QueueName=self.stack["CDF_DEAD_LETTER_QUEUE"].rsplit("/", 1)[-1])["QueueUrl"] if "CDF_DEAD_LETTER_QUEUE" in self.stack else None
+        dead = []
+        if dlq:
+            while True:
+                batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]).get("Messages", [])
+                if not batch:
+                    break
+                dead.extend(batch)
+            if dead:
+                problems.append(f"{len(dead)} messages in the dead-letter queue")
+
+        texts = [json.dumps(items), json.dumps(self.events), json.dumps(dead)]
+        for name in os.listdir(self.dir):
+            if name.startswith("worker-"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    texts.append(f.read())
+        leaks = sum(t.count(marker) for t in texts for marker in KEY_MARKERS)
+        if leaks:
+            problems.append(f"{leaks} occurrences of private key material outside the secret store")
+        return {
+            "scenario": self.scenario,
+            "commands": self.n,
+            "seconds": round(self.elapsed, 1),
+            "records": statuses,
+            "things": len(things),
+            "certificates": len(certificates),
+            "active": sum(c["status"] == "ACTIVE" for c in certificates),
+            "orphans": len(orphans),
+            "events": len(self.events),
+            "event_redeliveries": redelivered_events,
+            "dead_lettered": len(dead),
+            "worker_starts": self.worker_starts,
+            "kills": self.kills,
+            "faults": self.faults,
+            "problems": problems,
+        }
+
+
+def main():
+    parser = argparse.ArgumentParser(description="fault suite")
+    parser.add_argument("scenarios", nargs="*", default=["baseline", "kill", "kill3", "freeze", "throttle", "sigterm", "cut"])
+    parser.add_argument("--commands", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--worker", required=True, help="path of the cdf-provisioning binary")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    failed = False
+    summary = []
+    for scenario in args.scenarios:
+        for run_id in range(1, args.runs + 1):
+            print(f"== {scenario} run {run_id}: {args.commands} commands", flush=True)
+            result = Run(scenario, args.commands, args.worker, args.concurrency, run_id).run(args.timeout)
+            print(json.dumps(result), flush=True)
+            summary.append(result)
+            failed |= bool(result["problems"])
+    print("== summary")
+    for r in summary:
+        verdict = "ok" if not r["problems"] else f"FAILED ({len(r['problems'])} problems)"
+        faults = sum(r["faults"].values())
+        print(
+            f"{r['scenario']:>9}: {r['commands']} commands in {r['seconds']:>6.1f} s, kills {r['kills']:>3}, "
+            f"faults injected {faults:>5}, succeeded {r['records'].get('SUCCEEDED', 0)}, "
+            f"orphans {r['orphans']}, dead-lettered {r['dead_lettered']}: {verdict}"
+        )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
