@@ -12,6 +12,9 @@ Scenarios (all by default):
 - sigterm: the worker stopped with SIGTERM under load at random moments and restarted.
 - cut: 5 % of IoT calls dropped unanswered after they ran on the emulator, and 5 % of
   DynamoDB and SQS calls answered 503.
+- load: no faults and no proxy: the worker straight against the emulator, reporting its CPU
+  time per command, its peak resident memory and the emulator's CPU share (the load
+  benchmark: `scripts/bench.sh`).
 
 Each run starts a fresh emulator and fault proxy, deploys the stack, enqueues the commands
 (half AWS-issued certificates, half from CSRs), runs the scenario until every command has
@@ -44,13 +47,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE = os.path.join(ROOT, ".local", "fault-suite")
 PYTHON = sys.executable
-KEY_MARKERS = ("PRIVATE KEY-----", "MIIE", "MHcCAQEE", "MIGHAgEA")
+# PEM armour, and the base64 openings of EC (SEC1, PKCS#8) and RSA (PKCS#8, PKCS#1) private keys.
+KEY_MARKERS = ("PRIVATE KEY-----", "MHcCAQEE", "MIGHAgEA", "MIIEvQIBADAN", "MIIEpAIBAAKCAQEA")
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
 def wait_http(url, seconds=20):
@@ -147,7 +163,7 @@ class Run:
         env = dict(
             os.environ,
             **self.stack,
-            AWS_ENDPOINT_URL=self.proxy_url,
+            AWS_ENDPOINT_URL=self.moto_url if self.scenario == "load" else self.proxy_url,
             CDF_WAIT_TIME_SECS="2",
             CDF_CONCURRENCY=str(self.concurrency),
             CDF_VISIBILITY_TIMEOUT_SECS="30",
@@ -214,8 +230,14 @@ class Run:
             drainer = threading.Thread(target=self.drain_events, args=(stop,), daemon=True)
             drainer.start()
             started = time.time()
+            moto_cpu = cpu_seconds(self.moto.pid)
             self.perturb(started, timeout)
             self.elapsed = time.time() - started
+            self.usage = {
+                "emulator_cpu_share": round((cpu_seconds(self.moto.pid) - moto_cpu) / self.elapsed, 2),
+                "worker_cpu_ms_per_command": round(cpu_seconds(self.workers[0].pid) * 1000 / self.n, 2),
+                "worker_peak_rss_mb": round(peak_rss_kb(self.workers[0].pid) / 1024, 1),
+            }
             self.stop_workers()
             time.sleep(2)
             stop.set()
@@ -364,6 +386,7 @@ class Run:
             "worker_starts": self.worker_starts,
             "kills": self.kills,
             "faults": self.faults,
+            "usage": self.usage,
             "problems": problems,
         }
 

@@ -8,10 +8,14 @@
 
 mod common;
 
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, header};
+use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::{CommandEnvelope, ErrorCode};
 use common::Fixture;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// The longest an error message may be (the domain caps it at 2,000 characters).
 const MAX_ERROR: usize = 2_100;
@@ -280,5 +284,175 @@ async fn every_hostile_message_ends_in_a_specific_bounded_error() {
         assert!(f.registry.certificates().is_empty(), "{name}: a certificate was left");
         let stored = serde_json::to_string(&f.state.records()).unwrap();
         assert!(!stored.contains("PRIVATE KEY-----\nM"), "{name}: key material in a record");
+    }
+}
+
+/// Hostile REST requests: (name, method, uri, content type, body).
+fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, String)> {
+    const JSON: Option<&str> = Some(MEDIA_TYPE);
+    let huge = "x".repeat(300_000);
+    let provision =
+        |parameters: Value| json!({"provisioningTemplateId": "aws-issued", "parameters": parameters}).to_string();
+    let mut cases = Vec::new();
+    let mut add = |name: &str, method: &'static str, uri: String, content_type, body: String| {
+        cases.push((name.to_owned(), method, uri, content_type, body));
+    };
+    // Paths.
+    for (name, path) in [
+        ("encoded slash in name", "/things/a%2Fb"),
+        ("dot-dot name", "/things/.."),
+        ("encoded dot-dot", "/things/%2E%2E%2Fsecrets"),
+        ("control char in name", "/things/a%01b"),
+        ("newline in name", "/things/a%0Ab"),
+        ("space in name", "/things/a%20b"),
+        ("unicode name", "/things/%C3%B1ame"),
+        ("invalid utf-8 in name", "/things/%FF%FE"),
+        (
+            "name of 129",
+            "/things/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
+        ),
+        ("unknown route", "/admin"),
+        ("trailing segments", "/things/t1/certificates/extra"),
+        ("bulk task id not a uuid", "/bulkthings/not-a-uuid"),
+        ("bulk rows of a bad id", "/bulkthings/%27%20OR%201%3D1/rows"),
+        ("bulk unknown task", "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f"),
+    ] {
+        add(name, "GET", path.to_owned(), None, String::new());
+    }
+    add("huge name in path", "GET", format!("/things/{}", "n".repeat(8_000)), None, String::new());
+    add(
+        "bulk rows bad page token",
+        "GET",
+        "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f/rows?nextToken=%00%FF".into(),
+        None,
+        String::new(),
+    );
+    add(
+        "bulk rows negative limit",
+        "GET",
+        "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f/rows?limit=-1".into(),
+        None,
+        String::new(),
+    );
+    // Methods and query options.
+    add("PUT on a thing", "PUT", "/things/t1".into(), JSON, "{}".into());
+    add("POST on a thing", "POST", "/things/t1".into(), JSON, "{}".into());
+    add("DELETE on the collection", "DELETE", "/things".into(), None, String::new());
+    add("delete option not a bool", "DELETE", "/things/t1?deleteCertificates=maybe".into(), None, String::new());
+    add(
+        "delete option repeated",
+        "DELETE",
+        "/things/t1?deletePolicies=true&deletePolicies=false".into(),
+        None,
+        String::new(),
+    );
+    add("delete of a bad name", "DELETE", "/things/a%20b".into(), None, String::new());
+    // Bodies of PATCH /things/{name}/certificates.
+    for (name, body) in [
+        ("patch not json", "not json".to_owned()),
+        ("patch empty", String::new()),
+        ("patch array", r#"["ACTIVE"]"#.to_owned()),
+        ("patch lower-case status", r#"{"certificateStatus":"active"}"#.to_owned()),
+        ("patch unknown status", r#"{"certificateStatus":"PENDING_TRANSFER"}"#.to_owned()),
+        ("patch status number", r#"{"certificateStatus":1}"#.to_owned()),
+        ("patch huge status", json!({"certificateStatus": huge}).to_string()),
+        ("patch deep nesting", format!("{}{}", "[".repeat(10_000), "]".repeat(10_000))),
+    ] {
+        add(name, "PATCH", "/things/t1/certificates".into(), JSON, body);
+    }
+    add(
+        "patch without content type",
+        "PATCH",
+        "/things/t1/certificates".into(),
+        None,
+        r#"{"certificateStatus":"ACTIVE"}"#.into(),
+    );
+    add(
+        "patch as form",
+        "PATCH",
+        "/things/t1/certificates".into(),
+        Some("application/x-www-form-urlencoded"),
+        "certificateStatus=ACTIVE".into(),
+    );
+    // Bodies of POST /things.
+    for (name, body) in [
+        ("post not json", "{{".to_owned()),
+        ("post null", "null".to_owned()),
+        ("post no template", r#"{"parameters":{"ThingName":"a"}}"#.to_owned()),
+        ("post template traversal", r#"{"provisioningTemplateId":"../../secrets/k"}"#.to_owned()),
+        ("post template absolute", r#"{"provisioningTemplateId":"/etc/passwd"}"#.to_owned()),
+        ("post huge template id", json!({"provisioningTemplateId": huge}).to_string()),
+        ("post unknown template", r#"{"provisioningTemplateId":"nope"}"#.to_owned()),
+        ("post parameters array", r#"{"provisioningTemplateId":"aws-issued","parameters":["a"]}"#.to_owned()),
+        ("post parameter number", provision(json!({"ThingName": 7}))),
+        ("post parameter object", provision(json!({"ThingName": {"Fn::Join": ["", ["a"]]}}))),
+        ("post missing parameter", provision(json!({}))),
+        ("post name with space", provision(json!({"ThingName": "a b"}))),
+        ("post name with slash", provision(json!({"ThingName": "a/b"}))),
+        ("post name injection", provision(json!({"ThingName": "a\",\"x\":\"y"}))),
+        ("post huge name", provision(json!({"ThingName": huge}))),
+        ("post parameter null", provision(json!({"ThingName": null}))),
+        ("post cdf parameters wrong type", r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"ok-2"},"cdfProvisioningParameters":"x"}"#.to_owned()),
+        ("post csr garbage", json!({"provisioningTemplateId": "csr", "parameters": {"ThingName": "c-1", "CSR": "-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----"}}).to_string()),
+        ("post csr huge", json!({"provisioningTemplateId": "csr", "parameters": {"ThingName": "c-2", "CSR": huge}}).to_string()),
+        ("post csr a private key", json!({"provisioningTemplateId": "csr", "parameters": {"ThingName": "c-3", "CSR": "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----"}}).to_string()),
+        ("post ca-signed without ca", json!({"provisioningTemplateId": "ca-signed", "parameters": {"ThingName": "s-1"}}).to_string()),
+        ("post body too large", json!({"provisioningTemplateId": "x".repeat(3 << 20)}).to_string()),
+    ] {
+        add(name, "POST", "/things".into(), JSON, body);
+    }
+    add("post as text", "POST", "/things".into(), Some("text/plain"), provision(json!({"ThingName": "ok-3"})));
+    // Bulk.
+    for (name, body) in [
+        ("bulk not json", "[".to_owned()),
+        ("bulk no rows", r#"{"provisioningTemplateId":"aws-issued"}"#.to_owned()),
+        (
+            "bulk rows not a list",
+            r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"a"}}"#.to_owned(),
+        ),
+        ("bulk rows object traversal", r#"{"provisioningTemplateId":"aws-issued","rowsObject":"../../x"}"#.to_owned()),
+        ("bulk unknown template", r#"{"provisioningTemplateId":"nope","parameters":[{"ThingName":"a"}]}"#.to_owned()),
+        (
+            "bulk strict with a bad row",
+            r#"{"provisioningTemplateId":"aws-issued","strict":true,"parameters":[{"ThingName":"a b"}]}"#.to_owned(),
+        ),
+    ] {
+        add(name, "POST", "/bulkthings".into(), JSON, body);
+    }
+    add("cancel a bad task id", "POST", "/bulkthings/x/cancel".into(), JSON, String::new());
+    add(
+        "cancel an unknown task",
+        "POST",
+        "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f/cancel".into(),
+        JSON,
+        String::new(),
+    );
+    cases
+}
+
+#[tokio::test]
+async fn every_hostile_rest_request_answers_a_bounded_client_error_in_the_seeds_json() {
+    let cases = rest_corpus();
+    assert_eq!(cases.len(), 64, "the README counts them");
+    for (name, method, uri, content_type, body) in cases {
+        let f = fixture();
+        f.registry.add_thing("t1", None, &[]);
+        let mut request = Request::builder().method(method).uri(&uri).header(header::ACCEPT, MEDIA_TYPE);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = router(f.app.clone()).oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status();
+        let answer_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(status.is_client_error(), "{name}: {method} answered {status}: {text}");
+        assert_eq!(answer_type.as_deref(), Some(MEDIA_TYPE), "{name}");
+        let error: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+        assert!(error["message"].is_string(), "{name}: {text}");
+        assert!(bytes.len() <= MAX_ERROR + 400, "{name}: an answer of {} bytes", bytes.len());
+        assert!(!text.contains("PRIVATE KEY"), "{name}: key material in the answer");
+        assert!(f.registry.certificates().is_empty(), "{name}: a certificate was made");
+        assert!(f.registry.has_thing("t1"), "{name}: the existing thing was touched");
     }
 }

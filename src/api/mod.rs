@@ -72,8 +72,24 @@ async fn json_errors(request: Request, next: Next) -> Response {
     json
 }
 
-/// CDF answers 415 unless `Accept` names the versioned media type (OPTIONS excepted).
+/// CDF answers 415 unless `Accept` names the versioned media type (OPTIONS excepted), and reads
+/// a body only when its `Content-Type` is that media type (CDF then validates an empty object,
+/// so a body of another type ends in 400 there too; here the 400 says why).
 async fn media_type_gate(request: Request, next: Next) -> Response {
+    use axum::body::HttpBody;
+    let has_body = request.body().size_hint().lower() > 0 || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let typed = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE));
+    if has_body && !typed {
+        return cdf_json(
+            StatusCode::BAD_REQUEST,
+            &json!({"message": format!("a request body must be sent with Content-Type {MEDIA_TYPE}")}),
+        );
+    }
     if request.method() != Method::OPTIONS {
         let accepted = request
             .headers()
