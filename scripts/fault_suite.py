@@ -6,15 +6,15 @@ faults are injected, each run ending in a census of IoT, DynamoDB, the events an
 Scenarios (all by default):
 - baseline: no faults; the reference time for `throttle`.
 - kill: one worker, killed with SIGKILL at random moments and restarted.
-- kill3: three workers on the queue, each killed at random moments and restarted.
+- kill3: three workers on the queue, each killed with SIGKILL at random moments and restarted.
 - freeze: the emulator stopped (SIGSTOP) for 15 s mid-run, then resumed.
 - throttle: 30 % of IoT calls answered ThrottlingException by the fault proxy.
 - sigterm: the worker stopped with SIGTERM under load at random moments and restarted.
 - cut: 5 % of IoT calls dropped unanswered after they ran on the emulator, and 5 % of
   DynamoDB and SQS calls answered 503.
-- load: no faults and no proxy: the worker straight against the emulator, reporting its CPU
-  time per command, its peak resident memory and the emulator's CPU share (the load
-  benchmark: `scripts/bench.sh`).
+- load: no faults, more commands in flight (`--concurrency 64`): the load benchmark
+  (`scripts/bench.sh`), reporting throughput, the worker's CPU time per command, its peak
+  resident memory, the emulator's CPU share and the AWS calls per command.
 
 Each run starts a fresh emulator and fault proxy, deploys the stack, enqueues the commands
 (half AWS-issued certificates, half from CSRs), runs the scenario until every command has
@@ -105,7 +105,10 @@ class Run:
         wait_http(self.moto_url + "/moto-api/")
         script = os.path.join(ROOT, "scripts", "fault_proxy.py")
         listen, upstream = f"127.0.0.1:{self.proxy_port}", f"127.0.0.1:{self.moto_port}"
-        self.proxy = subprocess.Popen([PYTHON, script, "--listen", listen, "--upstream", upstream])
+        proxy_log = open(os.path.join(self.dir, "proxy.log"), "w")
+        self.proxy = subprocess.Popen(
+            [PYTHON, script, "--listen", listen, "--upstream", upstream], stdout=proxy_log, stderr=proxy_log
+        )
         wait_http(self.proxy_url + "/__proxy/stats")
 
     def proxy_call(self, method, path, body=None):
@@ -163,7 +166,7 @@ class Run:
         env = dict(
             os.environ,
             **self.stack,
-            AWS_ENDPOINT_URL=self.moto_url if self.scenario == "load" else self.proxy_url,
+            AWS_ENDPOINT_URL=self.proxy_url,
             CDF_WAIT_TIME_SECS="2",
             CDF_CONCURRENCY=str(self.concurrency),
             CDF_VISIBILITY_TIMEOUT_SECS="30",
@@ -242,7 +245,13 @@ class Run:
             time.sleep(2)
             stop.set()
             drainer.join()
-            self.faults = self.proxy_call("GET", "/__proxy/stats")["faults"]
+            stats = self.proxy_call("GET", "/__proxy/stats")
+            self.faults = stats["faults"]
+            per_service = {}
+            for name, count in stats["requests"].items():
+                service = name.split(":", 1)[0]
+                per_service[service] = per_service.get(service, 0) + count
+            self.usage["aws_calls_per_command"] = {k: round(v / self.n, 2) for k, v in sorted(per_service.items())}
             return self.census()
         finally:
             self.stop_all()
@@ -265,7 +274,10 @@ class Run:
                 ]
             )
         self.workers = [self.start_worker(slot) for slot in range(slots)]
-        next_fault = [started + random.uniform(3, 8) for _ in range(slots)]
+        # Each worker is hit every 3-8 s; with three workers, each every 5-15 s (a kill every
+        # 3.3 s on average across the three).
+        low, high = (5, 15) if slots == 3 else (3, 8)
+        next_fault = [started + random.uniform(low, high) for _ in range(slots)]
         frozen = False
         while not self.done():
             now = time.time()
@@ -280,7 +292,7 @@ class Run:
                         process.wait()
                         self.kills += 1
                         self.workers[slot] = self.start_worker(slot)
-                        next_fault[slot] = now + random.uniform(3, 8)
+                        next_fault[slot] = now + random.uniform(low, high)
             if scenario == "freeze" and not frozen and self.announced() >= self.n // 3:
                 self.moto.send_signal(signal.SIGSTOP)
                 time.sleep(15)
@@ -321,14 +333,14 @@ class Run:
         for page in iot.get_paginator("list_certificates").paginate(pageSize=250):
             certificates.extend(page["certificates"])
         attached = {}
+        by_arn = {c["certificateArn"]: c for c in certificates}
         for thing in sorted(things):
             principals = iot.list_thing_principals(thingName=thing)["principals"]
             active = 0
             for arn in principals:
                 attached.setdefault(arn, []).append(thing)
             for arn in principals:
-                cert = next((c for c in certificates if c["certificateArn"] == arn), None)
-                active += bool(cert and cert["status"] == "ACTIVE")
+                active += by_arn.get(arn, {}).get("status") == "ACTIVE"
             if active != 1 or len(principals) != 1:
                 problems.append(f"{thing}: {len(principals)} certificates, {active} ACTIVE")
         orphans = [c["certificateId"][:12] for c in certificates if c["certificateArn"] not in attached]
@@ -383,6 +395,7 @@ class Run:
             "events": len(self.events),
             "event_redeliveries": redelivered_events,
             "dead_lettered": len(dead),
+            "throughput_per_s": round(self.n / self.elapsed, 2),
             "worker_starts": self.worker_starts,
             "kills": self.kills,
             "faults": self.faults,

@@ -241,6 +241,24 @@ async fn metrics_are_served_in_the_prometheus_text_format_without_the_media_type
     assert!(text.contains("# TYPE cdf_commands_in_flight gauge"), "{text}");
 }
 
+#[tokio::test]
+async fn health_answers_without_the_media_type_and_ready_names_the_dependency_at_fault() {
+    let f = Fixture::new();
+    let get = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = router(f.app.clone()).oneshot(get("/health")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = router(f.app.clone()).oneshot(get("/ready")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    f.registry.faults.fail_next(IotOp::DescribeThing, ErrorKind::Transient, 1);
+    let response = router(f.app.clone()).oneshot(get("/ready")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(body["message"], "not ready: iot unavailable");
+    assert_eq!(body["checks"][0], serde_json::json!({"dependency": "records"}));
+}
+
 /// The response schema the OpenAPI document gives for `method` on `template` with `status`.
 fn documented(
     doc: &serde_json::Value,
@@ -309,6 +327,8 @@ async fn every_answer_conforms_to_the_openapi_document_it_is_served_with() {
         ("get", format!("/bulkthings/{id}/rows?outcome=FAILED"), "/bulkthings/{taskId}/rows", None),
         ("post", format!("/bulkthings/{id}/cancel"), "/bulkthings/{taskId}/cancel", None),
         ("delete", "/things/t1?deleteCertificates=false".into(), "/things/{thingName}", None),
+        ("get", "/health".into(), "/health", None),
+        ("get", "/ready".into(), "/ready", None),
     ];
     for (method, uri, template, body) in calls {
         let (status, text, _) = call(&f, &method.to_uppercase(), &uri, body).await;

@@ -40,6 +40,9 @@ pub fn router(app: App) -> Router {
         // Scraped by Prometheus, which sends its own Accept: outside the media type gate.
         .route("/metrics", get(crate::metrics::handler))
         .route("/openapi.json", get(openapi))
+        // Probes of orchestrators and load balancers, which send no CDF Accept header.
+        .route("/health", get(health))
+        .route("/ready", get(ready))
         .layer(middleware::from_fn(json_errors))
         .with_state(app)
 }
@@ -49,6 +52,24 @@ pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Liveness: the process answers.
+async fn health() -> Response {
+    cdf_json(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// Readiness: 200 when the record table, the template store and AWS IoT answer, else 503 with
+/// the dependency at fault.
+async fn ready(State(app): State<App>) -> Response {
+    let readiness = app.readiness().await;
+    if readiness.ready() {
+        cdf_json(StatusCode::OK, &json!({"status": "ready", "checks": readiness.checks}))
+    } else {
+        let failing: Vec<_> = readiness.checks.iter().filter(|c| c.problem.is_some()).map(|c| c.dependency).collect();
+        let message = format!("not ready: {} unavailable", failing.join(", "));
+        cdf_json(StatusCode::SERVICE_UNAVAILABLE, &json!({"message": message, "checks": readiness.checks}))
+    }
 }
 
 async fn no_route() -> ApiError {

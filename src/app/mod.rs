@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod commands;
 pub mod delete;
 pub mod describe;
+pub mod health;
 pub mod progress;
 pub mod provision;
 pub mod rate_limits;
