@@ -511,6 +511,11 @@ fn print_plan(template: &str, parameters: Option<&Value>, cdf_parameters: &Value
         Err(errors) => return report(errors),
     };
     let Some(parameters) = parameters else {
+        // Without parameters: every error that does not depend on their values.
+        let errors = template.check_static();
+        if !errors.is_empty() {
+            return report(errors);
+        }
         let declared: Vec<_> = template.parameters.keys().cloned().collect();
         println!("template is valid; parameters: {}", declared.join(", "));
         return ExitCode::SUCCESS;

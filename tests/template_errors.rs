@@ -649,3 +649,135 @@ fn the_shipped_example_templates_plan_with_their_example_requests() {
     }
     assert!(planned >= 6, "{planned} templates");
 }
+
+/// Checked without parameters: what `template validate` (no `--parameters`) reports.
+fn static_errors(template: &Value) -> Vec<(String, String)> {
+    let template = Template::parse(&template.to_string()).unwrap_or_else(|e| panic!("does not parse: {e:?}"));
+    template.check_static().into_iter().map(|e| (e.path, e.message)).collect()
+}
+
+#[test]
+fn without_parameters_every_error_that_does_not_depend_on_them_is_found() {
+    let cases = [
+        (
+            "Ref to an undeclared parameter",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Ref": "Nope"}))]),
+            "/Resources/thing/Properties/ThingName/Ref",
+            "not a declared parameter",
+        ),
+        (
+            "Fn::Join with one argument",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-"]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Join",
+            "takes 2 arguments, got 1",
+        ),
+        (
+            "a certificate with two sources",
+            broken(&[("/Resources/certificate/Properties/CertificateId", json!("abc"))]),
+            "/Resources/certificate/Properties",
+            "exactly one of",
+        ),
+        (
+            "a literal thing name IoT refuses",
+            broken(&[("/Resources/thing/Properties/ThingName", json!("bad name"))]),
+            "/Resources/thing/Properties/ThingName",
+            "bad name",
+        ),
+        (
+            "Fn::Select out of range on a literal list",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::Select": [3, ["a", "b"]]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::Select/0",
+            "index 3 is out of range for a list of 2",
+        ),
+        (
+            "Fn::FindInMap without Mappings",
+            broken(&[("/Mappings", Value::Null)]),
+            "/Resources/thing/Properties/ThingGroups/0/Fn::FindInMap/0",
+            "the template has no Mappings",
+        ),
+        (
+            "an unknown function",
+            broken(&[("/Resources/thing/Properties/ThingName", json!({"Fn::If": ["c", "a", "b"]}))]),
+            "/Resources/thing/Properties/ThingName/Fn::If",
+            "unknown function",
+        ),
+        (
+            "a literal Status IoT refuses",
+            broken(&[("/Resources/certificate/Properties/Status", json!("REVOKED"))]),
+            "/Resources/certificate/Properties/Status",
+            "ACTIVE or INACTIVE",
+        ),
+        (
+            "a literal attribute value IoT refuses",
+            broken(&[("/Resources/thing/Properties/AttributePayload", json!({"site": "a b"}))]),
+            "/Resources/thing/Properties/AttributePayload/site",
+            "AWS IoT's pattern",
+        ),
+        (
+            "a literal policy document that is not JSON",
+            broken(&[("/Resources/policy/Properties", json!({"PolicyDocument": "{nope"}))]),
+            "/Resources/policy/Properties/PolicyDocument",
+            "not valid JSON",
+        ),
+        (
+            "Fn::Split with an empty delimiter",
+            broken(&[("/Resources/thing/Properties/ThingGroups", json!({"Fn::Split": ["", {"Ref": "Site"}]}))]),
+            "/Resources/thing/Properties/ThingGroups/Fn::Split/0",
+            "must not be empty",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, template, path, message) in cases {
+        let errors = static_errors(&template);
+        if !errors.iter().any(|(p, m)| p == path && m.contains(message)) {
+            failures.push(format!("{name}: expected {path} ~ {message:?}, got {errors:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn what_depends_on_a_parameter_value_is_left_for_the_request() {
+    // Every expression here is fine for some values and wrong for others.
+    let template = broken(&[
+        ("/Resources/thing/Properties/ThingName", json!({"Fn::Join": ["-", [{"Ref": "Site"}, {"Ref": "ThingName"}]]})),
+        (
+            "/Resources/thing/Properties/ThingGroups",
+            json!({"Fn::Split": [",", {"Fn::Select": [{"Ref": "Site"}, {"Fn::Split": [";", {"Ref": "ThingName"}]}]}]}),
+        ),
+        (
+            "/Resources/thing/Properties/AttributePayload",
+            json!({"site": {"Fn::FindInMap": ["Sites", {"Ref": "Site"}, "Group"]}}),
+        ),
+        ("/Resources/certificate/Properties/Status", json!({"Ref": "Site"})),
+    ]);
+    assert_eq!(static_errors(&template), Vec::<(String, String)>::new());
+    assert_eq!(static_errors(&base()), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn the_shipped_example_templates_have_no_static_errors() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let template: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(static_errors(&template), Vec::<(String, String)>::new(), "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn template_errors_of_the_corpus_are_found_without_parameters_unless_they_depend_on_them() {
+    // Template errors that appear only with some parameter values.
+    let value_dependent: [&str; 0] = [];
+    let mut missed = Vec::new();
+    for case in cases().into_iter().filter(|c| c.culprit == Culprit::Template) {
+        let Ok(template) = Template::parse(&case.template.to_string()) else { continue };
+        let found = template.check_static().iter().any(|e| e.path == case.path && e.message.contains(case.message));
+        if !found && !value_dependent.contains(&case.name) {
+            missed.push(case.name);
+        }
+    }
+    assert!(missed.is_empty(), "found only with parameters: {missed:?}");
+}

@@ -2,12 +2,29 @@
 //! documents for provisioning templates (`Fn::Join`, `Fn::Sub`, `Fn::Select`, `Fn::Split`,
 //! `Fn::FindInMap`). Every error names the JSON path (RFC 6901 pointer) of the expression at
 //! fault.
+//!
+//! A value that is not known yet (a parameter when a template is checked without parameters,
+//! or one CDF fills in later) is a string carrying [`UNKNOWN_MARK`]; functions of unknowns are
+//! unknown, so that what can be checked is, and what depends on a value is left for later.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
 use super::TemplateError;
+
+/// Marks a value not known yet. A control character: no request value can carry one.
+pub const UNKNOWN_MARK: char = '\u{1}';
+
+/// Whether `value` is, or is made from, a value not known yet.
+pub fn is_unknown(value: &Value) -> bool {
+    matches!(value, Value::String(s) if s.contains(UNKNOWN_MARK))
+}
+
+/// A value not known yet, standing for any string or list.
+pub fn unknown() -> Value {
+    Value::String(format!("{UNKNOWN_MARK}unknown{UNKNOWN_MARK}"))
+}
 
 /// The functions this engine evaluates.
 pub const FUNCTIONS: [&str; 5] = ["Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::FindInMap"];
@@ -118,8 +135,10 @@ impl Scope<'_> {
         }
     }
 
-    fn list(&self, value: &Value, path: &str, name: &str) -> Result<Vec<String>, TemplateError> {
+    /// A list of strings; `None` when the list is not known yet.
+    fn list(&self, value: &Value, path: &str, name: &str) -> Result<Option<Vec<String>>, TemplateError> {
         match self.eval(value, path)? {
+            unknown if is_unknown(&unknown) => Ok(None),
             Value::Array(items) => items
                 .into_iter()
                 .enumerate()
@@ -129,7 +148,8 @@ impl Scope<'_> {
                         Err(err(&child(path, &i.to_string()), format!("{name} needs strings, not {}", kind(&other))))
                     }
                 })
-                .collect(),
+                .collect::<Result<_, _>>()
+                .map(Some),
             other => Err(err(path, format!("{name} needs a list, not {}", kind(&other)))),
         }
     }
@@ -137,7 +157,7 @@ impl Scope<'_> {
     fn join(&self, arg: &Value, path: &str) -> Result<Value, TemplateError> {
         let args = self.args(arg, path, "Fn::Join", 2)?;
         let delimiter = self.string(&args[0], &child(path, "0"), "the Fn::Join delimiter")?;
-        let items = self.list(&args[1], &child(path, "1"), "Fn::Join")?;
+        let Some(items) = self.list(&args[1], &child(path, "1"), "Fn::Join")? else { return Ok(unknown()) };
         Ok(Value::String(items.join(&delimiter)))
     }
 
@@ -148,6 +168,10 @@ impl Scope<'_> {
             return Err(err(&child(path, "0"), "the Fn::Split delimiter must not be empty"));
         }
         let source = self.string(&args[1], &child(path, "1"), "the Fn::Split source")?;
+        // How many pieces an unknown string makes is unknown too.
+        if source.contains(UNKNOWN_MARK) || delimiter.contains(UNKNOWN_MARK) {
+            return Ok(unknown());
+        }
         Ok(Value::Array(source.split(delimiter.as_str()).map(|s| Value::String(s.to_owned())).collect()))
     }
 
@@ -155,12 +179,16 @@ impl Scope<'_> {
         let args = self.args(arg, path, "Fn::Select", 2)?;
         let index_path = child(path, "0");
         let index = match self.eval(&args[0], &index_path)? {
+            unknown if is_unknown(&unknown) => {
+                self.list(&args[1], &child(path, "1"), "Fn::Select")?;
+                return Ok(self::unknown());
+            }
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.parse::<u64>().ok(),
             _ => None,
         }
         .ok_or_else(|| err(&index_path, "the Fn::Select index must be a non-negative integer"))?;
-        let items = self.list(&args[1], &child(path, "1"), "Fn::Select")?;
+        let Some(items) = self.list(&args[1], &child(path, "1"), "Fn::Select")? else { return Ok(unknown()) };
         usize::try_from(index)
             .ok()
             .and_then(|i| items.get(i))
@@ -173,12 +201,21 @@ impl Scope<'_> {
         let map_name = self.string(&args[0], &child(path, "0"), "the map name")?;
         let top = self.string(&args[1], &child(path, "1"), "the top-level key")?;
         let second = self.string(&args[2], &child(path, "2"), "the second-level key")?;
-        let map = self
-            .mappings
-            .get(&map_name)
-            .ok_or_else(|| err(&child(path, "0"), format!("no mapping named {map_name:?} in Mappings")))?;
+        if map_name.contains(UNKNOWN_MARK) {
+            return Ok(unknown());
+        }
+        let map = self.mappings.get(&map_name).ok_or_else(|| {
+            let known = if self.mappings.is_empty() { " (the template has no Mappings)" } else { "" };
+            err(&child(path, "0"), format!("no mapping named {map_name:?} in Mappings{known}"))
+        })?;
+        if top.contains(UNKNOWN_MARK) {
+            return Ok(unknown());
+        }
         let level =
             map.get(&top).ok_or_else(|| err(&child(path, "1"), format!("mapping {map_name:?} has no key {top:?}")))?;
+        if second.contains(UNKNOWN_MARK) {
+            return Ok(unknown());
+        }
         let value = level
             .get(&second)
             .ok_or_else(|| err(&child(path, "2"), format!("mapping {map_name:?}/{top:?} has no key {second:?}")))?;

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use self::cdf::{CdfSection, PreStep};
-use self::eval::{Scope, child, kind};
+use self::eval::{Scope, UNKNOWN_MARK, child, kind};
 use self::plan::{CertificateSpec, Plan};
 
 /// Longest template body IoT accepts (characters).
@@ -201,10 +201,45 @@ impl Template {
         if !errors.is_empty() {
             return Err(errors);
         }
+        self.resolve(&values, &missing, ignored_parameters, cdf_parameters)
+    }
 
+    /// Every error the template has whatever the parameters: undeclared `Ref`s, function
+    /// arity and argument types, unknown functions, resource types and properties, literal
+    /// values IoT would refuse, `Fn::Select` and `Fn::FindInMap` on literals, the CDF section.
+    /// What depends on a parameter's value (or on `cdfProvisioningParameters`) is left for the
+    /// request: every declared parameter is taken as unknown.
+    pub fn check_static(&self) -> Vec<TemplateError> {
+        let values: BTreeMap<String, String> = self
+            .parameters
+            .keys()
+            .map(|name| (name.clone(), format!("{UNKNOWN_MARK}parameter:{name}{UNKNOWN_MARK}")))
+            .chain(
+                self.cdf
+                    .pre_step
+                    .map_or(&[][..], PreStep::injected_parameters)
+                    .iter()
+                    .map(|n| ((*n).to_owned(), placeholder(n))),
+            )
+            .collect();
+        match self.resolve(&values, &BTreeSet::new(), Vec::new(), &Value::Object(Map::new())) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().filter(|e| e.culprit == Culprit::Template).collect(),
+        }
+    }
+
+    /// Evaluates the resources with `values` into a plan.
+    fn resolve(
+        &self,
+        values: &BTreeMap<String, String>,
+        missing: &BTreeSet<String>,
+        ignored_parameters: Vec<String>,
+        cdf_parameters: &Value,
+    ) -> Result<Plan, Vec<TemplateError>> {
+        let mut errors = Vec::new();
         let empty = Map::new();
         let mappings = self.body.get("Mappings").and_then(Value::as_object).unwrap_or(&empty);
-        let scope = Scope { parameters: &values, mappings, missing: &missing };
+        let scope = Scope { parameters: values, mappings, missing };
         let resources = self.body.get("Resources").and_then(Value::as_object).unwrap_or(&empty);
         let mut thing = None;
         let mut certificate: Option<CertificateSpec> = None;
@@ -245,7 +280,7 @@ impl Template {
 
         self.apply_cdf(cdf_parameters, &mut thing, &mut certificate, &mut policies, &mut errors);
         if let Some(t) = &thing
-            && t.thing_name.contains(PLACEHOLDER_MARK)
+            && t.thing_name.contains(&placeholder_prefix())
         {
             errors.push(TemplateError::new(
                 &format!("/Resources/{}", t.logical_name),
@@ -265,10 +300,13 @@ impl Template {
     }
 }
 
-const PLACEHOLDER_MARK: char = '\u{1}';
-
+/// A parameter CDF fills in once the certificate exists: unknown while the plan is made.
 fn placeholder(name: &str) -> String {
-    format!("{PLACEHOLDER_MARK}cdf:{name}{PLACEHOLDER_MARK}")
+    format!("{}{name}{UNKNOWN_MARK}", placeholder_prefix())
+}
+
+fn placeholder_prefix() -> String {
+    format!("{UNKNOWN_MARK}cdf:")
 }
 
 fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> BTreeMap<String, Option<String>> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::eval::{Scope, child, kind};
+use super::eval::{Scope, UNKNOWN_MARK, child, is_unknown, kind};
 use super::plan::{CertificateSource, CertificateSpec, InitialStatus, Override, PolicySpec, ThingOverrides, ThingSpec};
 use super::*;
 use crate::domain::thing::ThingName;
@@ -134,7 +134,7 @@ pub(super) fn thing_spec(
         Some(v) => match scope.string(v, &child(&props, "ThingName"), "ThingName") {
             Ok(name) => {
                 if let Err(m) = ThingName::parse(&name)
-                    && !name.contains(PLACEHOLDER_MARK)
+                    && !name.contains(UNKNOWN_MARK)
                 {
                     let at = child(&props, "ThingName");
                     // A name taken as it is from a parameter is the request's fault, not the template's.
@@ -176,6 +176,10 @@ pub(super) fn thing_spec(
                         ));
                     }
                     match v {
+                        // Checked when the value is known.
+                        Value::String(s) if s.contains(UNKNOWN_MARK) => {
+                            attributes.insert(k, s);
+                        }
                         Value::String(s)
                             if s.chars().count() <= 800
                                 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.,@/:#=[]-".contains(c)) =>
@@ -193,6 +197,7 @@ pub(super) fn thing_spec(
                     }
                 }
             }
+            Ok(unknown) if is_unknown(&unknown) => {}
             Ok(other) => errors
                 .push(TemplateError::new(&path, format!("AttributePayload must be an object, not {}", kind(&other)))),
             Err(e) => errors.push(e),
@@ -228,6 +233,7 @@ pub(super) fn thing_spec(
                         }
                     })
                     .collect(),
+                Ok(unknown) if is_unknown(&unknown) => Vec::new(),
                 Ok(other) => {
                     errors.push(TemplateError::new(&path, format!("ThingGroups must be a list, not {}", kind(&other))));
                     Vec::new()
@@ -314,7 +320,7 @@ pub(super) fn certificate_spec(
     // Checked in full here, so that a broken CSR or certificate is the caller's 400, not an
     // AWS error later (or a 500 from an emulator).
     if let Some(csr) = &csr
-        && !csr.contains(PLACEHOLDER_MARK)
+        && !csr.contains(UNKNOWN_MARK)
         && let Err(e) = crate::crypto::check_csr(csr)
     {
         errors.push(at_input(
@@ -324,7 +330,7 @@ pub(super) fn certificate_spec(
         ));
     }
     if let Some(pem) = &pem
-        && !pem.contains(PLACEHOLDER_MARK)
+        && !pem.contains(UNKNOWN_MARK)
         && let Err(e) = crate::crypto::check_certificate(pem)
     {
         errors.push(at_input(
@@ -337,6 +343,7 @@ pub(super) fn certificate_spec(
         None => InitialStatus::Active,
         Some(Ok(s)) if s == "ACTIVE" => InitialStatus::Active,
         Some(Ok(s)) if s == "INACTIVE" => InitialStatus::Inactive,
+        Some(Ok(s)) if s.contains(UNKNOWN_MARK) => InitialStatus::Active,
         Some(Ok(s)) => {
             errors.push(TemplateError::new(
                 &child(&props, "Status"),
@@ -413,6 +420,8 @@ pub(super) fn policy_spec(
 /// JSON object with a `Statement`.
 pub(super) fn policy_document(value: &Value, path: &str, errors: &mut Vec<TemplateError>) -> Option<String> {
     let text = match value {
+        // A document made from a parameter is checked when the parameter is known.
+        unknown if is_unknown(unknown) => return Some(unknown.to_string()),
         Value::String(s) => s.clone(),
         Value::Object(_) => value.to_string(),
         other => {
