@@ -341,3 +341,78 @@ async fn every_answer_conforms_to_the_openapi_document_it_is_served_with() {
         }
     }
 }
+
+async fn post_with_key(f: &Fixture, key: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/things")
+        .header(header::ACCEPT, MEDIA_TYPE)
+        .header(header::CONTENT_TYPE, MEDIA_TYPE)
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = router(f.app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn keyed_fixture() -> Fixture {
+    let f = Fixture::on_tokio_time();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    f.templates.put("aws-issued", &template);
+    f.registry.add_policy("cdf-example-device");
+    f
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_post_things_run_once_and_answer_the_same_each_time() {
+    let f = keyed_fixture();
+    let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"keyed-1"}}"#;
+    let (status, first) = post_with_key(&f, "order-17", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert!(first["privateKey"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let (status, again) = post_with_key(&f, "order-17", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, first, "the same answer, the generated key included");
+    assert_eq!(f.registry.certificates().len(), 1, "provisioned once");
+    let events = f.events.published();
+    assert_eq!(events.len(), 1, "announced once");
+    assert_eq!(events[0].event_type, "thing.provisioned");
+    let record = f.state.records().into_iter().next().unwrap();
+    assert!(!serde_json::to_string(&record).unwrap().contains("PRIVATE KEY"), "the record holds a reference only");
+
+    // The same key for another request is refused; a malformed key too.
+    let other = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"keyed-2"}}"#;
+    let (status, error) = post_with_key(&f, "order-17", other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (status, error) = post_with_key(&f, "has space", other).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("Idempotency-Key"));
+    assert!(!f.registry.has_thing("keyed-2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_request_cut_short_is_resumed_by_its_repeat_without_a_second_certificate() {
+    let f = keyed_fixture();
+    let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"keyed-3"}}"#;
+    // The first request dies after the certificate exists (the client went away mid-way).
+    f.registry.faults.delay_next(IotOp::AttachThingPrincipal, std::time::Duration::from_secs(3_600), 1);
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(5), post_with_key(&f, "order-18", body)).await;
+    assert!(cut.is_err(), "the first request should hang");
+    assert_eq!(f.registry.certificates().len(), 1);
+
+    // A repeat while the first attempt's lease lives is told to come back.
+    let (status, _) = post_with_key(&f, "order-18", body).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    tokio::time::sleep(common::LEASE).await;
+    let (status, answer) = post_with_key(&f, "order-18", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(f.registry.certificates().len(), 1, "the certificate of the first attempt was resumed");
+    assert!(answer["privateKey"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let certificate = f.registry.certificates().into_iter().next().unwrap();
+    assert_eq!(answer["certificateId"], certificate.certificate_id.as_str());
+    assert_eq!(certificate.certificate_status, CertificateStatus::Active);
+}

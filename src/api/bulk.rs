@@ -42,11 +42,8 @@ pub(super) async fn submit(State(app): State<App>, headers: HeaderMap, body: Byt
             CommandError::new(ErrorCode::ValidationFailed, "parameters must hold at least one row").at("/parameters"),
         ));
     }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 256)
-        .map_or_else(|| IdempotencyKey::new(uuid::Uuid::new_v4().to_string()), IdempotencyKey::new);
+    let key =
+        super::idempotency_key(&headers)?.unwrap_or_else(|| IdempotencyKey::new(uuid::Uuid::new_v4().to_string()));
     let task = app.accept_bulk(&key, &request).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::CREATED, &task.view()))
 }

@@ -7,7 +7,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -16,11 +16,11 @@ use serde_json::json;
 
 mod bulk;
 
-use crate::app::App;
 use crate::app::provision::Provisioned;
+use crate::app::{App, KeyedProvision};
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates, json_pointer};
 use crate::domain::result::{ProvisionResult, ResourceArns};
-use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, IdempotencyKey, ThingName};
 
 /// The media type of every request and response body.
 pub const MEDIA_TYPE: &str = "application/vnd.aws-cdf-v1.0+json";
@@ -140,6 +140,7 @@ impl IntoResponse for ApiError {
         let path = e.path.as_deref().map(|p| p.strip_prefix("/payload").unwrap_or(p).to_owned());
         let (status, body) = match e.code {
             ErrorCode::ThingNotFound | ErrorCode::NotFound => (StatusCode::NOT_FOUND, json!({"message": e.message})),
+            ErrorCode::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, json!({"message": e.message})),
             ErrorCode::Throttled | ErrorCode::Transient | ErrorCode::RetriesExhausted => {
                 let body = json!({"message": "the service or AWS is busy; retry later"});
                 let mut response = cdf_json(StatusCode::SERVICE_UNAVAILABLE, &body);
@@ -287,16 +288,46 @@ fn known_fields(mut body: serde_json::Value, fields: &[&str]) -> serde_json::Val
     body
 }
 
-/// POST /things: 201 with the seed's ProvisionResponse.
-async fn provision_thing(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
+/// The `Idempotency-Key` header, checked as a queued command's key is (1-256 printable ASCII
+/// characters); `None` when absent.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default();
+    if text.is_empty() || text.len() > 256 || !text.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(ApiError(CommandError::new(
+            ErrorCode::ValidationFailed,
+            "the Idempotency-Key header must be 1-256 printable ASCII characters without spaces",
+        )));
+    }
+    Ok(Some(IdempotencyKey::new(text)))
+}
+
+/// POST /things: 201 with the seed's ProvisionResponse. With an `Idempotency-Key` header the
+/// request runs through a command record, once per key: a repeat answers 201 with the same
+/// result (the generated key included), 409 while the first is still running, 422 if the key
+/// was used for another request.
+async fn provision_thing(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body =
         known_fields(object_body(&body)?, &["provisioningTemplateId", "parameters", "cdfProvisioningParameters"]);
-    let request: ProvisionRequest = serde_path_to_error::deserialize(body).map_err(|e| {
+    let request: ProvisionRequest = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
         ApiError(
             CommandError::new(ErrorCode::ValidationFailed, format!("body is not a ProvisionRequest: {}", e.inner()))
                 .at(json_pointer(e.path())),
         )
     })?;
-    let provisioned = app.provision_inline(&request).await.map_err(ApiError)?;
+    let provisioned = match key {
+        None => app.provision_inline(&request).await.map_err(ApiError)?,
+        Some(key) => match app.provision_keyed(&key, &request, &body).await {
+            KeyedProvision::Provisioned(provisioned) => *provisioned,
+            KeyedProvision::InProgress => {
+                let message = "a request with this Idempotency-Key is still running; retry later";
+                let mut response = cdf_json(StatusCode::CONFLICT, &json!({"message": message}));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Ok(response);
+            }
+            KeyedProvision::Failed(error) => return Err(ApiError(error)),
+        },
+    };
     Ok(cdf_json(StatusCode::CREATED, &ProvisionResponse::from(provisioned)))
 }

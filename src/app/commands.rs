@@ -184,6 +184,23 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// The generated key's name in the secret sink: stable per command, so a resumed attempt
+/// overwrites rather than adds, and a repeated keyed REST request finds it again.
+fn secret_name(key: &IdempotencyKey, subject: Option<&str>) -> String {
+    format!("{}/{}", subject.unwrap_or_default(), &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24])
+}
+
+/// How a keyed `POST /things` ended.
+#[derive(Debug)]
+pub enum KeyedProvision {
+    /// Provisioned, now or by an earlier request with the same key; the generated key inline.
+    Provisioned(Box<Provisioned>),
+    /// Another request with the same key is running.
+    InProgress,
+    /// Refused or failed: the error to answer with.
+    Failed(CommandError),
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -231,6 +248,59 @@ impl App {
     /// returned it, and is stored nowhere.
     pub async fn provision_inline(&self, request: &ProvisionRequest) -> Result<Provisioned, CommandError> {
         self.provision(request, None, "inline", &mut Progress::volatile(), true).await
+    }
+
+    /// `POST /things` with an `Idempotency-Key`: through the command record, as a queued
+    /// `provisionThing` with that key (exactly once, resumed from its checkpoints after a crash,
+    /// compensated, announced). The generated key goes to the secret sink like a queued
+    /// command's and is read back for the answer, so a repeated request gets it too.
+    /// `payload` is the request body as a queue payload (it fingerprints the request).
+    pub async fn provision_keyed(
+        &self,
+        key: &IdempotencyKey,
+        request: &ProvisionRequest,
+        payload: &serde_json::Value,
+    ) -> KeyedProvision {
+        let command = Command::ProvisionThing(request.clone());
+        let hash = crate::domain::command::fingerprint(CommandType::ProvisionThing, payload);
+        let token = uuid::Uuid::new_v4().to_string();
+        let record = match self.run_once(key, Work::Command(&command), &hash, &token, false).await {
+            Once::Finished(record) => record,
+            Once::Pending(Disposition::Retry { reason: RetryReason::LeaseHeld, .. }) => {
+                return KeyedProvision::InProgress;
+            }
+            Once::Pending(Disposition::Retry { reason: RetryReason::Failed(error), .. }) => {
+                return KeyedProvision::Failed(error);
+            }
+            Once::Pending(Disposition::Retry { reason, .. }) => {
+                return KeyedProvision::Failed(CommandError::new(ErrorCode::Transient, reason.to_string()));
+            }
+            Once::Pending(Disposition::Reject(error)) => return KeyedProvision::Failed(error),
+            Once::Pending(Disposition::Done) => unreachable!("run_once never finishes without a record"),
+        };
+        if let Disposition::Retry { reason, .. } = self.publish_owed(&record).await {
+            return KeyedProvision::Failed(CommandError::new(ErrorCode::Transient, reason.to_string()));
+        }
+        match (record.outcome(), record.command_type) {
+            (Some(Outcome::Succeeded(CommandResult::ProvisionThing(result))), CommandType::ProvisionThing) => {
+                let private_key = match &result.private_key_secret {
+                    None => None,
+                    Some(_) => match self.ports.secrets.read(&secret_name(key, record.subject.as_deref())).await {
+                        Ok(secret) => Some(secret),
+                        Err(e) => return KeyedProvision::Failed(e.to_command_error()),
+                    },
+                };
+                KeyedProvision::Provisioned(Box::new(Provisioned { result, private_key }))
+            }
+            (Some(Outcome::Failed(error)), CommandType::ProvisionThing) => KeyedProvision::Failed(error),
+            (_, other) => KeyedProvision::Failed(
+                CommandError::new(
+                    ErrorCode::IdempotencyKeyReused,
+                    format!("idempotency key '{key}' was already used by a {other} command"),
+                )
+                .at("/idempotencyKey"),
+            ),
+        }
     }
 
     /// Provisions from `template` when given (a bulk task's snapshot), else from the store.
@@ -374,13 +444,7 @@ impl App {
             },
         };
 
-        // The generated key's name in the secret sink: stable per command, so a resumed
-        // attempt overwrites rather than adds.
-        let secret_name = format!(
-            "{}/{}",
-            work.subject().unwrap_or_default(),
-            &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24]
-        );
+        let secret_name = secret_name(key, work.subject().as_deref());
         // The last chance: the queue's last delivery, or the retry budget's last failure.
         let last = last || failures.saturating_add(1) >= self.settings.max_failed_attempts;
         let outcome = match Checkpoints::decode(&checkpoints) {

@@ -17,7 +17,7 @@ pub mod provision;
 pub mod rate_limits;
 mod retry;
 
-pub use commands::{App, AppSettings, Disposition, Ports, RetryReason};
+pub use commands::{App, AppSettings, Disposition, KeyedProvision, Ports, RetryReason};
 pub use retry::ConflictRetry;
 
 use crate::domain::{CommandError, ErrorCode, ThingName};

@@ -19,6 +19,9 @@ pub trait SecretSink: Send + Sync {
     async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError>;
     /// Deletes what `store` put under `name` (compensation).
     async fn delete(&self, name: &str) -> Result<(), PortError>;
+    /// Reads back what `store` put under `name` (the answer to a repeated keyed REST request);
+    /// `NotFound` when there is nothing.
+    async fn read(&self, name: &str) -> Result<Secret, PortError>;
 }
 
 /// Private keys of the CAs this deployment signs device certificates with.

@@ -125,6 +125,19 @@ impl SecretSink for S3SecretSink {
             .map_err(|e| classify("s3:DeleteObject(secret)", e))?;
         Ok(())
     }
+
+    async fn read(&self, name: &str) -> Result<Secret, PortError> {
+        const OP: &str = "s3:GetObject(secret)";
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(Secret::new(read_text(OP, out.body).await?))
+    }
 }
 
 /// CA private keys at `s3://<bucket>/<prefix><CA certificate id>.pem`.

@@ -19,6 +19,8 @@ pub enum ObjectOp {
     Store,
     /// Deleting a secret.
     Delete,
+    /// Reading a secret back.
+    Read,
 }
 
 /// Templates by id.
@@ -81,6 +83,16 @@ impl SecretSink for MemorySecrets {
         self.faults.enter(ObjectOp::Delete).await?;
         self.secrets.lock().expect("secrets lock").remove(name);
         Ok(())
+    }
+
+    async fn read(&self, name: &str) -> Result<Secret, PortError> {
+        self.faults.enter(ObjectOp::Read).await?;
+        self.secrets
+            .lock()
+            .expect("secrets lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, "secrets:read", format!("no secret {name}")))
     }
 }
 

@@ -172,6 +172,10 @@ impl SecretSink for InlineSecret {
     async fn delete(&self, _name: &str) -> Result<(), PortError> {
         Ok(())
     }
+
+    async fn read(&self, _name: &str) -> Result<Secret, PortError> {
+        Err(PortError::new(crate::ports::ErrorKind::NotFound, "inline:read", "an inline key is kept nowhere"))
+    }
 }
 
 fn created(certificate: IssuedCertificate) -> CertificateStep {
