@@ -861,3 +861,111 @@ fn subject_of(pem: &str) -> String {
     let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default();
     x509_parser::parse_x509_certificate(&der).map(|(_, c)| c.subject().to_string()).unwrap_or_default()
 }
+
+/// One HTTP/1.1 exchange over a plain socket (the tests need no HTTP client crate):
+/// status and body.
+async fn http(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
+    use cdf_provisioning::api::MEDIA_TYPE;
+    let s = Stack::deploy().await;
+    s.examples().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = cdf_provisioning::api::router(s.app().await);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let cdf = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE)];
+    let thing = s.thing("rest");
+    let body = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": thing}}).to_string();
+
+    // Probes, outside the media type rule.
+    assert_eq!(http(address, "GET", "/health", &[], "").await.0, 200);
+    let (status, ready) = http(address, "GET", "/ready", &[], "").await;
+    assert_eq!(status, 200, "{ready}");
+
+    // POST /things without a key: 201, the key inline, an ACTIVE certificate on the thing.
+    let (status, text) = http(address, "POST", "/things", &cdf, &body).await;
+    assert_eq!(status, 201, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert!(answer["privateKey"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let certificate = answer["certificateId"].as_str().unwrap().to_owned();
+    assert_eq!(s.certificate_status(&certificate).await.as_deref(), Some("ACTIVE"));
+
+    // With an Idempotency-Key: once, the same answer twice, the key read back from S3.
+    let keyed = s.thing("rest-keyed");
+    let keyed_body = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": keyed}}).to_string();
+    let key = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE), ("Idempotency-Key", "rest-order-1")];
+    let (status, first) = http(address, "POST", "/things", &key, &keyed_body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = http(address, "POST", "/things", &key, &keyed_body).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(serde_json::from_str::<Value>(&first).unwrap(), serde_json::from_str::<Value>(&again).unwrap());
+    let principals = s.iot.list_thing_principals().thing_name(&keyed).send().await.unwrap();
+    assert_eq!(principals.principals().len(), 1, "one certificate for two requests");
+    let (status, _) = http(address, "POST", "/things", &key, &body).await;
+    assert_eq!(status, 422, "the key with another body");
+
+    // GET, PATCH, DELETE.
+    let (status, text) = http(address, "GET", &format!("/things/{thing}"), &cdf, "").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["certificates"][0]["certificateStatus"], "ACTIVE");
+    let path = format!("/things/{thing}/certificates");
+    let (status, text) = http(address, "PATCH", &path, &cdf, r#"{"certificateStatus":"INACTIVE"}"#).await;
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(s.certificate_status(&certificate).await.as_deref(), Some("INACTIVE"));
+    let (status, _) = http(address, "DELETE", &format!("/things/{thing}?deletePolicies=false"), &cdf, "").await;
+    assert_eq!(status, 204);
+    assert!(s.iot.describe_thing().thing_name(&thing).send().await.is_err(), "the thing is gone");
+    assert_eq!(s.certificate_status(&certificate).await, None, "its certificate too");
+
+    // What goes wrong answers in the seed's JSON, with the status of whose fault it is.
+    let unknown = json!({"provisioningTemplateId": "nope", "parameters": {"ThingName": "x"}}).to_string();
+    let bad_name = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": "a b"}}).to_string();
+    let huge = format!(r#"{{"provisioningTemplateId":"{}"}}"#, "x".repeat(3 << 20));
+    let failures: [(&str, String, &[(&str, &str)], &str, u16); 12] = [
+        ("GET", format!("/things/{thing}"), &cdf, "", 404),
+        ("GET", "/things/a%20b".into(), &cdf, "", 400),
+        ("GET", "/things/%FF".into(), &cdf, "", 400),
+        ("GET", "/things/t".into(), &[], "", 415),
+        ("GET", "/nowhere".into(), &cdf, "", 404),
+        ("PUT", "/things/t".into(), &cdf, "{}", 405),
+        ("POST", "/things".into(), &cdf, &unknown, 404),
+        ("POST", "/things".into(), &cdf, &bad_name, 400),
+        ("POST", "/things".into(), &cdf, r#"{"provisioningTemplateId":"../secrets/x"}"#, 400),
+        ("POST", "/things".into(), &cdf, &huge, 413),
+        ("PATCH", format!("/things/{keyed}/certificates"), &cdf, r#"["INACTIVE"]"#, 400),
+        ("GET", "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f".into(), &cdf, "", 404),
+    ];
+    for (method, path, headers, body, expected) in failures {
+        let (status, text) = http(address, method, &path, headers, body).await;
+        let shown: String = path.chars().take(60).collect();
+        assert_eq!(status, expected, "{method} {shown}: {text}");
+        let error: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {shown}: not JSON: {text}"));
+        assert!(error["message"].is_string(), "{method} {shown}: {text}");
+        assert!(!text.contains("arn:aws") && !text.contains("RequestId"), "{method} {shown}: internals in {text}");
+    }
+    let principals = s.iot.list_thing_principals().thing_name(&keyed).send().await.unwrap();
+    assert_eq!(principals.principals().len(), 1, "the array body changed nothing");
+}
