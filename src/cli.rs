@@ -235,7 +235,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(address = %listener.local_addr()?, "REST facade listening");
             let token = shutdown::on_signal();
-            axum::serve(listener, api::router(app)).with_graceful_shutdown(token.cancelled_owned()).await?;
+            let router = api::router_with(app, config.api_settings());
+            axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await?;
         }
         CliCommand::Submit { file, key, wait, timeout_secs } => {
             return submit(&config, &clients, &file, key, wait, Duration::from_secs(timeout_secs)).await;

@@ -95,6 +95,13 @@ pub struct Config {
     pub iot_rate_limits: BTreeMap<IotOperation, u32>,
     /// `CDF_API_BIND`: address of the REST facade.
     pub api_bind: String,
+    /// `CDF_API_TIMEOUT_SECS`: longest a REST request may take.
+    pub api_timeout: Duration,
+    /// `CDF_API_CORS_ORIGINS`: origins browsers may call the facade from (comma-separated, `*`
+    /// for any); CORS is off when unset.
+    pub api_cors_origins: Vec<String>,
+    /// `CDF_API_BEARER_TOKEN`: when set, REST requests must carry it as a bearer token.
+    pub api_bearer_token: Option<crate::domain::secret::Secret>,
     /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
     /// facade always serves it).
     pub metrics_bind: Option<String>,
@@ -267,6 +274,12 @@ impl Config {
             iot_rate_share: r.parse("CDF_IOT_RATE_SHARE", 1.0, 0.001..=1.0),
             iot_rate_limits: r.rates("CDF_IOT_RATE_LIMITS"),
             api_bind: r.text_or("CDF_API_BIND", "127.0.0.1:3004"),
+            api_timeout: secs(r.parse("CDF_API_TIMEOUT_SECS", 30, 1..=900)),
+            api_cors_origins: r
+                .text("CDF_API_CORS_ORIGINS")
+                .map(|o| o.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
             metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),
@@ -304,6 +317,15 @@ impl Config {
                 certificate_days: self.certificate_expiry_days,
                 mode: self.provisioning_mode,
             },
+        }
+    }
+
+    /// Settings of the REST facade's guards.
+    pub fn api_settings(&self) -> crate::api::ApiSettings {
+        crate::api::ApiSettings {
+            request_timeout: self.api_timeout,
+            cors_origins: self.api_cors_origins.clone(),
+            bearer_token: self.api_bearer_token.clone(),
         }
     }
 

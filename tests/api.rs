@@ -416,3 +416,88 @@ async fn a_keyed_request_cut_short_is_resumed_by_its_repeat_without_a_second_cer
     assert_eq!(answer["certificateId"], certificate.certificate_id.as_str());
     assert_eq!(certificate.certificate_status, CertificateStatus::Active);
 }
+
+async fn send(router: axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = router.oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let settings = ApiSettings {
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new("s3cret".into())),
+        ..ApiSettings::default()
+    };
+    let get = |auth: Option<&str>| {
+        let mut request = Request::builder().uri("/things/t1").header(header::ACCEPT, MEDIA_TYPE);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for auth in [None, Some("Bearer wrong"), Some("s3cret"), Some("Basic czNjcmV0")] {
+        let (status, headers, body) = send(router_with(f.app.clone(), settings.clone()), get(auth)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert!(body.contains("bearer token"), "{body}");
+    }
+    let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get(Some("Bearer s3cret"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let probe = Request::builder().uri("/health").body(Body::empty()).unwrap();
+    assert_eq!(send(router_with(f.app.clone(), settings), probe).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_answers_only_configured_origins() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/things/t1")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, headers, _) = send(router(f.app.clone()), preflight("https://ops.example")).await;
+    assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN), "off by default");
+
+    let settings = ApiSettings { cors_origins: vec!["https://ops.example".into()], ..ApiSettings::default() };
+    let (status, headers, _) =
+        send(router_with(f.app.clone(), settings.clone()), preflight("https://ops.example")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://ops.example");
+    assert!(headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("idempotency-key"));
+    let (_, headers, _) = send(router_with(f.app.clone(), settings.clone()), preflight("https://evil.example")).await;
+    assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    let get = Request::builder()
+        .uri("/things/t1")
+        .header(header::ACCEPT, MEDIA_TYPE)
+        .header(header::ORIGIN, "https://ops.example")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(router_with(f.app.clone(), settings), get).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://ops.example");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_over_the_timeout_answers_503_in_json() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::on_tokio_time();
+    f.registry.add_thing("t1", None, &[]);
+    f.registry.faults.delay_next(IotOp::DescribeThing, std::time::Duration::from_secs(60), 1);
+    let settings = ApiSettings { request_timeout: std::time::Duration::from_secs(5), ..ApiSettings::default() };
+    let request = Request::builder().uri("/things/t1").header(header::ACCEPT, MEDIA_TYPE).body(Body::empty()).unwrap();
+    let (status, headers, body) = send(router_with(f.app.clone(), settings), request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    assert!(body.contains("within 5 s"), "{body}");
+}

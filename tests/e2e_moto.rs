@@ -862,6 +862,9 @@ fn subject_of(pem: &str) -> String {
     x509_parser::parse_x509_certificate(&der).map(|(_, c)| c.subject().to_string()).unwrap_or_default()
 }
 
+/// A request and the status it must get: method, path, headers, body, status.
+type Exchange<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str, u16);
+
 /// One HTTP/1.1 exchange over a plain socket (the tests need no HTTP client crate):
 /// status and body.
 async fn http(
@@ -944,7 +947,7 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let unknown = json!({"provisioningTemplateId": "nope", "parameters": {"ThingName": "x"}}).to_string();
     let bad_name = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": "a b"}}).to_string();
     let huge = format!(r#"{{"provisioningTemplateId":"{}"}}"#, "x".repeat(3 << 20));
-    let failures: [(&str, String, &[(&str, &str)], &str, u16); 12] = [
+    let failures: [Exchange<'_>; 12] = [
         ("GET", format!("/things/{thing}"), &cdf, "", 404),
         ("GET", "/things/a%20b".into(), &cdf, "", 400),
         ("GET", "/things/%FF".into(), &cdf, "", 400),

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 mod bulk;
+mod guard;
+
+pub use guard::ApiSettings;
 
 use crate::app::provision::Provisioned;
 use crate::app::{App, KeyedProvision};
@@ -25,8 +28,14 @@ use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, I
 /// The media type of every request and response body.
 pub const MEDIA_TYPE: &str = "application/vnd.aws-cdf-v1.0+json";
 
-/// Builds the router.
+/// Builds the router with the default guards (30 s timeout, no CORS, no token).
 pub fn router(app: App) -> Router {
+    router_with(app, ApiSettings::default())
+}
+
+/// Builds the router with `settings` for its guards.
+pub fn router_with(app: App, settings: ApiSettings) -> Router {
+    let settings = std::sync::Arc::new(settings);
     Router::new()
         .route("/things/{thing_name}", get(get_thing).delete(delete_thing))
         .route("/things/{thing_name}/certificates", patch(update_certificates))
@@ -44,6 +53,9 @@ pub fn router(app: App) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(settings.clone(), guard::timeout))
+        .layer(middleware::from_fn_with_state(settings.clone(), guard::bearer))
+        .layer(middleware::from_fn_with_state(settings, guard::cors))
         .with_state(app)
 }
 
