@@ -18,6 +18,7 @@ use crate::adapters::aws::{
 };
 use crate::adapters::file::FileCaKeyStore;
 use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
+use crate::app::templates::UploadRefused;
 use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::domain::bulk::{RowOutcome, TaskId, TaskStatus};
@@ -108,6 +109,26 @@ enum TemplateAction {
         /// JSON object of cdfProvisioningParameters.
         #[arg(long)]
         cdf_parameters: Option<PathBuf>,
+    },
+    /// Store a template where the workers read it, once it has no error (checked without
+    /// parameters first); prints its version.
+    Upload {
+        /// Template id (its key in the bucket, without prefix and suffix).
+        id: String,
+        /// Template file.
+        file: PathBuf,
+    },
+    /// List the stored templates with their versions.
+    List,
+    /// Print a stored template.
+    Get {
+        /// Template id.
+        id: String,
+    },
+    /// Delete a stored template.
+    Delete {
+        /// Template id.
+        id: String,
     },
 }
 
@@ -207,6 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     telemetry::init(config.log_format, &config.log_level);
     let clients = AwsClients::load(config.aws_max_attempts, config.wait_time).await;
     match cli.command {
+        CliCommand::Template { action } => return manage_templates(&build_app(&config, &clients).await?, action).await,
         CliCommand::Worker => {
             let queue_name = Config::require(&config.command_queue, "CDF_COMMAND_QUEUE", "to run the worker")?;
             let queue = SqsCommandQueue::connect(&clients, queue_name, config.dead_letter_queue.as_deref())
@@ -250,7 +272,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         CliCommand::Stack { action } => stack(&clients, action).await?,
         CliCommand::Bulk { action } => return bulk(&build_app(&config, &clients).await?, action).await,
-        CliCommand::Template { .. } | CliCommand::Provision { .. } => unreachable!("handled without AWS above"),
+        CliCommand::Provision { .. } => unreachable!("handled without AWS above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `template upload|list|get|delete`.
+async fn manage_templates(app: &App, action: TemplateAction) -> anyhow::Result<ExitCode> {
+    match action {
+        TemplateAction::Validate { .. } => unreachable!("validated without AWS above"),
+        TemplateAction::Upload { id, file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            match app.upload_template(&id, &text).await {
+                Ok((version, created)) => {
+                    eprintln!("{} {id}", if created { "created" } else { "replaced" });
+                    println!("{}", serde_json::to_string(&version)?);
+                }
+                Err(UploadRefused::Invalid(errors)) => {
+                    for e in &errors {
+                        eprintln!("error: {e}");
+                    }
+                    eprintln!("{} error(s); nothing stored", errors.len());
+                    return Ok(ExitCode::from(1));
+                }
+                Err(UploadRefused::Failed(error)) => bail!("{error}"),
+            }
+        }
+        TemplateAction::List => {
+            for template in app.templates().await? {
+                println!("{}", serde_json::to_string(&template)?);
+            }
+        }
+        TemplateAction::Get { id } => print!("{}", app.template(&id).await?.0),
+        TemplateAction::Delete { id } => app.delete_template(&id).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

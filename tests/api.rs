@@ -501,3 +501,65 @@ async fn a_request_over_the_timeout_answers_503_in_json() {
     assert_eq!(headers[header::RETRY_AFTER], "1");
     assert!(body.contains("within 5 s"), "{body}");
 }
+
+#[tokio::test]
+async fn templates_are_uploaded_only_when_valid_then_read_listed_used_and_deleted() {
+    let f = Fixture::new();
+    f.registry.add_policy("cdf-example-device");
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    let mut broken: serde_json::Value = serde_json::from_str(&template).unwrap();
+    broken["Resources"]["thing"]["Properties"]["ThingName"] = serde_json::json!({"Ref": "Nope"});
+    broken["Resources"]["certificate"]["Properties"]["Status"] = serde_json::json!("REVOKED");
+
+    let (status, text, _) = call(&f, "PUT", "/templates/fleet/sensor", Some(&broken.to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let refused: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let errors = refused["errors"].as_array().unwrap();
+    let paths: Vec<_> = errors.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        ["/Resources/certificate/Properties/Status", "/Resources/thing/Properties/ThingName/Ref"],
+        "every error, found without parameters"
+    );
+    assert!(refused["message"].as_str().unwrap().starts_with("the template has 2 error(s)"));
+    let (status, _, _) = call(&f, "GET", "/templates/fleet/sensor", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+
+    let put = |body: &str| {
+        Request::builder()
+            .method("PUT")
+            .uri("/templates/fleet/sensor")
+            .header(header::ACCEPT, MEDIA_TYPE)
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let created = router(f.app.clone()).oneshot(put(&template)).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let etag = created.headers()[header::ETAG].to_str().unwrap().to_owned();
+    let replaced = router(f.app.clone()).oneshot(put(&template)).await.unwrap();
+    assert_eq!(replaced.status(), StatusCode::OK);
+    assert_eq!(replaced.headers()[header::ETAG], etag.as_str(), "the same text, the same version");
+
+    let (status, text, _) = call(&f, "GET", "/templates/fleet/sensor", None).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, template.as_str()));
+    let (status, text, _) = call(&f, "GET", "/templates", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["templates"][0], serde_json::json!({"templateId": "fleet/sensor", "version": etag}));
+
+    let body = r#"{"provisioningTemplateId":"fleet/sensor","parameters":{"ThingName":"uploaded-1"}}"#;
+    let (status, text, _) = call(&f, "POST", "/things", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+
+    for (method, uri, expected) in [
+        ("DELETE", "/templates/fleet/sensor", StatusCode::NO_CONTENT),
+        ("DELETE", "/templates/fleet/sensor", StatusCode::NOT_FOUND),
+        ("GET", "/templates/fleet/sensor", StatusCode::NOT_FOUND),
+        ("GET", "/templates/fleet/../secrets", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, text, _) = call(&f, method, uri, None).await;
+        assert_eq!(status, expected, "{method} {uri}: {text}");
+    }
+}

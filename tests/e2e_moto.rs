@@ -971,4 +971,31 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     }
     let principals = s.iot.list_thing_principals().thing_name(&keyed).send().await.unwrap();
     assert_eq!(principals.principals().len(), 1, "the array body changed nothing");
+
+    // Templates through the API, stored in S3 where the commands read them.
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    let broken = template.replace(r#"{ "Ref": "ThingName" }"#, r#"{ "Fn::Join": ["-"] }"#);
+    assert_ne!(broken, template);
+    let (status, text) = http(address, "PUT", "/templates/e2e/uploaded", &cdf, &broken).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["errors"][0]["path"],
+        "/Resources/thing/Properties/ThingName/Fn::Join"
+    );
+    assert_eq!(http(address, "GET", "/templates/e2e/uploaded", &cdf, "").await.0, 404, "nothing stored");
+    let (status, text) = http(address, "PUT", "/templates/e2e/uploaded", &cdf, &template).await;
+    assert_eq!(status, 201, "{text}");
+    let version = serde_json::from_str::<Value>(&text).unwrap()["version"].as_str().unwrap().to_owned();
+    let (status, text) = http(address, "GET", "/templates", &cdf, "").await;
+    assert_eq!(status, 200);
+    assert!(text.contains(r#""templateId":"e2e/uploaded""#) && text.contains(&version.replace('"', "\\\"")), "{text}");
+    let (status, text) = http(address, "GET", "/templates/e2e/uploaded", &cdf, "").await;
+    assert_eq!((status, text.as_str()), (200, template.as_str()));
+    let uploaded = s.thing("rest-uploaded");
+    let body = json!({"provisioningTemplateId": "e2e/uploaded", "parameters": {"ThingName": uploaded}}).to_string();
+    let (status, text) = http(address, "POST", "/things", &cdf, &body).await;
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(http(address, "DELETE", "/templates/e2e/uploaded", &cdf, "").await.0, 204);
+    assert_eq!(http(address, "DELETE", "/templates/e2e/uploaded", &cdf, "").await.0, 404);
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 
 mod bulk;
 mod guard;
+mod templates;
 
 pub use guard::ApiSettings;
 
@@ -44,6 +45,8 @@ pub fn router_with(app: App, settings: ApiSettings) -> Router {
         .route("/bulkthings/{task_id}", get(bulk::task))
         .route("/bulkthings/{task_id}/rows", get(bulk::rows))
         .route("/bulkthings/{task_id}/cancel", post(bulk::cancel))
+        .route("/templates", get(templates::list))
+        .route("/templates/{*template_id}", get(templates::get).put(templates::upload).delete(templates::delete))
         .fallback(no_route)
         .layer(middleware::from_fn(media_type_gate))
         // Scraped by Prometheus, which sends its own Accept: outside the media type gate.

@@ -16,6 +16,7 @@ pub mod progress;
 pub mod provision;
 pub mod rate_limits;
 mod retry;
+pub mod templates;
 
 pub use commands::{App, AppSettings, Disposition, KeyedProvision, Ports, RetryReason};
 pub use retry::ConflictRetry;

@@ -28,7 +28,7 @@ pub use registry::{
     AwsGeneratedKey, Certificates, DeviceRegistry, IotOperation, NewThing, Policies, ThingRegistration, Things,
 };
 pub use state::{CreateOutcome, StateStore};
-pub use storage::{CaKeyStore, RowLines, RowSource, SecretSink, TemplateStore};
+pub use storage::{CaKeyStore, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
 
 pub use crate::domain::registry::IssuedCertificate;
 use crate::domain::{CommandError, ErrorCode};

@@ -5,11 +5,30 @@ use async_trait::async_trait;
 use super::PortError;
 use crate::domain::secret::Secret;
 
-/// Provisioning templates by id (S3 `<prefix><id><suffix>`).
+/// A stored template's id and version (S3's ETag: it changes with every upload).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateVersion {
+    /// The template id.
+    pub template_id: String,
+    /// The stored version.
+    pub version: String,
+}
+
+/// Provisioning templates by id (S3 `<prefix><id><suffix>`): read by the commands, managed
+/// through the REST facade and the CLI.
 #[async_trait]
 pub trait TemplateStore: Send + Sync {
     /// The template's text; `NotFound` when there is none.
     async fn template(&self, template_id: &str) -> Result<String, PortError>;
+    /// The template's text and version; `NotFound` when there is none.
+    async fn template_version(&self, template_id: &str) -> Result<(String, TemplateVersion), PortError>;
+    /// Stores (or replaces) a template; its new version.
+    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError>;
+    /// Every stored template, by id.
+    async fn list_templates(&self) -> Result<Vec<TemplateVersion>, PortError>;
+    /// Deletes a template; `NotFound` when there is none.
+    async fn delete_template(&self, template_id: &str) -> Result<(), PortError>;
 }
 
 /// Where generated private keys go, so that they never reach records, events or logs.

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::error::classify;
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore};
+use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
 
 /// Reads an object's body as UTF-8 text (strictly: CDF read bulk files as Latin-1).
 async fn read_text(op: &'static str, body: ByteStream) -> Result<String, PortError> {
@@ -76,6 +76,80 @@ impl TemplateStore for S3TemplateStore {
                 Err(e)
             }
         }
+    }
+
+    async fn template_version(&self, template_id: &str) -> Result<(String, TemplateVersion), PortError> {
+        const OP: &str = "s3:GetObject(template)";
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(template_id))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let version = TemplateVersion {
+            template_id: template_id.to_owned(),
+            version: out.e_tag().unwrap_or_default().to_owned(),
+        };
+        Ok((read_text(OP, out.body).await?, version))
+    }
+
+    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError> {
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(template_id))
+            .body(ByteStream::from(text.as_bytes().to_vec()))
+            .content_type("application/json")
+            .send()
+            .await
+            .map_err(|e| classify("s3:PutObject(template)", e))?;
+        Ok(TemplateVersion { template_id: template_id.to_owned(), version: out.e_tag().unwrap_or_default().to_owned() })
+    }
+
+    async fn list_templates(&self) -> Result<Vec<TemplateVersion>, PortError> {
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).into_paginator().send();
+        let mut templates = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("s3:ListObjectsV2(templates)", e))?;
+            for object in page.contents() {
+                let id =
+                    object.key().and_then(|k| k.strip_prefix(&self.prefix)).and_then(|k| k.strip_suffix(&self.suffix));
+                if let Some(id) = id.filter(|id| !id.is_empty()) {
+                    let version = object.e_tag().unwrap_or_default().to_owned();
+                    templates.push(TemplateVersion { template_id: id.to_owned(), version });
+                }
+            }
+        }
+        Ok(templates)
+    }
+
+    async fn delete_template(&self, template_id: &str) -> Result<(), PortError> {
+        let key = self.key(template_id);
+        // S3 deletes a missing key without complaint; the caller is told it was not there.
+        self.client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:HeadObject(template)", e))?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:DeleteObject(template)", e))?;
+        Ok(())
+    }
+}
+
+impl S3TemplateStore {
+    fn key(&self, template_id: &str) -> String {
+        format!("{}{template_id}{}", self.prefix, self.suffix)
     }
 }
 

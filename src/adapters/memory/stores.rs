@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::Faults;
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore};
+use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
 
 /// The object store operations of the fakes, for failure injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
@@ -49,6 +49,39 @@ impl TemplateStore for MemoryTemplates {
             .cloned()
             .ok_or_else(|| PortError::new(ErrorKind::NotFound, "template", format!("no template {template_id}")))
     }
+
+    async fn template_version(&self, template_id: &str) -> Result<(String, TemplateVersion), PortError> {
+        let text = self.template(template_id).await?;
+        let version = version_of(template_id, &text);
+        Ok((text, version))
+    }
+
+    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError> {
+        self.faults.enter(ObjectOp::Template).await?;
+        self.put(template_id, text);
+        Ok(version_of(template_id, text))
+    }
+
+    async fn list_templates(&self) -> Result<Vec<TemplateVersion>, PortError> {
+        self.faults.enter(ObjectOp::Template).await?;
+        let templates = self.templates.lock().expect("templates lock");
+        Ok(templates.iter().map(|(id, text)| version_of(id, text)).collect())
+    }
+
+    async fn delete_template(&self, template_id: &str) -> Result<(), PortError> {
+        self.faults.enter(ObjectOp::Template).await?;
+        match self.templates.lock().expect("templates lock").remove(template_id) {
+            Some(_) => Ok(()),
+            None => Err(PortError::new(ErrorKind::NotFound, "template", format!("no template {template_id}"))),
+        }
+    }
+}
+
+/// A version that changes with the text, as S3's ETag does.
+fn version_of(template_id: &str, text: &str) -> TemplateVersion {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(text.as_bytes()));
+    TemplateVersion { template_id: template_id.to_owned(), version: format!("\"{}\"", &digest[..32]) }
 }
 
 /// Secrets by name.

@@ -73,19 +73,26 @@ pub struct Provisioned {
     pub private_key: Option<Secret>,
 }
 
-/// Reads template `id`; a malformed id or a missing template is the request's fault.
-pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
-    let at = "/payload/provisioningTemplateId";
+/// What is wrong with a template id, if anything: 1 to 512 letters, digits, `_`, `.`, `-` in
+/// `/`-separated names, none empty or `..` (an id is a key in the bucket).
+pub fn template_id_problem(id: &str) -> Option<CommandError> {
     let well_formed = !id.is_empty()
         && id.len() <= 512
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
         && !id.split('/').any(|segment| segment.is_empty() || segment == "..");
-    if !well_formed {
-        return Err(CommandError::new(
+    (!well_formed).then(|| {
+        CommandError::new(
             ErrorCode::ValidationFailed,
             "a template id is 1 to 512 letters, digits, '_', '.', '-' and '/'-separated names (no empty or '..' names)",
         )
-        .at(at));
+    })
+}
+
+/// Reads template `id`; a malformed id or a missing template is the request's fault.
+pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
+    let at = "/payload/provisioningTemplateId";
+    if let Some(problem) = template_id_problem(id) {
+        return Err(problem.at(at));
     }
     templates.template(id).await.map_err(|e| {
         if e.kind == ErrorKind::NotFound {

@@ -9,6 +9,14 @@ use super::plan::{CertificateSource, CertificateSpec, InitialStatus, PolicySpec,
 use super::*;
 
 impl Template {
+    /// Whether the template declares a resource of `type_name`, whether or not it reads.
+    fn has_resource(&self, type_name: &str) -> bool {
+        self.body
+            .get("Resources")
+            .and_then(Value::as_object)
+            .is_some_and(|r| r.values().any(|v| v.get("Type").and_then(Value::as_str) == Some(type_name)))
+    }
+
     pub(super) fn apply_cdf(
         &self,
         params: &Value,
@@ -68,6 +76,8 @@ impl Template {
                         step.key()
                     ),
                 )),
+                // A certificate resource that failed to read has its own errors already.
+                None if self.has_resource("AWS::IoT::Certificate") => {}
                 None => errors.push(TemplateError::new(
                     "/Resources",
                     format!("CDF.{} needs an AWS::IoT::Certificate resource to register the certificate", step.key()),
@@ -75,7 +85,7 @@ impl Template {
             }
         }
         let needs_certificate = !self.cdf.additional_policies.is_empty() || self.cdf.client_id_must_match_thing_name;
-        if needs_certificate && certificate.is_none() {
+        if needs_certificate && certificate.is_none() && !self.has_resource("AWS::IoT::Certificate") {
             errors.push(TemplateError::new(
                 "/CDF",
                 "attachAdditionalPolicies and clientIdMustMatchThingName need an AWS::IoT::Certificate resource",
