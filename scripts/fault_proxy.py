@@ -19,10 +19,14 @@ Control, on the same port (no AWS request uses these paths):
     caller cannot know it ran (the case that makes blind retries of non-idempotent calls unsafe).
 - `GET /__proxy/stats`: requests and injected faults per service and operation.
 - `POST /__proxy/reset`: clears the counters.
+- `POST /__proxy/record` starts keeping every forwarded request (method, target, headers,
+  body); `GET /__proxy/recorded` returns them (bodies base64) and stops: a benchmark replays
+  them straight at the emulator to measure its own capacity for the same calls.
 """
 
 import argparse
 import asyncio
+import base64
 import json
 import random
 import re
@@ -32,6 +36,7 @@ from collections import Counter
 # calls; anything else is named by method and first path segment).
 IOT_ROUTES = [
     ("GET", r"/things/[^/]+/principals", "ListThingPrincipals"),
+    ("GET", r"/things/[^/]+/thing-groups", "ListThingGroupsForThing"),
     ("PUT", r"/things/[^/]+/principals", "AttachThingPrincipal"),
     ("DELETE", r"/things/[^/]+/principals", "DetachThingPrincipal"),
     ("GET", r"/things/[^/]+", "DescribeThing"),
@@ -63,6 +68,7 @@ IOT_ROUTES = [(m, re.compile(p + r"$"), op) for m, p, op in IOT_ROUTES]
 SCOPE = re.compile(rb"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 rules = []
+recording = None
 requests_seen = Counter()
 faults_injected = Counter()
 
@@ -183,7 +189,13 @@ def dechunk(data):
 
 
 def control(method, path, body):
-    global rules
+    global rules, recording
+    if method == "POST" and path == "/__proxy/record":
+        recording = []
+        return response(200, "OK", b"{}")
+    if method == "GET" and path == "/__proxy/recorded":
+        recorded, recording = recording or [], None
+        return response(200, "OK", json.dumps(recorded).encode(), [(b"Content-Type", b"application/json")])
     if method == "PUT" and path == "/__proxy/rules":
         rules = json.loads(body or b"[]")
         return response(200, "OK", b"{}")
@@ -232,6 +244,10 @@ async def serve_client(reader, writer, upstream):
                 await forward(upstream, method, target, pairs, body)
                 break
             else:
+                if recording is not None:
+                    headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in pairs]
+                    encoded = base64.b64encode(body).decode()
+                    recording.append({"service": service, "op": op, "method": method, "target": target, "headers": headers, "body": encoded})
                 writer.write(await forward(upstream, method, target, pairs, body))
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError, ValueError):

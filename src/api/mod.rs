@@ -100,9 +100,22 @@ async fn json_errors(request: Request, next: Next) -> Response {
     if !status.is_client_error() && !status.is_server_error() || ours {
         return response;
     }
-    let message = status.canonical_reason().unwrap_or("request failed").to_lowercase();
+    let reason = status.canonical_reason().unwrap_or("request failed").to_lowercase();
+    // The framework's own text says what was wrong (a query that does not parse, ...): kept
+    // for client errors, cut short, never for server errors.
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 4_096).await {
+        Ok(bytes) if status.is_client_error() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => String::new(),
+    };
+    let message = if detail.is_empty() {
+        reason
+    } else {
+        let cut: String = detail.chars().take(300).collect();
+        if cut.len() < detail.len() { format!("{reason}: {cut}…") } else { format!("{reason}: {cut}") }
+    };
     let mut json = cdf_json(status, &json!({"message": message}));
-    if let Some(allow) = response.headers().get(header::ALLOW) {
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
         json.headers_mut().insert(header::ALLOW, allow.clone());
     }
     json
