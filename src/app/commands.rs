@@ -445,8 +445,11 @@ impl App {
         };
 
         let secret_name = secret_name(key, work.subject().as_deref());
-        // The last chance: the queue's last delivery, or the retry budget's last failure.
-        let last = last || failures.saturating_add(1) >= self.settings.max_failed_attempts;
+        // The last chance: the queue's last delivery, or the retry budget's last failure. A bulk
+        // row is retried in place within its chunk's delivery; the chunk's budget governs it.
+        let budget_spent =
+            matches!(work, Work::Command(_)) && failures.saturating_add(1) >= self.settings.max_failed_attempts;
+        let last = last || budget_spent;
         let outcome = match Checkpoints::decode(&checkpoints) {
             // Fail closed: a step this version cannot see might be repeated.
             Err(unreadable) => Outcome::Failed(unreadable.into()),
