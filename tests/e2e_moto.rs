@@ -894,7 +894,7 @@ async fn http(
 async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     use cdf_provisioning::api::MEDIA_TYPE;
     let s = Stack::deploy().await;
-    s.examples().await;
+    let ca_id = s.examples().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = cdf_provisioning::api::router(s.app().await);
@@ -998,4 +998,66 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     assert_eq!(status, 201, "{text}");
     assert_eq!(http(address, "DELETE", "/templates/e2e/uploaded", &cdf, "").await.0, 204);
     assert_eq!(http(address, "DELETE", "/templates/e2e/uploaded", &cdf, "").await.0, 404);
+
+    // Whose fault, said precisely: what the caller names but does not exist is 404 saying
+    // which; the server's own misconfiguration (a CA whose key is not in its store) is 500.
+    let (ca_pem, _) = cdf_provisioning::crypto::test_ca(&format!("{} keyless CA", s.name)).unwrap();
+    let keyless = s
+        .iot
+        .register_ca_certificate()
+        .ca_certificate(&ca_pem)
+        .verification_certificate(&ca_pem)
+        .set_as_active(true)
+        .send()
+        .await
+        .unwrap();
+    let ca_signed = |name: &str, ca: &str| {
+        json!({"provisioningTemplateId": "ca-signed", "parameters": {"ThingName": s.thing(name)},
+               "cdfProvisioningParameters": {"caId": ca, "certInfo": {"commonName": name, "country": "DE"}}})
+        .to_string()
+    };
+    let (status, text) = http(address, "POST", "/things", &cdf, &ca_signed("ca-ok", &ca_id)).await;
+    assert_eq!(status, 201, "{text}");
+    let unknown_ca = "0".repeat(64);
+    let (status, text) = http(address, "POST", "/things", &cdf, &ca_signed("ca-unknown", &unknown_ca)).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains(&format!("CA certificate {unknown_ca} is not registered")), "{text}");
+    let (status, text) =
+        http(address, "POST", "/things", &cdf, &ca_signed("ca-keyless", keyless.certificate_id().unwrap())).await;
+    assert_eq!((status, text.as_str()), (500, r#"{"message":"internal error"}"#));
+    let no_policy = template
+        .replace("cdf-example-device", "no-such-policy")
+        .replace(r#""ThingName": { "Type": "String" }"#, r#""Device.Name": { "Type": "String" }"#)
+        .replace(r#"{ "Ref": "ThingName" }"#, r#"{ "Ref": "Device.Name" }"#);
+    assert_eq!(http(address, "PUT", "/templates/e2e/no-policy", &cdf, &no_policy).await.0, 201);
+    let missing_policy = s.thing("no-policy");
+    let body = json!({"provisioningTemplateId": "e2e/no-policy", "parameters": {"Device.Name": missing_policy}, "clientRef": "ignored"}).to_string();
+    let (status, text) = http(address, "POST", "/things", &cdf, &body).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("no-such-policy"), "{text}");
+    assert!(s.iot.describe_thing().thing_name(&missing_policy).send().await.is_err(), "nothing left behind");
+    let body = json!({"provisioningTemplateId": "e2e/no-policy", "parameters": {"Device.Name": "a b"}}).to_string();
+    let (status, text) = http(address, "POST", "/things", &cdf, &body).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains(r#""path":"/parameters/Device.Name""#), "one segment, no /payload: {text}");
+    let (status, text) = http(address, "POST", "/things", &cdf, r#"{"provisioningTemplateId":""}"#).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains(r#""path":"/provisioningTemplateId""#), "{text}");
+    let extra = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": s.thing("extra")}, "clientRef": "x"}).to_string();
+    assert_eq!(http(address, "POST", "/things", &cdf, &extra).await.0, 201, "unknown fields are ignored, as in CDF");
+
+    // Bulk over HTTP (the rows run on workers; none runs here, so the task is cancelled).
+    let rows = json!({"provisioningTemplateId": "aws-issued", "parameters": [{"ThingName": s.thing("bulk-1")}, {"ThingName": "bad name"}]}).to_string();
+    let (status, text) = http(address, "POST", "/bulkthings", &cdf, &rows).await;
+    assert_eq!(status, 201, "{text}");
+    let task = serde_json::from_str::<Value>(&text).unwrap()["taskId"].as_str().unwrap().to_owned();
+    assert_eq!(http(address, "GET", &format!("/bulkthings/{task}"), &cdf, "").await.0, 200);
+    let (status, text) = http(address, "GET", &format!("/bulkthings/{task}/rows?outcome=FAILED"), &cdf, "").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["rows"][0]["row"], 1, "{text}");
+    assert_eq!(http(address, "POST", &format!("/bulkthings/{task}/cancel"), &cdf, "").await.0, 200);
+    assert_eq!(http(address, "GET", "/metrics", &[], "").await.0, 200);
+    let (status, text) = http(address, "GET", "/openapi.json", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["openapi"], "3.1.0");
 }

@@ -99,7 +99,18 @@ impl Provisioner<'_> {
         if let Some(pem) = progress.saved().signed_certificate.clone() {
             return Ok((pem, ca_pem));
         }
-        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(fail)?;
+        // The CA is registered in IoT but its key is not in this deployment's store: the
+        // server's misconfiguration, not the caller's fault.
+        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                CommandError::new(
+                    ErrorCode::PermanentFailure,
+                    format!("the server has no private key for CA {ca_id}: {e}"),
+                )
+            } else {
+                fail(e)
+            }
+        })?;
         let key = self.key(key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
         let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
         let csr = key.csr_pem.unwrap_or_default();
