@@ -33,4 +33,4 @@ target="$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'i
 # The fault suite's `load` scenario: no faults, progress read from the events queue (the
 # emulator is not polled for records), a census of IoT, DynamoDB and the events at the end.
 "$VENV/bin/python" "$ROOT/scripts/fault_suite.py" --worker "$target/release/cdf-provisioning" \
-  --commands "$N" --runs 1 --concurrency "$CONCURRENCY" --timeout 3600 load
+  --commands "$N" --runs 1 --concurrency "$CONCURRENCY" --window "$((CONCURRENCY * 10))" --timeout 3600 load
