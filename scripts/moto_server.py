@@ -9,6 +9,9 @@ Corrections (moto 5.2.5; each one is a place where stock moto is kinder than AWS
   a resumed attempt can recognise the certificate its predecessor obtained.
 - ListCertificates honours `ascendingOrder` (default: newest first), `pageSize` and
   `marker` (moto returned every certificate, oldest first, on one page).
+- CreatePolicy refuses a document AWS IoT would refuse with MalformedPolicyException: not a
+  JSON object, no Statement, a statement whose Effect is not Allow or Deny, or without Action
+  or Resource (moto stored anything).
 
 One change of cost, not behaviour: moto's TransactWriteItems deep-copies every table it names
 before writing, to roll back on failure, so each transaction costs time and memory in
@@ -18,6 +21,7 @@ outcome, all or nothing, is the same.
 """
 
 import datetime
+import json
 import sys
 
 from cryptography import x509
@@ -32,6 +36,7 @@ from moto.core.config import default_user_config
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.core.responses import ActionResult
+from moto.iot.exceptions import IoTClientError
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
 
@@ -78,6 +83,40 @@ def list_certificates_response(self):
     if start + page_size < len(certificates):
         result["nextMarker"] = str(start + page_size)
     return ActionResult(result)
+
+
+class MalformedPolicyException(IoTClientError):
+    def __init__(self, message):
+        super().__init__("MalformedPolicyException", message)
+
+
+def _policy_problem(document):
+    try:
+        policy = json.loads(document) if isinstance(document, str) else document
+    except ValueError:
+        return "the policy document is not JSON"
+    if not isinstance(policy, dict) or "Statement" not in policy:
+        return "the policy document has no Statement"
+    statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    for statement in statements:
+        if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
+            return "each statement needs an Effect of Allow or Deny"
+        if "Action" not in statement or "Resource" not in statement:
+            return "each statement needs an Action and a Resource"
+    return None
+
+
+_moto_create_policy = IoTBackend.create_policy
+
+
+def create_policy(self, policy_name, policy_document):
+    problem = _policy_problem(policy_document)
+    if problem:
+        raise MalformedPolicyException(problem)
+    return _moto_create_policy(self, policy_name, policy_document)
+
+
+IoTBackend.create_policy = create_policy
 
 
 def _named_items(backend, transact_items):

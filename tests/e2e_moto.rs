@@ -1046,6 +1046,25 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let extra = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": s.thing("extra")}, "clientRef": "x"}).to_string();
     assert_eq!(http(address, "POST", "/things", &cdf, &extra).await.0, 201, "unknown fields are ignored, as in CDF");
 
+    // A policy document IoT refuses (MalformedPolicyException) is the caller's 400; what was
+    // made before is undone.
+    let malformed = template.replace(
+        r#""PolicyName": "cdf-example-device""#,
+        r#""PolicyDocument": "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Maybe\",\"Action\":\"iot:Connect\",\"Resource\":\"*\"}]}""#,
+    );
+    assert_ne!(malformed, template);
+    assert_eq!(
+        http(address, "PUT", "/templates/e2e/malformed", &cdf, &malformed).await.0,
+        201,
+        "valid JSON with a Statement"
+    );
+    let refused = s.thing("malformed");
+    let body = json!({"provisioningTemplateId": "e2e/malformed", "parameters": {"ThingName": refused}}).to_string();
+    let (status, text) = http(address, "POST", "/things", &cdf, &body).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("MalformedPolicyException"), "{text}");
+    assert!(s.iot.describe_thing().thing_name(&refused).send().await.is_err(), "nothing left behind");
+
     // Bulk over HTTP (the rows run on workers; none runs here, so the task is cancelled).
     let rows = json!({"provisioningTemplateId": "aws-issued", "parameters": [{"ThingName": s.thing("bulk-1")}, {"ThingName": "bad name"}]}).to_string();
     let (status, text) = http(address, "POST", "/bulkthings", &cdf, &rows).await;
