@@ -95,6 +95,7 @@ class Run:
         self.worker_starts = 0
         self.kills = 0
         self.events = []
+        self.announced_keys = set()
         self.lock = threading.Lock()
         # Commands waiting on the queue at most (a steady producer); all at once when None.
         self.window = window
@@ -232,7 +233,10 @@ class Run:
             if not messages:
                 continue
             with self.lock:
-                self.events.extend(json.loads(m["Body"]) for m in messages)
+                for m in messages:
+                    event = json.loads(m["Body"])
+                    self.events.append(event)
+                    self.announced_keys.add(event.get("data", {}).get("idempotencyKey"))
             entries = [{"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]} for j, m in enumerate(messages)]
             try:
                 sqs.delete_message_batch(QueueUrl=self.events_url, Entries=entries)
@@ -241,7 +245,7 @@ class Run:
 
     def announced(self):
         with self.lock:
-            return len({e.get("data", {}).get("idempotencyKey") for e in self.events})
+            return len(self.announced_keys)
 
     # --- scenarios -----------------------------------------------------------------------
     def run(self, timeout):

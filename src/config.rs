@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::app::provision::{ProvisionSettings, ProvisioningMode};
-use crate::app::{AppSettings, ConflictRetry};
+use crate::app::{AppSettings, RetrySchedule};
 use crate::ports::IotOperation;
 use crate::worker::WorkerSettings;
 
@@ -311,7 +311,7 @@ impl Config {
             record_retention: self.record_retention,
             delete_certificates: self.delete_certificates,
             delete_policies: self.delete_policies,
-            conflict_retry: ConflictRetry::default(),
+            conflict_retry: RetrySchedule::CONFLICTS,
             max_failed_attempts: self.max_failed_attempts,
             provision: ProvisionSettings {
                 certificate_days: self.certificate_expiry_days,

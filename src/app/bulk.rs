@@ -16,8 +16,8 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::commands::{App, Disposition, Once, Work};
-use super::fail;
 use super::provision::load_template;
+use super::{fail, missing_as};
 use crate::domain::IdempotencyKey;
 use std::collections::BTreeMap;
 
@@ -33,7 +33,7 @@ use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
 use crate::domain::template::{Culprit, Template};
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
-use crate::ports::{ErrorKind, MAX_SEND_BATCH, PortError};
+use crate::ports::{MAX_SEND_BATCH, PortError};
 
 /// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
 /// minute in all; then the chunk is left for a later delivery.
@@ -168,14 +168,10 @@ impl App {
             )
             .boxed()),
             RowsInput::Object(key) => {
-                let lines = self.ports.rows.lines(key).await.map_err(|e| {
-                    if e.kind == ErrorKind::NotFound {
-                        CommandError::new(ErrorCode::NotFound, format!("rows file {key:?} not found"))
-                            .at("/payload/rowsObject")
-                    } else {
-                        fail(e)
-                    }
-                })?;
+                let lines = self.ports.rows.lines(key).await.map_err(missing_as(|_| {
+                    CommandError::new(ErrorCode::NotFound, format!("rows file {key:?} not found"))
+                        .at("/payload/rowsObject")
+                }))?;
                 let mut reader = RowReader::new(RowsFormat::of(key));
                 let mut row = 0u32;
                 Ok(lines

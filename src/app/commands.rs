@@ -16,7 +16,7 @@ use super::delete::{DeleteOptions, delete_thing};
 use super::describe::describe_thing;
 use super::progress::Progress;
 use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
-use super::retry::ConflictRetry;
+use super::retry::RetrySchedule;
 use crate::domain::ThingName;
 use crate::domain::bulk::BulkTask;
 use crate::domain::checkpoint::Checkpoints;
@@ -45,7 +45,7 @@ pub struct AppSettings {
     /// `deleteThing` default for `deletePolicies`.
     pub delete_policies: bool,
     /// Retry of IoT's eventual-consistency conflicts.
-    pub conflict_retry: ConflictRetry,
+    pub conflict_retry: RetrySchedule,
     /// Attempts that may end in a failure that could pass later before the command is given
     /// up. Crashed attempts and redeliveries do not count: only failures the attempt saw.
     pub max_failed_attempts: u32,

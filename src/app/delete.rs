@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::retry::ConflictRetry;
+use super::retry::RetrySchedule;
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::ThingDeleted;
 use crate::domain::{CertificateStatus, CommandError, ThingName};
@@ -27,7 +27,7 @@ pub struct DeleteOptions {
 /// already have deleted it, in which case a missing thing is success, not "not found".
 pub async fn delete_thing(
     registry: &dyn DeviceRegistry,
-    retry: &ConflictRetry,
+    retry: &RetrySchedule,
     thing: &ThingName,
     options: DeleteOptions,
     is_retry: bool,

@@ -15,11 +15,11 @@ pub mod health;
 pub mod progress;
 pub mod provision;
 pub mod rate_limits;
-mod retry;
+pub mod retry;
 pub mod templates;
 
 pub use commands::{App, AppSettings, Disposition, KeyedProvision, Ports, RetryReason};
-pub use retry::ConflictRetry;
+pub use retry::RetrySchedule;
 
 use crate::domain::{CommandError, ErrorCode, ThingName};
 use crate::ports::{ErrorKind, PortError};
@@ -27,13 +27,14 @@ use crate::ports::{ErrorKind, PortError};
 /// Maps a registry error on a call about `thing` to a command error, turning "not found"
 /// into the thing-level answer callers expect.
 fn thing_error(thing: &ThingName) -> impl Fn(PortError) -> CommandError + '_ {
-    move |e| {
-        if e.kind == ErrorKind::NotFound {
-            CommandError::new(ErrorCode::ThingNotFound, format!("thing '{thing}' does not exist"))
-        } else {
-            e.to_command_error()
-        }
-    }
+    missing_as(move |_| CommandError::new(ErrorCode::ThingNotFound, format!("thing '{thing}' does not exist")))
+}
+
+/// A port failure as the command error it becomes, with "not found" answered by `missing`
+/// (what the caller named does not exist, or the server lacks something of its own):
+/// `.map_err(missing_as(|e| ...))`.
+fn missing_as<'a>(missing: impl Fn(&PortError) -> CommandError + 'a) -> impl Fn(PortError) -> CommandError + 'a {
+    move |e| if e.kind == ErrorKind::NotFound { missing(&e) } else { fail(e) }
 }
 
 /// A port failure as the command error it becomes (`.map_err(fail)`).

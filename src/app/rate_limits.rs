@@ -14,13 +14,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::Arc;
 
+use super::retry::RetrySchedule;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
 use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
 use crate::ports::{
@@ -70,41 +69,23 @@ impl RateLimits {
     }
 }
 
-/// How a throttled call is repeated: pauses of 50 ms doubling to 2 s, with jitter, at most
-/// eight times (about 6 s in all) before the throttling is left to the command's retry.
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleRetry {
-    /// First pause.
-    pub first_delay: Duration,
-    /// Longest pause.
-    pub max_delay: Duration,
-    /// Repeats after the first call.
-    pub max_retries: usize,
-}
-
-impl Default for ThrottleRetry {
-    fn default() -> Self {
-        Self { first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2), max_retries: 8 }
-    }
-}
-
 /// A registry whose calls wait for their operation's token first, and are repeated when IoT
 /// throttles them all the same.
 pub struct RateLimitedRegistry {
     inner: Arc<dyn DeviceRegistry>,
     limits: Arc<RateLimits>,
-    retry: ThrottleRetry,
+    retry: RetrySchedule,
 }
 
 impl RateLimitedRegistry {
-    /// Limits `inner` with `limits`, repeating throttled calls as [`ThrottleRetry::default`].
+    /// Limits `inner` with `limits`, repeating throttled calls as [`RetrySchedule::THROTTLING`].
     pub fn new(inner: Arc<dyn DeviceRegistry>, limits: Arc<RateLimits>) -> Self {
-        Self { inner, limits, retry: ThrottleRetry::default() }
+        Self { inner, limits, retry: RetrySchedule::THROTTLING }
     }
 
     /// The same with another schedule of repeats.
     #[must_use]
-    pub fn with_retry(mut self, retry: ThrottleRetry) -> Self {
+    pub fn with_retry(mut self, retry: RetrySchedule) -> Self {
         self.retry = retry;
         self
     }
@@ -116,11 +97,6 @@ impl RateLimitedRegistry {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, PortError>>,
     {
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(self.retry.first_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.max_retries)
-            .with_jitter();
         let attempt = || {
             let next = call();
             async move {
@@ -128,11 +104,7 @@ impl RateLimitedRegistry {
                 next.await
             }
         };
-        attempt
-            .retry(policy)
-            .when(|e: &PortError| e.kind == ErrorKind::Throttled)
-            .notify(|e, delay| tracing::debug!(op = e.op, delay_ms = delay.as_millis() as u64, "throttled, repeating"))
-            .await
+        self.retry.run_while(ErrorKind::Throttled, attempt).await
     }
 }
 
@@ -303,7 +275,7 @@ impl ThingRegistration for RateLimitedRegistry {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::adapters::memory::MemoryRegistry;
@@ -327,7 +299,7 @@ mod tests {
     fn limited(faults: impl FnOnce(&MemoryRegistry)) -> (Arc<MemoryRegistry>, RateLimitedRegistry) {
         let memory = Arc::new(MemoryRegistry::default());
         faults(&memory);
-        let retry = ThrottleRetry {
+        let retry = RetrySchedule {
             first_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
             max_retries: 3,

@@ -1,5 +1,7 @@
-//! Retrying IoT's eventual-consistency conflicts ("still attached to one or more principals"
-//! right after a detach), which the SDK's own retry does not cover.
+//! Repeating a call that failed in one known, passing way: IoT's eventual-consistency
+//! conflicts ("still attached to one or more principals" right after a detach), which the SDK's
+//! own retry does not cover, and throttled IoT calls (a throttled call did not run, so it is
+//! safe to repeat whatever it does).
 
 use std::time::Duration;
 
@@ -7,9 +9,9 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::ports::{ErrorKind, PortError};
 
-/// How long to keep retrying a call that IoT refuses with a conflict.
+/// How long, and how often, a call is repeated.
 #[derive(Debug, Clone, Copy)]
-pub struct ConflictRetry {
+pub struct RetrySchedule {
     /// First delay.
     pub first_delay: Duration,
     /// Longest delay between two attempts.
@@ -18,17 +20,19 @@ pub struct ConflictRetry {
     pub max_retries: usize,
 }
 
-impl Default for ConflictRetry {
-    /// About 15 s in all: 0.25, 0.5, 1, 2, 4, 4, 4 s.
-    fn default() -> Self {
-        Self { first_delay: Duration::from_millis(250), max_delay: Duration::from_secs(4), max_retries: 7 }
-    }
-}
+impl RetrySchedule {
+    /// IoT's conflicts: about 15 s in all (0.25, 0.5, 1, 2, 4, 4, 4 s).
+    pub const CONFLICTS: Self =
+        Self { first_delay: Duration::from_millis(250), max_delay: Duration::from_secs(4), max_retries: 7 };
 
-impl ConflictRetry {
-    /// Runs `call` until it succeeds, fails with something other than a conflict, or the
-    /// retries run out.
-    pub async fn run<T, F, Fut>(&self, call: F) -> Result<T, PortError>
+    /// Throttled calls: 50 ms doubling to 2 s, eight times (about 6 s in all), before the
+    /// throttling is left to the command's retry.
+    pub const THROTTLING: Self =
+        Self { first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2), max_retries: 8 };
+
+    /// Runs `call` until it succeeds, fails with something other than `kind`, or the retries
+    /// run out; the delays are jittered so that the repeats of a burst spread out.
+    pub async fn run_while<T, F, Fut>(&self, kind: ErrorKind, call: F) -> Result<T, PortError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, PortError>>,
@@ -39,8 +43,17 @@ impl ConflictRetry {
             .with_max_times(self.max_retries)
             .with_jitter();
         call.retry(policy)
-            .when(|e: &PortError| e.kind == ErrorKind::Conflict)
-            .notify(|e, delay| tracing::debug!(op = e.op, delay_ms = delay.as_millis() as u64, "conflict, retrying"))
+            .when(|e: &PortError| e.kind == kind)
+            .notify(|e, delay| tracing::debug!(op = e.op, delay_ms = delay.as_millis() as u64, "repeating the call"))
             .await
+    }
+
+    /// [`RetrySchedule::run_while`] for IoT's conflicts.
+    pub async fn run<T, F, Fut>(&self, call: F) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, PortError>>,
+    {
+        self.run_while(ErrorKind::Conflict, call).await
     }
 }

@@ -1,8 +1,8 @@
 //! Template management: upload (checked in full without parameters first, never stored when
 //! invalid), read, list, delete. CDF kept templates out of band in S3 with no checks.
 
-use super::App;
 use super::provision::template_id_problem;
+use super::{App, missing_as};
 use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandError, ErrorCode};
 use crate::ports::{ErrorKind, PortError, TemplateVersion};
@@ -17,13 +17,7 @@ pub enum UploadRefused {
 }
 
 fn not_found(id: &str) -> impl Fn(PortError) -> CommandError + '_ {
-    move |e| {
-        if e.kind == ErrorKind::NotFound {
-            CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist"))
-        } else {
-            e.to_command_error()
-        }
-    }
+    missing_as(move |_| CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")))
 }
 
 fn checked_id(id: &str) -> Result<(), CommandError> {

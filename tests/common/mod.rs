@@ -11,7 +11,7 @@ use cdf_provisioning::adapters::memory::{
     ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource,
     MemorySecrets, MemoryStateStore, MemoryTemplates, TokioClock,
 };
-use cdf_provisioning::app::{App, AppSettings, ConflictRetry, Ports};
+use cdf_provisioning::app::{App, AppSettings, Ports, RetrySchedule};
 use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::Clock;
@@ -57,7 +57,7 @@ impl Fixture {
         let mut settings = AppSettings {
             event_source: "urn:test".into(),
             lease: LEASE,
-            conflict_retry: ConflictRetry {
+            conflict_retry: RetrySchedule {
                 first_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(2),
                 max_retries: 5,

@@ -1,7 +1,7 @@
 //! The device certificate: from a CSR, AWS-issued, registered (with or without a CA), or signed
 //! here with the deployment's CA; and the key made here when the source needs one.
 
-use super::{Provisioner, created, fail};
+use super::{Provisioner, created, fail, missing_as};
 use crate::app::progress::Progress;
 use crate::crypto::{self, Secret};
 use crate::domain::checkpoint::{CertificateRequested, CertificateStep, Checkpoint, KeyStep};
@@ -26,17 +26,11 @@ impl Provisioner<'_> {
         let issued = match source {
             CertificateSource::Csr { csr } => self.certificate_from_csr(csr, progress).await?,
             CertificateSource::Existing { certificate_id } => {
-                let info =
-                    self.registry.describe_certificate(&CertificateId::new(certificate_id)).await.map_err(|e| {
-                        if e.kind == ErrorKind::NotFound {
-                            CommandError::new(
-                                ErrorCode::NotFound,
-                                format!("certificate {certificate_id} does not exist"),
-                            )
-                        } else {
-                            fail(e)
-                        }
-                    })?;
+                let info = self.registry.describe_certificate(&CertificateId::new(certificate_id)).await.map_err(
+                    missing_as(|_| {
+                        CommandError::new(ErrorCode::NotFound, format!("certificate {certificate_id} does not exist"))
+                    }),
+                )?;
                 CertificateStep {
                     certificate: IssuedCertificate {
                         certificate_id: info.certificate_id,
@@ -88,29 +82,18 @@ impl Provisioner<'_> {
         progress: &mut Progress<'_>,
         private_key: &mut Option<Secret>,
     ) -> Result<(String, String), CommandError> {
-        let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(|e| {
-            if e.kind == ErrorKind::NotFound {
-                CommandError::new(ErrorCode::NotFound, format!("CA certificate {ca_id} is not registered in IoT"))
-                    .at("/payload/cdfProvisioningParameters/caId")
-            } else {
-                fail(e)
-            }
-        })?;
+        let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(missing_as(|_| {
+            CommandError::new(ErrorCode::NotFound, format!("CA certificate {ca_id} is not registered in IoT"))
+                .at("/payload/cdfProvisioningParameters/caId")
+        }))?;
         if let Some(pem) = progress.saved().signed_certificate.clone() {
             return Ok((pem, ca_pem));
         }
         // The CA is registered in IoT but its key is not in this deployment's store: the
         // server's misconfiguration, not the caller's fault.
-        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(|e| {
-            if e.kind == ErrorKind::NotFound {
-                CommandError::new(
-                    ErrorCode::PermanentFailure,
-                    format!("the server has no private key for CA {ca_id}: {e}"),
-                )
-            } else {
-                fail(e)
-            }
-        })?;
+        let ca_key = self.ca_keys.ca_private_key(ca_id).await.map_err(missing_as(|e| {
+            CommandError::new(ErrorCode::PermanentFailure, format!("the server has no private key for CA {ca_id}: {e}"))
+        }))?;
         let key = self.key(key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
         let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
         let csr = key.csr_pem.unwrap_or_default();

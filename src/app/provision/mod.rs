@@ -12,8 +12,8 @@ mod register_thing;
 mod steps;
 mod thing;
 
-use super::fail;
 use super::progress::Progress;
+use super::{fail, missing_as};
 use crate::crypto::Secret;
 use crate::domain::checkpoint::{CertificateStep, Checkpoint};
 pub use crate::domain::command::ProvisionRequest;
@@ -21,9 +21,7 @@ pub use crate::domain::result::{ProvisionResult, ResourceArns};
 use crate::domain::template::plan::{Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
 use crate::domain::{CommandError, ErrorCode, ThingName};
-use crate::ports::{
-    CaKeyStore, Clock, DeviceRegistry, ErrorKind, IssuedCertificate, PortError, SecretSink, TemplateStore,
-};
+use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortError, SecretSink, TemplateStore};
 
 /// How templates are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,13 +92,9 @@ pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<St
     if let Some(problem) = template_id_problem(id) {
         return Err(problem.at(at));
     }
-    templates.template(id).await.map_err(|e| {
-        if e.kind == ErrorKind::NotFound {
-            CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at)
-        } else {
-            fail(e)
-        }
-    })
+    templates.template(id).await.map_err(missing_as(|_| {
+        CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at)
+    }))
 }
 
 /// Parses and plans a request against a template text. Every problem becomes one error

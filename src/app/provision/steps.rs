@@ -1,7 +1,7 @@
 //! The step mode: the plan's resources made one by one with IoT's primitive APIs, each step
 //! checkpointed; the certificate is activated last.
 
-use super::{Provisioned, Provisioner, arn_prefix, fail, thing_name_of};
+use super::{Provisioned, Provisioner, arn_prefix, fail, missing_as, thing_name_of};
 use crate::app::progress::Progress;
 use crate::domain::checkpoint::{Checkpoint, KeyStep, PolicyStep};
 use crate::domain::result::{ProvisionResult, ResourceArns};
@@ -44,17 +44,15 @@ impl Provisioner<'_> {
                             Err(e) => return Err(fail(e)),
                         }
                     }
-                    self.registry.attach_policy(&policy.policy_name, &cert.certificate.arn).await.map_err(|e| {
-                        if e.kind == ErrorKind::NotFound {
+                    self.registry.attach_policy(&policy.policy_name, &cert.certificate.arn).await.map_err(
+                        missing_as(|_| {
                             CommandError::new(
                                 ErrorCode::NotFound,
                                 format!("policy {:?} does not exist", policy.policy_name),
                             )
                             .at(format!("template:/Resources/{}", policy.logical_name))
-                        } else {
-                            fail(e)
-                        }
-                    })?;
+                        }),
+                    )?;
                     progress.save(Checkpoint::Policy(PolicyStep { name: policy.policy_name.clone(), created })).await?;
                 }
                 attached.push(policy.policy_name.clone());

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Provisioner, fail, thing_name_of};
+use super::{Provisioner, fail, missing_as, thing_name_of};
 use crate::app::progress::Progress;
 use crate::domain::checkpoint::{Checkpoint, ThingStep};
 use crate::domain::template::overrides::{GroupChanges, OverrideConflict};
@@ -26,14 +26,10 @@ impl Provisioner<'_> {
                             thing_type: spec.thing_type.clone(),
                             attributes: spec.attributes.clone(),
                         };
-                        let arn = self.registry.create_thing(&new).await.map_err(|e| {
-                            if e.kind == ErrorKind::NotFound {
-                                CommandError::new(ErrorCode::NotFound, e.message)
-                                    .at(format!("template:/Resources/{}/Properties/ThingTypeName", spec.logical_name))
-                            } else {
-                                fail(e)
-                            }
-                        })?;
+                        let arn = self.registry.create_thing(&new).await.map_err(missing_as(|e| {
+                            CommandError::new(ErrorCode::NotFound, e.message.clone())
+                                .at(format!("template:/Resources/{}/Properties/ThingTypeName", spec.logical_name))
+                        }))?;
                         ThingStep { arn, created: true }
                     }
                     Err(e) => return Err(fail(e)),
@@ -78,14 +74,10 @@ impl Provisioner<'_> {
             self.registry.remove_thing_from_thing_group(&name, group).await.map_err(fail)?;
         }
         for group in &changes.add {
-            self.registry.add_thing_to_thing_group(&name, group).await.map_err(|e| {
-                if e.kind == ErrorKind::NotFound {
-                    CommandError::new(ErrorCode::NotFound, format!("thing group {group:?} does not exist"))
-                        .at(format!("template:/Resources/{}/Properties/ThingGroups", spec.logical_name))
-                } else {
-                    fail(e)
-                }
-            })?;
+            self.registry.add_thing_to_thing_group(&name, group).await.map_err(missing_as(|_| {
+                CommandError::new(ErrorCode::NotFound, format!("thing group {group:?} does not exist"))
+                    .at(format!("template:/Resources/{}/Properties/ThingGroups", spec.logical_name))
+            }))?;
         }
         if let Some(billing) = &spec.billing_group {
             self.registry.add_thing_to_billing_group(&name, billing).await.map_err(fail)?;

@@ -39,6 +39,26 @@ mod tests {
     use super::*;
     use crate::ports::ThingRegistration;
 
+    /// A registry whose client talks to `app` on a local port, retrying as the product does
+    /// (standard mode, three attempts) but with no wait between attempts.
+    async fn registry_on(app: Router) -> IotRegistry {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let config = aws_sdk_iot::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::for_tests())
+            .endpoint_url(format!("http://{address}"))
+            .retry_config(
+                aws_sdk_iot::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1)),
+            )
+            .build();
+        IotRegistry::with_client(aws_sdk_iot::Client::from_conf(config))
+    }
+
     /// RegisterThing's request on the wire, checked against a local HTTP endpoint (the
     /// emulator does not implement RegisterThing).
     #[tokio::test]
@@ -56,17 +76,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-        let config = aws_sdk_iot::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::for_tests())
-            .endpoint_url(format!("http://{address}"))
-            .build();
-        let registry = IotRegistry::with_client(aws_sdk_iot::Client::from_conf(config));
+        let registry = registry_on(app).await;
         let template = r#"{"Parameters":{"ThingName":{"Type":"String"}},"Resources":{}}"#;
         let parameters = BTreeMap::from([("ThingName".to_owned(), "t1".to_owned())]);
         let registration = registry.register_thing(template, &parameters).await.unwrap();
@@ -94,21 +104,7 @@ mod tests {
                 (axum::http::StatusCode::INTERNAL_SERVER_ERROR, r#"{"message":"boom"}"#)
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let config = aws_sdk_iot::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::for_tests())
-            .endpoint_url(format!("http://{address}"))
-            .retry_config(
-                aws_sdk_iot::config::retry::RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(std::time::Duration::from_millis(1)),
-            )
-            .build();
-        let registry = IotRegistry::with_client(aws_sdk_iot::Client::from_conf(config));
+        let registry = registry_on(app).await;
 
         assert!(registry.create_certificate_from_csr("csr", false).await.is_err());
         assert_eq!(calls.lock().unwrap().len(), 1, "CreateCertificateFromCsr: one request");
