@@ -232,6 +232,49 @@ async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
     assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 20);
 }
 
+/// A row's plan, thing, policy and attachment are noted only with its next write: a worker
+/// dying right after any IoT call of a chunk, before it noted what the call made, still ends
+/// with every row counted once and exactly one device per row.
+#[tokio::test]
+async fn a_worker_dying_right_after_any_iot_call_leaves_exactly_one_device_per_row() {
+    let clean = fixture();
+    clean.app.handle(&bulk("c", "aws-issued", rows(3, &[])), "t").await;
+    let chunk = CommandEnvelope::decode(&queued(&clean).await[0].body, "m").unwrap();
+    clean.app.handle(&chunk, "clean").await;
+    let calls = clean.registry.faults.calls().len();
+    for k in 1..=calls {
+        let f = fixture();
+        f.app.handle(&bulk("c", "aws-issued", rows(3, &[])), "t").await;
+        let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
+        let gate = Arc::new(AtomicBool::new(false));
+        f.registry.faults.hang_while(gate.clone());
+        f.secrets.faults.hang_while(gate.clone());
+        f.state.faults.hang_while(gate.clone());
+        f.registry.faults.shut_after(k, gate.clone());
+        tokio::select! {
+            d = f.app.handle(&chunk, "first") => panic!("finished ({d:?}) instead of dying after IoT call {k}"),
+            () = async {
+                while !gate.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            } => {}
+        }
+        gate.store(false, Ordering::SeqCst);
+        f.clock.advance_ms(61_000);
+        assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done, "after {k}");
+        let task = f.app.bulk_task(&task_of("c")).await.unwrap();
+        assert_eq!((task.success_count, task.failure_count, task.status), (3, 0, TaskStatus::Completed), "after {k}");
+        let certificates = f.registry.certificates();
+        assert_eq!(certificates.len(), 3, "after {k}: one certificate per row");
+        assert!(certificates.iter().all(|c| c.certificate_status == CertificateStatus::Active), "after {k}");
+        for row in 0..3 {
+            let thing = f.registry.principals_of(&format!("dev-{row}"));
+            assert_eq!(thing.len(), 1, "after {k}: row {row} has its certificate attached");
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_throttled_row_is_retried_in_place_never_failed() {
     let f = fixture();

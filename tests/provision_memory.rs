@@ -118,17 +118,28 @@ mod pem {
     }
 }
 
-/// Runs one attempt that dies right after its `k`-th checkpoint, then a second attempt after
-/// the lease expired, and checks the device ends up exactly as a clean run leaves it.
-/// Runs `envelope` until its `k`-th checkpoint is saved, then lets the attempt die there: every
+/// Runs `envelope` until its `k`-th checkpoint write, then lets the attempt die there: every
 /// fake hangs from then on and the attempt is dropped, as if the process had been killed.
 async fn die_after_checkpoint(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
     let gate = Arc::new(AtomicBool::new(false));
+    f.state.crash_after_checkpoints(k, gate.clone());
+    die_at(f, envelope, gate, &format!("checkpoint write {k}")).await;
+}
+
+/// Runs `envelope` until its `k`-th call to IoT has run, then lets the attempt die there:
+/// whatever that call made exists, what the attempt meant to write about it is lost.
+async fn die_after_iot_call(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
+    let gate = Arc::new(AtomicBool::new(false));
+    f.registry.faults.shut_after(f.registry.faults.calls().len() + k, gate.clone());
+    die_at(f, envelope, gate, &format!("IoT call {k}")).await;
+}
+
+async fn die_at(f: &Fixture, envelope: &CommandEnvelope, gate: Arc<AtomicBool>, point: &str) {
+    let k = point;
     f.registry.faults.hang_while(gate.clone());
     f.secrets.faults.hang_while(gate.clone());
     f.events.faults.hang_while(gate.clone());
     f.state.faults.hang_while(gate.clone());
-    f.state.crash_after_checkpoints(k, gate.clone());
     // The attempt "dies" once the gate is shut: every fake then hangs, and it is dropped.
     let dead = async {
         while !gate.load(Ordering::SeqCst) {
@@ -137,7 +148,7 @@ async fn die_after_checkpoint(f: &Fixture, envelope: &CommandEnvelope, k: usize)
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     tokio::select! {
-        d = f.app.handle(envelope, "t1") => panic!("finished ({d:?}) instead of dying after checkpoint {k}"),
+        d = f.app.handle(envelope, "t1") => panic!("finished ({d:?}) instead of dying after {k}"),
         () = dead => {}
     }
     gate.store(false, Ordering::SeqCst);
@@ -159,14 +170,57 @@ async fn crash_after(name: &str, k: usize) {
 #[tokio::test]
 async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
     for name in TEMPLATES {
-        // How many checkpoints a clean run saves.
+        // How many checkpoint writes a clean run makes.
         let clean = fixture();
         clean.app.handle(&provision("k", &example(name).1), "t").await;
-        let steps = clean.record("k").checkpoints.len();
-        assert!(steps >= 2, "{name}: {steps} checkpoints");
-        for k in 0..=steps {
+        let writes = clean.state.faults.count(StoreOp::Checkpoint);
+        assert!(writes >= 1, "{name}: {writes} checkpoint writes");
+        for k in 0..=writes {
             crash_after(name, k).await;
         }
+    }
+}
+
+/// Steps whose checkpoints wait for the next write (a thing made, groups, an attached policy or
+/// principal) are redone harmlessly by a resumed attempt: a crash right after any IoT call,
+/// with what it made not yet noted, still ends in exactly one device.
+#[tokio::test]
+async fn a_crash_right_after_any_iot_call_resumes_to_exactly_one_device() {
+    for name in TEMPLATES {
+        let clean = fixture();
+        clean.app.handle(&provision("k", &example(name).1), "t").await;
+        let calls = clean.registry.faults.calls().len();
+        for k in 1..=calls {
+            let f = fixture();
+            let (_, request) = example(name);
+            die_after_iot_call(&f, &provision("k", &request), k).await;
+            assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} after {k}");
+            assert_provisioned(&f, name, "k");
+        }
+    }
+}
+
+/// A resumed attempt that then fails for good still undoes what its predecessor made, even
+/// the steps whose checkpoints died with it.
+#[tokio::test]
+async fn a_crash_then_a_permanent_failure_leaves_nothing_behind() {
+    let name = "aws-issued";
+    let clean = fixture();
+    clean.app.handle(&provision("k", &example(name).1), "t").await;
+    let calls = clean.registry.faults.calls().len();
+    for k in 1..=calls {
+        let f = fixture();
+        let (_, request) = example(name);
+        die_after_iot_call(&f, &provision("k", &request), k).await;
+        // The resumed attempt cannot activate the certificate, ever.
+        f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
+        assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "after {k}");
+        let record = f.record("k");
+        assert_eq!(record.status, CommandStatus::Failed, "after {k}");
+        let thing = request["parameters"]["ThingName"].as_str().unwrap();
+        assert!(!f.registry.has_thing(thing), "after {k}: the thing was undone");
+        assert!(f.registry.certificates().is_empty(), "after {k}: the certificate was undone");
+        assert!(f.secrets.names().is_empty(), "after {k}: the key was undone");
     }
 }
 
@@ -175,8 +229,8 @@ async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate
     let f = fixture();
     let (_, request) = example("aws-issued");
     let envelope = provision("k", &request);
-    // plan, key, certificateRequested, certificate: the certificate exists, INACTIVE.
-    die_after_checkpoint(&f, &envelope, 4).await;
+    // Writes: plan; key with certificateRequested; certificate: the certificate exists, INACTIVE.
+    die_after_checkpoint(&f, &envelope, 3).await;
     assert_eq!(f.registry.certificates().len(), 1);
     let key = envelope.idempotency_key.clone();
     // As a deploy of a version with another checkpoint format would leave it.
@@ -203,8 +257,8 @@ async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
     for name in ["csr", "aws-issued", "ca-signed", "additional-policies"] {
         let clean = fixture();
         clean.app.handle(&provision("k", &example(name).1), "t").await;
-        let steps = clean.record("k").checkpoints.len();
-        for k in 1..=steps {
+        let writes = clean.state.faults.count(StoreOp::Checkpoint);
+        for k in 1..=writes {
             let f = fixture();
             let request = example(name).1;
             f.state.faults.fail_nth(StoreOp::Checkpoint, ErrorKind::Transient, k);

@@ -1,6 +1,11 @@
 //! Step checkpoints of a running command: decoded from its record when an attempt resumes,
-//! written back (conditionally on the lease) as each step completes. Without a record (the
-//! REST facade's synchronous path) they live only in memory.
+//! written back (conditionally on the lease) as steps complete. Without a record (the REST
+//! facade's synchronous path) they live only in memory.
+//!
+//! A step whose checkpoint a resumed attempt can do without (it redoes the step harmlessly, or
+//! derives the same result again) is *deferred*: kept in memory and written together with the
+//! next step that must be saved. That saves DynamoDB writes on every device (a bulk row goes
+//! from ten writes to five) without weakening what a crash can leave behind.
 
 use crate::domain::checkpoint::{Checkpoint, Checkpoints};
 use crate::domain::{CommandError, ErrorCode, IdempotencyKey};
@@ -9,6 +14,8 @@ use crate::ports::StateStore;
 /// The checkpoints of one attempt.
 pub struct Progress<'a> {
     saved: Checkpoints,
+    /// Deferred steps not written yet (applied to `saved` already).
+    unwritten: Vec<Checkpoint>,
     durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a str)>,
     /// Whether an earlier attempt of the same command may have acted.
     pub is_retry: bool,
@@ -26,12 +33,18 @@ impl<'a> Progress<'a> {
         saved: Checkpoints,
         is_retry: bool,
     ) -> Self {
-        Self { saved, durable: Some((state, key, token)), is_retry, final_attempt: false }
+        Self { saved, unwritten: Vec::new(), durable: Some((state, key, token)), is_retry, final_attempt: false }
     }
 
     /// Checkpoints kept in memory only.
     pub fn volatile() -> Self {
-        Self { saved: Checkpoints::default(), durable: None, is_retry: false, final_attempt: false }
+        Self {
+            saved: Checkpoints::default(),
+            unwritten: Vec::new(),
+            durable: None,
+            is_retry: false,
+            final_attempt: false,
+        }
     }
 
     /// The steps completed so far.
@@ -39,14 +52,30 @@ impl<'a> Progress<'a> {
         &self.saved
     }
 
-    /// Saves a completed step; fails (retryably) when the lease was lost or the write failed.
+    /// Saves a completed step, with the deferred ones, in one write; fails (retryably) when the
+    /// lease was lost or the write failed.
     pub async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), CommandError> {
         if let Some((state, key, token)) = self.durable {
-            state.checkpoint(key, token, &checkpoint).await.map_err(|e| {
+            // One slot appears once per write (DynamoDB refuses overlapping paths): the newest wins.
+            self.unwritten.retain(|c| c.slot() != checkpoint.slot());
+            self.unwritten.push(checkpoint.clone());
+            state.checkpoint(key, token, &self.unwritten).await.map_err(|e| {
                 CommandError::new(ErrorCode::Transient, format!("checkpoint {} not saved: {e}", checkpoint.slot()))
             })?;
+            self.unwritten.clear();
         }
         self.saved.apply(checkpoint);
         Ok(())
+    }
+
+    /// Notes a completed step whose checkpoint a resumed attempt can do without: it is written
+    /// with the next [`save`](Self::save), or never if the attempt ends first (the outcome then
+    /// makes it moot, or a later attempt redoes the step).
+    pub fn defer(&mut self, checkpoint: Checkpoint) {
+        if self.durable.is_some() {
+            self.unwritten.retain(|c| c.slot() != checkpoint.slot());
+            self.unwritten.push(checkpoint.clone());
+        }
+        self.saved.apply(checkpoint);
     }
 }

@@ -50,8 +50,9 @@ pub trait StateStore: Send + Sync {
         error: &CommandError,
         now_ms: i64,
     ) -> Result<(), PortError>;
-    /// Saves a completed step in its slot, if `token` still holds the lease.
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError>;
+    /// Saves completed steps, each in its slot (distinct slots), in one write, if `token` still
+    /// holds the lease.
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError>;
     /// Notes that the completion event went out.
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
     /// Reads a record.

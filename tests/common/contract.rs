@@ -59,9 +59,13 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     condition_failed(store.renew_lease(&key, "tok-stale", NOW + 2 * LEASE_MS).await, "renew by a stranger");
     store.renew_lease(&key, "tok-1", NOW + 2 * LEASE_MS).await.unwrap();
     let step = Checkpoint::Policy(PolicyStep { name: "contract-policy".into(), created: true });
-    condition_failed(store.checkpoint(&key, "tok-stale", &step).await, "checkpoint by a stranger");
-    store.checkpoint(&key, "tok-1", &step).await.unwrap();
-    store.checkpoint(&key, "tok-1", &Checkpoint::Groups).await.unwrap();
+    condition_failed(
+        store.checkpoint(&key, "tok-stale", std::slice::from_ref(&step)).await,
+        "checkpoint by a stranger",
+    );
+    store.checkpoint(&key, "tok-1", std::slice::from_ref(&step)).await.unwrap();
+    // Several steps in one write.
+    store.checkpoint(&key, "tok-1", &[Checkpoint::Groups, Checkpoint::Attached]).await.unwrap();
 
     // A take-over must name the token it saw; it counts an attempt and moves the lease.
     condition_failed(store.take_over(&key, Some("tok-stale"), "tok-2", NOW, NOW).await, "take-over with a stale token");
@@ -70,8 +74,11 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert_eq!(taken.lease_token.as_deref(), Some("tok-2"));
     assert_eq!(taken.lease_expires_at_ms, NOW + 3 * LEASE_MS);
     let saved = Checkpoints::decode(&taken.checkpoints).unwrap();
-    assert!(saved.groups && saved.policies["contract-policy"].created, "checkpoints survive a take-over");
-    condition_failed(store.checkpoint(&key, "tok-1", &Checkpoint::Attached).await, "checkpoint by the old holder");
+    assert!(
+        saved.groups && saved.attached && saved.policies["contract-policy"].created,
+        "checkpoints, several saved in one write, survive a take-over"
+    );
+    condition_failed(store.checkpoint(&key, "tok-1", &[Checkpoint::Attached]).await, "checkpoint by the old holder");
 
     // A retryable failure gives the lease up, keeps the error and counts against the budget
     // (the take-over above did not: it was an attempt, not a failure).

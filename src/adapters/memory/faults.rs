@@ -26,11 +26,19 @@ pub struct Faults<Op> {
     calls: Mutex<Vec<Op>>,
     /// While this gate is shut every call hangs: the process is, in effect, dead.
     gate: Mutex<Option<Arc<AtomicBool>>>,
+    /// A gate to shut once the log holds this many calls.
+    shut_after: Mutex<Option<(usize, Arc<AtomicBool>)>>,
 }
 
 impl<Op> Default for Faults<Op> {
     fn default() -> Self {
-        Self { planned: Mutex::default(), delays: Mutex::default(), calls: Mutex::default(), gate: Mutex::default() }
+        Self {
+            planned: Mutex::default(),
+            delays: Mutex::default(),
+            calls: Mutex::default(),
+            gate: Mutex::default(),
+            shut_after: Mutex::default(),
+        }
     }
 }
 
@@ -48,6 +56,12 @@ impl<Op: Copy + Eq + Into<&'static str>> Faults<Op> {
     /// Hangs every call while `gate` is true (a crash, seen from outside).
     pub fn hang_while(&self, gate: Arc<AtomicBool>) {
         *self.gate.lock().expect("gate lock") = Some(gate);
+    }
+
+    /// Shuts `gate` as the `n`-th call from the start of the log is made: that call still
+    /// runs, every later call of a fake watching the gate hangs (the process died right after).
+    pub fn shut_after(&self, n: usize, gate: Arc<AtomicBool>) {
+        *self.shut_after.lock().expect("shut lock") = Some((n, gate));
     }
 
     /// Makes the next `times` calls of `op` take `delay` (tokio time) before answering.
@@ -76,7 +90,18 @@ impl<Op: Copy + Eq + Into<&'static str>> Faults<Op> {
 
     /// Logs a call of `op` and fails it if a fault is planned.
     pub fn check(&self, op: Op) -> Result<(), PortError> {
-        self.calls.lock().expect("call log lock").push(op);
+        let made = {
+            let mut calls = self.calls.lock().expect("call log lock");
+            calls.push(op);
+            calls.len()
+        };
+        let mut shut = self.shut_after.lock().expect("shut lock");
+        if shut.as_ref().is_some_and(|(n, _)| made >= *n)
+            && let Some((_, gate)) = shut.take()
+        {
+            gate.store(true, Ordering::SeqCst);
+        }
+        drop(shut);
         let mut planned = self.planned.lock().expect("fault plan lock");
         if let Some(fault) = planned.iter_mut().find(|f| f.op == op && f.remaining > 0) {
             if fault.skip > 0 {

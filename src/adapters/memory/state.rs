@@ -167,11 +167,13 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError> {
         self.faults.enter(StoreOp::Checkpoint).await?;
         // Stored in the encoded form, as in DynamoDB, so resuming decodes the same text.
         self.update("checkpoint", key, Some(token), |r| {
-            r.checkpoints.insert(checkpoint.slot(), checkpoint.encode());
+            for checkpoint in checkpoints {
+                r.checkpoints.insert(checkpoint.slot(), checkpoint.encode());
+            }
         })?;
         let mut crash = self.crash.lock().expect("crash lock");
         if let Some((left, _)) = crash.as_mut() {

@@ -164,7 +164,9 @@ impl Provisioner<'_> {
             .map_err(|e| CommandError::new(ErrorCode::PermanentFailure, format!("cannot make a key: {e}")))?;
         let secret = self.secrets.store(secret_name, &key.private_key).await.map_err(fail)?;
         let step = KeyStep { public_key_pem: key.public_key_pem, csr_pem: Some(key.csr_pem), secret };
-        progress.save(Checkpoint::Key(step.clone())).await?;
+        // Written with the note that precedes the certificate request (or the signed
+        // certificate): until then a resumed attempt makes a new key under the same name.
+        progress.defer(Checkpoint::Key(step.clone()));
         *private_key = Some(key.private_key);
         Ok(step)
     }

@@ -136,7 +136,13 @@ impl Provisioner<'_> {
                 if self.settings.mode == ProvisioningMode::RegisterThing {
                     progress.save(Checkpoint::TemplateBody(body)).await?;
                 }
-                progress.save(Checkpoint::Plan(Box::new(plan.clone()))).await?;
+                if self.template.is_some() {
+                    // A snapshot (a bulk task's): a resumed attempt plans the same again.
+                    progress.defer(Checkpoint::Plan(Box::new(plan.clone())));
+                } else {
+                    // The stored template may change before a resumed attempt: keep this plan.
+                    progress.save(Checkpoint::Plan(Box::new(plan.clone()))).await?;
+                }
                 plan
             }
         };

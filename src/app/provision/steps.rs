@@ -53,7 +53,14 @@ impl Provisioner<'_> {
                             .at(format!("template:/Resources/{}", policy.logical_name))
                         }),
                     )?;
-                    progress.save(Checkpoint::Policy(PolicyStep { name: policy.policy_name.clone(), created })).await?;
+                    let step = Checkpoint::Policy(PolicyStep { name: policy.policy_name.clone(), created });
+                    if created {
+                        // Compensation must know to delete it, even after a crash.
+                        progress.save(step).await?;
+                    } else {
+                        // Attaching again is harmless.
+                        progress.defer(step);
+                    }
                 }
                 attached.push(policy.policy_name.clone());
             }
@@ -62,7 +69,7 @@ impl Provisioner<'_> {
             {
                 let name = thing_name_of(spec)?;
                 self.registry.attach_thing_principal(&name, &cert.certificate.arn).await.map_err(fail)?;
-                progress.save(Checkpoint::Attached).await?;
+                progress.defer(Checkpoint::Attached);
             }
             // The last step, and idempotent: a resumed attempt simply activates again.
             let wanted = plan.certificate.as_ref().map(|c| c.status);

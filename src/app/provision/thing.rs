@@ -52,7 +52,13 @@ impl Provisioner<'_> {
                         ThingStep { arn: existing.arn, created: progress.is_retry && update.matches }
                     }
                 };
-                progress.save(Checkpoint::Thing(step.clone())).await?;
+                if step.created {
+                    // A resumed attempt finds this thing identical to the spec and takes it as
+                    // its own again (above): the checkpoint can wait for the next write.
+                    progress.defer(Checkpoint::Thing(step.clone()));
+                } else {
+                    progress.save(Checkpoint::Thing(step.clone())).await?;
+                }
                 step
             }
         };
@@ -82,7 +88,8 @@ impl Provisioner<'_> {
         if let Some(billing) = &spec.billing_group {
             self.registry.add_thing_to_billing_group(&name, billing).await.map_err(fail)?;
         }
-        progress.save(Checkpoint::Groups).await?;
+        // Adding to a group again is harmless: a resumed attempt may redo it.
+        progress.defer(Checkpoint::Groups);
         Ok(step)
     }
 }

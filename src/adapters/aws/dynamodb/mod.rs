@@ -197,20 +197,30 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoint: &Checkpoint) -> Result<(), PortError> {
-        self.client
+    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError> {
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #cp.#step = :value")
             .condition_expression("#st = :running AND #tok = :token")
             .expression_attribute_names("#cp", "checkpoints")
-            .expression_attribute_names("#step", checkpoint.slot())
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
-            .expression_attribute_values(":value", s(checkpoint.encode()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token));
+        let mut sets = Vec::with_capacity(checkpoints.len());
+        for (i, checkpoint) in checkpoints.iter().enumerate() {
+            sets.push(format!("#cp.#s{i} = :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), checkpoint.slot())
+                .expression_attribute_values(format!(":v{i}"), s(checkpoint.encode()));
+        }
+        update
+            .update_expression(format!("SET {}", sets.join(", ")))
             .send()
             .await
             .map_err(|e| classify("dynamodb:UpdateItem(checkpoint)", e))?;
