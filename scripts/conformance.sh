@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Property-based conformance of the REST facade against its contract (schemas/openapi.json):
+# Property-based conformance of the REST facade against its contract (schemas/openapi.yaml, served as /openapi.json):
 # schemathesis generates requests for every operation and checks that none answers 5xx and
 # that every answer matches the documented status codes, content types and schemas. The
 # facade runs on the emulator with the stack deployed and the example templates uploaded.

@@ -16,6 +16,7 @@ use serde_json::json;
 
 mod bulk;
 mod guard;
+pub mod openapi;
 mod templates;
 
 pub use guard::ApiSettings;
@@ -62,11 +63,15 @@ pub fn router_with(app: App, settings: ApiSettings) -> Router {
         .with_state(app)
 }
 
-/// `schemas/openapi.json`: the contract of this facade (OpenAPI 3.1).
-pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
-
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// The contract of this facade (`schemas/openapi.yaml`), as JSON.
+async fn openapi() -> Response {
+    match openapi::json() {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(why) => {
+            tracing::error!(error = why, "the OpenAPI document does not read");
+            cdf_json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "the OpenAPI document is unavailable"}))
+        }
+    }
 }
 
 /// Liveness: the process answers.
