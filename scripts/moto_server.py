@@ -13,6 +13,15 @@ Corrections (moto 5.2.5; each one is a place where stock moto is kinder than AWS
   JSON object, no Statement, a statement whose Effect is not Allow or Deny, or without Action
   or Resource (moto stored anything).
 
+One addition: RegisterThing, which moto lacks (AWS IoT evaluates a provisioning template
+itself; this service's `registerThing` mode hands templates to it). The emulation evaluates the
+template functions AWS documents (Ref, Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap, Fn::If
+with Conditions, Fn::Equals/Not/And/Or, Fn::Sub), checks every resource the template names
+(thing type, groups, billing group, certificate, policy) before it makes anything, and answers
+as AWS does: `InvalidRequestException` for a template that does not evaluate,
+`ResourceRegistrationFailureException` for a resource that cannot be registered, and on success
+the certificate PEM with `resourceArns` keyed `thing`, `certificate` and `PolicyLogicalName`.
+
 One change of cost, not behaviour: moto's TransactWriteItems deep-copies every table it names
 before writing, to roll back on failure, so each transaction costs time and memory in
 proportion to the whole table (a bulk task's counted rows slowed to 1.4 rows/s and the
@@ -21,6 +30,7 @@ outcome, all or nothing, is the same.
 """
 
 import datetime
+import hashlib
 import json
 import sys
 
@@ -170,6 +180,199 @@ def transact_write_items(self, transact_items):
         _restore(saved)
         raise
 
+
+class ResourceRegistrationFailureException(IoTClientError):
+    def __init__(self, message):
+        super().__init__("ResourceRegistrationFailureException", message)
+
+
+class InvalidTemplate(IoTClientError):
+    def __init__(self, message):
+        super().__init__("InvalidRequestException", message)
+
+
+_UNSET = object()
+
+
+class _Template:
+    """A provisioning template evaluated against its parameters, as RegisterThing does."""
+
+    def __init__(self, body, parameters):
+        try:
+            self.doc = json.loads(body)
+        except ValueError:
+            raise InvalidTemplate("the template body is not JSON")
+        if not isinstance(self.doc, dict) or not isinstance(self.doc.get("Resources"), dict):
+            raise InvalidTemplate("the template has no Resources")
+        self.values = {}
+        for name, spec in (self.doc.get("Parameters") or {}).items():
+            value = parameters.get(name, (spec or {}).get("Default", _UNSET))
+            if value is not _UNSET:
+                self.values[name] = value
+        self.conditions = {}
+        for name, expression in (self.doc.get("Conditions") or {}).items():
+            self.conditions[name] = bool(self.eval(expression))
+
+    def eval(self, node):
+        if isinstance(node, list):
+            return [self.eval(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            return {key: self.eval(value) for key, value in node.items()}
+        (function, argument), = node.items()
+        if function == "Ref":
+            if argument not in self.values:
+                raise InvalidTemplate(f"parameter {argument} has no value")
+            return self.values[argument]
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(i) for i in self.eval(items))
+        if function == "Fn::Select":
+            index, items = self.eval(argument)
+            items = items if isinstance(items, list) else []
+            if not 0 <= int(index) < len(items):
+                raise InvalidTemplate(f"Fn::Select index {index} is out of range")
+            return items[int(index)]
+        if function == "Fn::Split":
+            separator, text = self.eval(argument)
+            return text.split(separator)
+        if function == "Fn::FindInMap":
+            mapping, first, second = self.eval(argument)
+            try:
+                return self.doc["Mappings"][mapping][first][second]
+            except (KeyError, TypeError):
+                raise InvalidTemplate(f"Fn::FindInMap found nothing at {mapping}/{first}/{second}")
+        if function == "Fn::If":
+            condition, yes, no = argument
+            return self.eval(yes if self.conditions.get(condition) else no)
+        if function == "Fn::Equals":
+            left, right = self.eval(argument)
+            return left == right
+        if function == "Fn::Not":
+            return not self.eval(argument[0])
+        if function == "Fn::And":
+            return all(self.eval(argument))
+        if function == "Fn::Or":
+            return any(self.eval(argument))
+        if function == "Fn::Sub":
+            text = argument if isinstance(argument, str) else argument[0]
+            for name, value in self.values.items():
+                text = text.replace("${" + name + "}", str(value))
+            return text
+        if function.startswith("Fn::"):
+            raise InvalidTemplate(f"unsupported function {function}")
+        return {function: self.eval(argument)}
+
+    def resources(self, kind):
+        for name, resource in self.doc["Resources"].items():
+            if resource.get("Type") != kind:
+                continue
+            condition = resource.get("Condition")
+            if condition is not None and not self.conditions.get(condition):
+                continue
+            yield name, self.eval(resource.get("Properties") or {})
+
+
+def _exists(lookup, what):
+    try:
+        return lookup()
+    except Exception:
+        raise ResourceRegistrationFailureException(f"{what} does not exist")
+
+
+def register_thing(self, template_body, parameters):
+    template = _Template(template_body, parameters or {})
+    things = list(template.resources("AWS::IoT::Thing"))
+    certificates = list(template.resources("AWS::IoT::Certificate"))
+    policies = list(template.resources("AWS::IoT::Policy"))
+    if len(things) > 1 or len(certificates) > 1:
+        raise InvalidTemplate("a template provisions one thing and one certificate")
+    # Everything the template names must exist before anything is made.
+    thing = things[0][1] if things else None
+    if thing is not None:
+        if not thing.get("ThingName"):
+            raise InvalidTemplate("the thing has no ThingName")
+        if thing.get("ThingTypeName"):
+            _exists(lambda: self.describe_thing_type(thing["ThingTypeName"]), f"thing type {thing['ThingTypeName']}")
+        for group in thing.get("ThingGroups") or []:
+            _exists(lambda: self.describe_thing_group(group), f"thing group {group}")
+        if thing.get("BillingGroup"):
+            _exists(lambda: self.describe_billing_group(thing["BillingGroup"]), f"billing group {thing['BillingGroup']}")
+    certificate = certificates[0][1] if certificates else None
+    if certificate is not None and certificate.get("CertificateId"):
+        _exists(lambda: self.describe_certificate(certificate["CertificateId"]), f"certificate {certificate['CertificateId']}")
+    for _, policy in policies:
+        if policy.get("PolicyName") and not policy.get("PolicyDocument"):
+            _exists(lambda: self.get_policy(policy["PolicyName"]), f"policy {policy['PolicyName']}")
+        elif policy.get("PolicyDocument"):
+            problem = _policy_problem(policy["PolicyDocument"])
+            if problem:
+                raise MalformedPolicyException(problem)
+
+    arns, pem = {}, None
+    if thing is not None:
+        name = thing["ThingName"]
+        try:
+            existing = self.describe_thing(name)
+        except Exception:
+            existing = None
+        if existing is None:
+            attributes = {"attributes": thing.get("AttributePayload") or {}}
+            made = self.create_thing(name, thing.get("ThingTypeName"), attributes, thing.get("BillingGroup"))
+            arns["thing"] = made[1] if isinstance(made, tuple) else made.arn
+        elif (thing.get("OverrideSettings") or {}).get("ThingName") == "FAIL":
+            raise ResourceRegistrationFailureException(f"thing {name} exists")
+        else:
+            arns["thing"] = existing.arn
+        for group in thing.get("ThingGroups") or []:
+            self.add_thing_to_thing_group(group, None, name, None)
+    cert = None
+    if certificate is not None:
+        if certificate.get("CertificateId"):
+            cert = self.describe_certificate(certificate["CertificateId"])
+        elif certificate.get("CertificateSigningRequest"):
+            cert = self.create_certificate_from_csr(certificate["CertificateSigningRequest"], False)
+        elif certificate.get("CertificatePem"):
+            cert = self.register_certificate(
+                certificate["CertificatePem"], certificate.get("CACertificatePem"), False, "INACTIVE"
+            )
+        else:
+            raise InvalidTemplate("the certificate needs CertificateId, CertificateSigningRequest or CertificatePem")
+        if certificate.get("Status"):
+            self.update_certificate(cert.certificate_id, certificate["Status"])
+        arns["certificate"] = cert.arn
+        pem = cert.certificate_pem
+        if thing is not None:
+            self.attach_thing_principal(thing["ThingName"], cert.arn)
+    for _, policy in policies:
+        if policy.get("PolicyDocument"):
+            document = policy["PolicyDocument"]
+            text = document if isinstance(document, str) else json.dumps(document)
+            # AWS names such a policy by a 40-digit hexadecimal digest of its own.
+            policy_name = hashlib.sha1(text.encode("utf-8")).hexdigest().upper()
+            try:
+                made = self.get_policy(policy_name)
+            except Exception:
+                made = self.create_policy(policy_name, text)
+        else:
+            made = self.get_policy(policy["PolicyName"])
+        arns["PolicyLogicalName"] = made.arn
+        if cert is not None:
+            self.attach_policy(made.name, cert.arn)
+    return pem, arns
+
+
+def register_thing_response(self):
+    pem, arns = self.iot_backend.register_thing(self._get_param("templateBody"), self._get_param("parameters"))
+    result = {"resourceArns": arns}
+    if pem:
+        result["certificatePem"] = pem
+    return ActionResult(result)
+
+
+IoTBackend.register_thing = register_thing
+IoTResponse.register_thing = register_thing_response
 
 DynamoDBBackend.transact_write_items = transact_write_items
 IoTBackend.create_certificate_from_csr = create_certificate_from_csr

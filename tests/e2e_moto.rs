@@ -12,7 +12,7 @@ mod contract;
 #[path = "common/results.rs"]
 mod results;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,12 +84,19 @@ impl Stack {
     }
 
     async fn app(&self) -> App {
-        let events = SqsEventPublisher::connect(&self.clients, self.output("EventsQueueUrl")).await.unwrap();
-        let settings = AppSettings {
+        self.app_with(Self::settings()).await
+    }
+
+    fn settings() -> AppSettings {
+        AppSettings {
             event_source: "urn:e2e".into(),
             lease: Duration::from_secs(VISIBILITY_SECS),
             ..Config::default().app_settings()
-        };
+        }
+    }
+
+    async fn app_with(&self, settings: AppSettings) -> App {
+        let events = SqsEventPublisher::connect(&self.clients, self.output("EventsQueueUrl")).await.unwrap();
         App::new(self.ports(Arc::new(events)).await, settings)
     }
 
@@ -220,6 +227,64 @@ impl Stack {
             self.iot.create_policy().policy_name(name).policy_document(document).send().await.unwrap();
         }
         self.iot.attach_policy().policy_name(name).target(target).send().await.unwrap();
+    }
+
+    /// Every certificate IoT holds for things whose names start with `prefix` (read from each
+    /// certificate's subject); those in `known` are counted as such without a look.
+    async fn certificates_for(&self, prefix: &str, known: &HashSet<String>) -> HashSet<String> {
+        let mut found = HashSet::new();
+        let mut marker = None;
+        loop {
+            let page = self.iot.list_certificates().page_size(250).set_marker(marker).send().await.unwrap();
+            for cert in page.certificates() {
+                let id = cert.certificate_id().unwrap().to_owned();
+                if known.contains(&id) {
+                    found.insert(id);
+                    continue;
+                }
+                let described = self.iot.describe_certificate().certificate_id(&id).send().await.unwrap();
+                let pem = described.certificate_description().unwrap().certificate_pem().unwrap_or_default().to_owned();
+                if subject_of(&pem).contains(prefix) {
+                    found.insert(id);
+                }
+            }
+            marker = page.next_marker().map(str::to_owned);
+            if marker.is_none() {
+                return found;
+            }
+        }
+    }
+
+    /// Waits until `task` ended (Completed or Cancelled) and announced it.
+    async fn finished_task(&self, task: &TaskId, within: Duration) -> cdf_provisioning::domain::bulk::BulkTask {
+        let state = self.state();
+        let deadline = Instant::now() + within;
+        loop {
+            let t = state.get_task(task).await.unwrap();
+            if let Some(t) = &t
+                && matches!(t.status, TaskStatus::Completed | TaskStatus::Cancelled)
+                && t.event_published
+            {
+                return t.clone();
+            }
+            assert!(Instant::now() < deadline, "task {task} did not end: {t:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Every row result of `task` with `outcome`, all pages.
+    async fn all_rows(&self, task: &TaskId, outcome: RowOutcome) -> Vec<cdf_provisioning::domain::bulk::RowResult> {
+        let state = self.state();
+        let mut rows = Vec::new();
+        let mut after = None;
+        loop {
+            let page = state.rows(task, after, 100, Some(outcome)).await.unwrap();
+            rows.extend(page.rows);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return rows,
+            }
+        }
     }
 
     async fn certificate_status(&self, id: &str) -> Option<String> {
@@ -832,26 +897,9 @@ async fn a_worker_killed_mid_task_loses_no_row_and_doubles_none() {
         assert_eq!(principals.len(), 1, "{thing}");
         ours.push(principals[0].rsplit('/').next().unwrap().to_owned());
     }
-    let prefix = s.thing("k-");
-    let mut issued_for_us = 0;
-    let mut marker = None;
-    loop {
-        let page = s.iot.list_certificates().page_size(250).set_marker(marker).send().await.unwrap();
-        for cert in page.certificates() {
-            let id = cert.certificate_id().unwrap();
-            let described = s.iot.describe_certificate().certificate_id(id).send().await.unwrap();
-            let pem = described.certificate_description().unwrap().certificate_pem().unwrap_or_default().to_owned();
-            if pem.contains("BEGIN CERTIFICATE") && subject_of(&pem).contains(&prefix) {
-                issued_for_us += 1;
-                assert!(ours.contains(&id.to_owned()), "orphan certificate {id} ({})", subject_of(&pem));
-            }
-        }
-        marker = page.next_marker().map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
-    assert_eq!(issued_for_us, ROWS as usize, "one certificate per row, none orphaned");
+    let ours: HashSet<String> = ours.into_iter().collect();
+    assert_eq!(ours.len(), ROWS as usize, "one certificate per row");
+    assert_eq!(s.certificates_for(&s.thing("k-"), &ours).await, ours, "no orphan certificate");
     assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
 }
 
@@ -1079,4 +1127,238 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let (status, text) = http(address, "GET", "/openapi.json", &[], "").await;
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["openapi"], "3.1.0");
+}
+
+/// The `registerThing` mode over HTTP: IoT (the test emulator's RegisterThing) evaluates the
+/// template. A registration IoT refuses answers 400 saying why, not 500, and what this service
+/// made before registering (the key and certificate of `createDeviceAWSCertificate`) is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_thing_mode_over_http_provisions_or_answers_400_leaving_nothing_behind() {
+    use cdf_provisioning::api::MEDIA_TYPE;
+    use cdf_provisioning::app::provision::ProvisioningMode;
+    let s = Stack::deploy().await;
+    s.examples().await;
+    let mut settings = Stack::settings();
+    settings.provision.mode = ProvisioningMode::RegisterThing;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = cdf_provisioning::api::router(s.app_with(settings).await);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let cdf = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE)];
+
+    // An AWS-issued certificate (made here) and a group named by the request.
+    let template = json!({
+        "Parameters": {
+            "ThingName": {"Type": "String"}, "CertificateId": {"Type": "String"}, "Group": {"Type": "String"}
+        },
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
+                "ThingName": {"Ref": "ThingName"}, "ThingGroups": [{"Ref": "Group"}]
+            }},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
+                "CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"
+            }},
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "cdf-example-device"}}
+        },
+        "CDF": {"createDeviceAWSCertificate": true}
+    })
+    .to_string();
+    let (status, text) = http(address, "PUT", "/templates/e2e-register-thing", &cdf, &template).await;
+    assert_eq!(status, 201, "{text}");
+
+    // Registered by IoT: 201, the certificate ACTIVE on the thing, the thing in its group.
+    let good = s.thing("rt-good");
+    let body = json!({"provisioningTemplateId": "e2e-register-thing", "parameters": {"ThingName": good, "Group": "cdf-example-eu"}});
+    let (status, text) = http(address, "POST", "/things", &cdf, &body.to_string()).await;
+    assert_eq!(status, 201, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let certificate = answer["certificateId"].as_str().unwrap().to_owned();
+    assert_eq!(s.certificate_status(&certificate).await.as_deref(), Some("ACTIVE"));
+    let principals = s.iot.list_thing_principals().thing_name(&good).send().await.unwrap();
+    assert_eq!(principals.principals().len(), 1);
+    let groups = s.iot.list_thing_groups_for_thing().thing_name(&good).send().await.unwrap();
+    assert_eq!(groups.thing_groups()[0].group_name(), Some("cdf-example-eu"));
+
+    // Refused by IoT (a group that does not exist): 400 naming it, and nothing left behind.
+    let bad = s.thing("rt-bad");
+    let body = json!({"provisioningTemplateId": "e2e-register-thing", "parameters": {"ThingName": bad, "Group": "no-such-group"}});
+    let (status, text) = http(address, "POST", "/things", &cdf, &body.to_string()).await;
+    assert_eq!(status, 400, "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("IoT refused the registration") && message.contains("no-such-group"), "{message}");
+    assert!(!text.contains("arn:aws") && !text.contains("RequestId"), "internals in {text}");
+    assert!(s.iot.describe_thing().thing_name(&bad).send().await.is_err(), "no thing");
+    let undone = message.split("deleted certificate ").nth(1).expect("the certificate was undone");
+    let undone: String = undone.chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(undone.len(), 64, "{message}");
+    assert_eq!(s.certificate_status(&undone).await, None, "the certificate made before registering is gone");
+    assert!(message.contains("deleted the generated key"), "{message}");
+}
+
+/// A 1,000-row task from a rows file, with bad rows of each kind: invalid parameters and names
+/// IoT would refuse (both refused before any call, with the row and field at fault), and a
+/// group that does not exist (refused by IoT mid-row, the row undone). Every good row ends
+/// with exactly one thing and one ACTIVE certificate, no certificate is left over, the task is
+/// announced once, and submitting it again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_row_task_with_bad_rows_counts_each_row_once_and_makes_one_device_per_good_row() {
+    const ROWS: usize = 1000;
+    let s = Stack::deploy().await;
+    s.examples().await;
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let s3 = s.s3(&config);
+    let template = json!({
+        "Parameters": {
+            "ThingName": {"Type": "String"}, "Group": {"Type": "String"}, "CertificateId": {"Type": "String"}
+        },
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
+                "ThingName": {"Ref": "ThingName"}, "ThingGroups": [{"Ref": "Group"}]
+            }},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
+                "CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"
+            }},
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "cdf-example-device"}}
+        },
+        "CDF": {"createDeviceAWSCertificate": true}
+    });
+    let bucket = s.output("BucketName");
+    let put =
+        |key: &'static str, body: String| s3.put_object().bucket(bucket).key(key).body(body.into_bytes().into()).send();
+    put("templates/fleet.json", template.to_string()).await.unwrap();
+    let missing_group = s.thing("no-such-group");
+    let mut invalid = Vec::new();
+    let mut refused_by_iot = Vec::new();
+    let mut rows = String::new();
+    for i in 0..ROWS {
+        let thing = s.thing(&format!("m-{i}"));
+        let row = if i % 100 == 7 {
+            invalid.push(i);
+            json!({"ThingName": format!("not a thing name {i}")})
+        } else if i % 250 == 11 {
+            invalid.push(i); // longer than IoT's 128 characters
+            json!({"ThingName": format!("{thing}-{}", "x".repeat(128)), "Group": "cdf-example-eu"})
+        } else if i % 200 == 13 {
+            refused_by_iot.push(i);
+            json!({"ThingName": thing, "Group": missing_group})
+        } else {
+            json!({"ThingName": thing, "Group": "cdf-example-eu"})
+        };
+        rows.push_str(&(row.to_string() + "\n"));
+    }
+    put("imports/fleet.ndjson", rows).await.unwrap();
+    let submit = command(
+        "fleet",
+        "bulkProvisionThings",
+        json!({"provisioningTemplateId": "fleet", "rowsObject": "imports/fleet.ndjson"}),
+    );
+    let task_id = TaskId::for_key(&IdempotencyKey::new("fleet"));
+    let (stop, worker) = s.start_worker().await;
+    s.send(&submit).await;
+    let task = s.finished_task(&task_id, Duration::from_secs(900)).await;
+    let failed_rows = invalid.len() + refused_by_iot.len();
+    assert_eq!(task.status, TaskStatus::Completed);
+    assert_eq!(task.total_rows as usize, ROWS);
+    assert_eq!(task.invalid_rows as usize, invalid.len());
+    assert_eq!((task.success_count as usize, task.failure_count as usize), (ROWS - failed_rows, failed_rows));
+
+    // Per-row results: each failure with its row, code and path; each success with its device.
+    let failed = s.all_rows(&task_id, RowOutcome::Failed).await;
+    assert_eq!(failed.len(), failed_rows);
+    for row in &failed {
+        let i = row.row as usize;
+        let error = row.error.as_ref().unwrap();
+        if invalid.contains(&i) {
+            assert_eq!(error.code, cdf_provisioning::domain::ErrorCode::ValidationFailed, "row {i}");
+            assert_eq!(error.path.as_deref(), Some(format!("/parameters/{i}/ThingName").as_str()), "row {i}");
+        } else {
+            assert!(refused_by_iot.contains(&i), "row {i} failed: {error:?}");
+            assert_eq!(error.code, cdf_provisioning::domain::ErrorCode::NotFound, "row {i}");
+            assert!(error.message.contains(&missing_group), "row {i}: {}", error.message);
+            let thing = s.thing(&format!("m-{i}"));
+            assert!(s.iot.describe_thing().thing_name(&thing).send().await.is_err(), "row {i} was undone");
+        }
+    }
+    let succeeded = s.all_rows(&task_id, RowOutcome::Succeeded).await;
+    assert_eq!(succeeded.len(), ROWS - failed_rows);
+    let mut certificates = HashSet::new();
+    for row in &succeeded {
+        let thing = s.thing(&format!("m-{}", row.row));
+        assert_eq!(row.thing_name.as_deref(), Some(thing.as_str()));
+        let certificate = row.certificate_id.clone().unwrap().to_string();
+        let principals = s.iot.list_thing_principals().thing_name(&thing).send().await.unwrap().principals().to_vec();
+        assert_eq!(principals, [row.certificate_arn.clone().unwrap().to_string()], "row {}", row.row);
+        assert_eq!(s.certificate_status(&certificate).await.as_deref(), Some("ACTIVE"), "row {}", row.row);
+        assert!(certificates.insert(certificate), "row {}: a certificate shared", row.row);
+    }
+    assert_eq!(s.certificates_for(&s.thing("m-"), &certificates).await, certificates, "no orphan certificate");
+
+    // Submitted again: the same task, nothing new; announced once.
+    s.send(&submit).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    worker.await.unwrap();
+    let again = s.state().get_task(&task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (again.success_count, again.failure_count, again.status),
+        (task.success_count, task.failure_count, TaskStatus::Completed)
+    );
+    let events = s.events(2).await;
+    let completed: Vec<&Value> = events.iter().filter(|e| e["type"] == "bulk.completed").collect();
+    assert_eq!(completed.len(), 1, "one bulk.completed");
+    assert_eq!(completed[0]["data"]["successCount"], json!(ROWS - failed_rows));
+    assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
+}
+
+/// Cancelled mid-task: rows already done stay done, the others are skipped, the counts add up,
+/// and no row is left half-made (a thing without its certificate, or the reverse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_cancelled_mid_way_ends_with_consistent_counts_and_no_half_made_device() {
+    const ROWS: u32 = 300;
+    let s = Stack::deploy().await;
+    s.examples().await;
+    let rows: Vec<Value> = (0..ROWS).map(|i| json!({"ThingName": s.thing(&format!("c-{i}"))})).collect();
+    let task_id = TaskId::for_key(&IdempotencyKey::new("cancelled"));
+    let (stop, worker) = s.start_worker().await;
+    s.send(&command(
+        "cancelled",
+        "bulkProvisionThings",
+        json!({"provisioningTemplateId": "aws-issued", "parameters": rows}),
+    ))
+    .await;
+    let state = s.state();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while state.get_task(&task_id).await.unwrap().map_or(0, |t| t.success_count) < 20 {
+        assert!(Instant::now() < deadline, "the task never got going");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.send(&command("cancel-it", "cancelBulkTask", json!({"taskId": task_id.to_string()}))).await;
+    let task = s.finished_task(&task_id, Duration::from_secs(300)).await;
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert!(task.skipped_count > 0, "cancelled too late to prove anything: {task:?}");
+    assert_eq!(task.success_count + task.failure_count + task.skipped_count, ROWS, "{task:?}");
+    assert_eq!(task.failure_count, 0);
+    let succeeded: HashSet<u32> = s.all_rows(&task_id, RowOutcome::Succeeded).await.iter().map(|r| r.row).collect();
+    let skipped = s.all_rows(&task_id, RowOutcome::Skipped).await;
+    assert_eq!(skipped.len() as u32, task.skipped_count);
+    let mut certificates = HashSet::new();
+    for i in 0..ROWS {
+        let thing = s.thing(&format!("c-{i}"));
+        let exists = s.iot.describe_thing().thing_name(&thing).send().await.is_ok();
+        assert_eq!(exists, succeeded.contains(&i), "row {i}: a thing exactly when the row succeeded");
+        if exists {
+            let principals =
+                s.iot.list_thing_principals().thing_name(&thing).send().await.unwrap().principals().to_vec();
+            assert_eq!(principals.len(), 1, "row {i}");
+            let id = principals[0].rsplit('/').next().unwrap().to_owned();
+            assert_eq!(s.certificate_status(&id).await.as_deref(), Some("ACTIVE"), "row {i}");
+            certificates.insert(id);
+        }
+    }
+    assert_eq!(s.certificates_for(&s.thing("c-"), &certificates).await, certificates, "no orphan certificate");
+    let events = s.events(2).await;
+    assert_eq!(events.iter().filter(|e| e["type"] == "bulk.completed").count(), 1, "announced once");
 }

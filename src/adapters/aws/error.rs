@@ -70,6 +70,9 @@ fn kind_of(code: &str, message: &str, status: u16) -> ErrorKind {
         | "InvalidParameterValue"
         | "InvalidParameterValueException"
         | "MalformedPolicyException"
+        // RegisterThing: a resource the template names cannot be registered (a group or type
+        // that does not exist, a certificate in use): the input is at fault.
+        | "ResourceRegistrationFailureException"
         | "ReceiptHandleIsInvalid"
         | "InvalidParameterException" => ErrorKind::Invalid,
         _ if status == 429 => ErrorKind::Throttled,
@@ -94,6 +97,7 @@ mod tests {
                 ErrorKind::Conflict,
             ),
             ("InvalidRequestException", "bad name", 400, ErrorKind::Invalid),
+            ("ResourceRegistrationFailureException", "thing group g does not exist", 400, ErrorKind::Invalid),
             ("DeleteConflictException", "", 409, ErrorKind::Conflict),
             ("CertificateStateException", "", 406, ErrorKind::Conflict),
             ("ConditionalCheckFailedException", "", 400, ErrorKind::ConditionFailed),
