@@ -194,6 +194,25 @@ async fn a_strict_task_with_an_invalid_row_is_refused_whole() {
     assert!(queued(&f).await.is_empty());
 }
 
+/// A template error would fail every row alike: the task is refused whole, with every error.
+#[tokio::test]
+async fn a_task_whose_template_has_an_error_is_refused_whole() {
+    let f = fixture();
+    // A certificate with no source at all: wrong whatever the parameters.
+    f.templates.put(
+        "no-source",
+        r#"{"Parameters": {"ThingName": {"Type": "String"}}, "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "ThingName"}}},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {"Status": "ACTIVE"}}}}"#,
+    );
+    f.app.handle(&bulk("t", "no-source", rows(5, &[])), "t").await;
+    let error = f.record("t").error.unwrap();
+    assert_eq!(error.code, ErrorCode::ValidationFailed);
+    assert_eq!(error.path.as_deref(), Some("template:/Resources/certificate/Properties"), "{}", error.message);
+    assert!(f.app.bulk_task(&task_of("t")).await.is_err(), "no task");
+    assert!(queued(&f).await.is_empty());
+}
+
 #[tokio::test]
 async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
     let f = fixture();

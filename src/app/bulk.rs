@@ -70,10 +70,12 @@ impl App {
             }
         };
         let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
-        let template = Template::parse(&text).map_err(|errors| {
-            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(format!("template:{}", errors[0].path))
-        })?;
+        // A template error fails every row alike: the task is refused whole, before anything.
+        let template = Template::parse(&text).map_err(|errors| template_refusal(&errors))?;
+        let problems = template.check_static();
+        if !problems.is_empty() {
+            return Err(template_refusal(&problems));
+        }
         if request.strict {
             // Strict: a pass that only checks, so that nothing is stored for a refused task.
             let mut invalid = Vec::new();
@@ -436,6 +438,12 @@ impl FanOut<'_> {
         let rest = std::mem::take(&mut self.pending);
         full.into_iter().chain(std::iter::once(rest)).filter(|b| !b.is_empty()).collect()
     }
+}
+
+/// The refusal of a task whose template has errors, listing them all.
+fn template_refusal(errors: &[crate::domain::template::TemplateError]) -> CommandError {
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(format!("template:{}", errors[0].path))
 }
 
 /// The refusal of a strict task, listing its first invalid rows.
