@@ -995,7 +995,9 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let unknown = json!({"provisioningTemplateId": "nope", "parameters": {"ThingName": "x"}}).to_string();
     let bad_name = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": "a b"}}).to_string();
     let huge = format!(r#"{{"provisioningTemplateId":"{}"}}"#, "x".repeat(3 << 20));
-    let failures: [Exchange<'_>; 12] = [
+    // Longer than the queue schema allows for a template id: the same limit on this path.
+    let long_id = json!({"provisioningTemplateId": "t".repeat(300), "parameters": {"ThingName": "x"}}).to_string();
+    let failures: [Exchange<'_>; 14] = [
         ("GET", format!("/things/{thing}"), &cdf, "", 404),
         ("GET", "/things/a%20b".into(), &cdf, "", 400),
         ("GET", "/things/%FF".into(), &cdf, "", 400),
@@ -1006,6 +1008,8 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
         ("POST", "/things".into(), &cdf, &bad_name, 400),
         ("POST", "/things".into(), &cdf, r#"{"provisioningTemplateId":"../secrets/x"}"#, 400),
         ("POST", "/things".into(), &cdf, &huge, 413),
+        ("POST", "/things".into(), &cdf, &long_id, 400),
+        ("POST", "/things".into(), &cdf, "[]", 400),
         ("PATCH", format!("/things/{keyed}/certificates"), &cdf, r#"["INACTIVE"]"#, 400),
         ("GET", "/bulkthings/6c1b4f0e-8d2a-5e3b-9f7c-1a2b3c4d5e6f".into(), &cdf, "", 404),
     ];
