@@ -8,7 +8,9 @@
 #    dead-lettered); each of these three phases starts from an empty emulator;
 #  - the time to accept a 10,000-row task, and the peak memory of accepting 1,000 and 100,000
 #    rows from a rows file in S3, and of a worker after a fixed time on each.
-# Usage: scripts/bench-bulk.sh            (ROWS=1000 PROFILE=debug|release RUN_SECS=60 LIMITS=lifted|aws MEMORY=1|0)
+# Usage: scripts/bench-bulk.sh            (ROWS=1000 PROFILE=debug|release RUN_SECS=60 LIMITS=lifted|aws MEMORY=1|0 KILLS=0|1 RATES=1|0)
+# RATES=0 skips the raw loops and the timed tasks; MEMORY=0 the acceptance and memory phases.
+# KILLS=1 adds a task whose worker is SIGKILLed every 15-30 s and restarted, with the census after.
 # The workers take their settings from the environment (CDF_CONCURRENCY, CDF_RECEIVERS...).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/emulator.sh"
@@ -70,7 +72,7 @@ def rows_file(name, n, prefix):
         for i in range(n):
             thing = f"{prefix}-{i}" if i % 100 != 7 else f"{prefix} invalid {i}"
             f.write(json.dumps({"ThingName": thing}) + "\n")
-for task in ("one", "two"):
+for task in ("one", "two", "kill"):
     rows_file(f"{task}.ndjson", rows, f"bench-{task}")
 rows_file("accept.ndjson", 10_000, "accept")
 rows_file("small.ndjson", 1_000, "small")
@@ -90,6 +92,7 @@ while ddb.get_item(TableName=os.environ["CDF_TABLE"], Key=key, ConsistentRead=Tr
 print(f"{time.time() - start:.1f}")
 PY
 }
+task_status() { "$VENV/bin/python" -c 'import boto3, os, sys; print(boto3.client("dynamodb").get_item(TableName=os.environ["CDF_TABLE"], Key={"pk": {"S": "task#" + sys.argv[1]}, "sk": {"S": "task"}}, ConsistentRead=True)["Item"]["status"]["S"])' "$1"; }
 submit() { "$bin" bulk submit --template aws-issued --rows "$1" --key "$2" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["taskId"])'; }
 census() { # census TASK_ID PREFIX SECONDS LABEL: counts, one ACTIVE certificate per good row, no orphan, DLQ; rows/s
   "$VENV/bin/python" - "$@" "$ROWS" <<'PY' | tee -a "$work/results"
@@ -121,6 +124,7 @@ print(f"RATE {label} {ok / secs:.4f}")
 PY
 }
 
+if [ "${RATES:-1}" = 1 ]; then
 echo "== the emulator's raw capacity: the same IoT calls per device, in a raw loop"
 fresh_emulator
 "$VENV/bin/python" - "$ROWS" <<'PY' | tee -a "$work/results"
@@ -217,6 +221,31 @@ census "$task_two" bench-two- "$secs_two" "two workers"
 awk '/^RATE/ {rate[$2] = $NF} END {
   printf "workers reach %.0f%% (one) and %.0f%% (two) of the raw loop of the same IoT calls\n", 100 * rate["one"] / rate["raw"], 100 * rate["two"] / rate["raw"]
   printf "workers reach %.0f%% (one) and %.0f%% (two) of the raw loop of every call a row makes\n", 100 * rate["one"] / rate["rowcalls"], 100 * rate["two"] / rate["rowcalls"] }' "$work/results"
+fi
+
+if [ "${KILLS:-0}" = 1 ]; then
+  # Not a rate: the census after a worker is killed (SIGKILL, no goodbye) every 15-30 s and
+  # started again. A killed worker's chunks come back after the visibility timeout (10 s here),
+  # its rows once their leases (9 s) run out; a worker killed more often than that would spend
+  # its life waiting for them.
+  echo "== $ROWS rows, one worker killed with SIGKILL every 15-30 s and started again"
+  fresh_emulator
+  task_kill=$(submit "$work/kill.ndjson" bench-kill)
+  kills=0; began=$(date +%s)
+  export CDF_VISIBILITY_TIMEOUT_SECS=10
+  start_worker
+  while [ "$(task_status "$task_kill")" = InProgress ]; do
+    sleep $((15 + RANDOM % 16))
+    [ "$(task_status "$task_kill")" = InProgress ] || break
+    kill -9 "${workers[0]}"; wait "${workers[0]}" 2>/dev/null || true; workers=()
+    kills=$((kills + 1))
+    start_worker
+  done
+  secs_kill=$(( $(date +%s) - began ))
+  stop_workers
+  unset CDF_VISIBILITY_TIMEOUT_SECS
+  census "$task_kill" bench-kill- "$secs_kill" "one worker killed $kills times"
+fi
 
 [ "${MEMORY:-1}" = 1 ] || exit 0
 fresh_emulator
