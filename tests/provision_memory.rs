@@ -298,6 +298,42 @@ async fn a_permanent_failure_is_compensated() {
     assert_eq!(f.events.published()[0].event_type, "command.failed");
 }
 
+/// An undo step that fails in a way that could pass (a 5xx) is repeated: the failed command
+/// still leaves nothing behind.
+#[tokio::test(start_paused = true)]
+async fn compensation_repeats_an_undo_step_that_fails_transiently() {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
+    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, 3);
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let error = f.record("k").error.unwrap();
+    assert!(
+        error.message.contains("deleted certificate") && !error.message.contains("could not undo"),
+        "{}",
+        error.message
+    );
+    assert!(f.registry.certificates().is_empty(), "the certificate was deleted on the 4th try");
+    assert_eq!(f.registry.faults.count(IotOp::DeleteCertificate), 4);
+    assert!(!f.registry.has_thing("sensor-0101"));
+}
+
+/// What compensation still cannot undo after its repeats is named in the command's error.
+#[tokio::test(start_paused = true)]
+async fn what_compensation_cannot_undo_is_named_in_the_error() {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
+    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, 100);
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let record = f.record("k");
+    assert_eq!(record.status, CommandStatus::Failed);
+    let certificate = f.registry.certificates()[0].certificate_id.to_string();
+    let message = record.error.unwrap().message;
+    assert!(message.contains(&format!("could not undo: deleted certificate {certificate}")), "{message}");
+    assert!(!f.registry.has_thing("sensor-0101"), "the rest was undone: {message}");
+}
+
 #[tokio::test]
 async fn template_errors_fail_before_any_aws_call() {
     let f = fixture();

@@ -1,7 +1,7 @@
 //! Repeating a call that failed in one known, passing way: IoT's eventual-consistency
 //! conflicts ("still attached to one or more principals" right after a detach), which the SDK's
-//! own retry does not cover, and throttled IoT calls (a throttled call did not run, so it is
-//! safe to repeat whatever it does).
+//! own retry does not cover, throttled IoT calls (a throttled call did not run, so it is safe to
+//! repeat whatever it does), and the idempotent steps of undoing a failed command.
 
 use std::time::Duration;
 
@@ -30,9 +30,25 @@ impl RetrySchedule {
     pub const THROTTLING: Self =
         Self { first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2), max_retries: 8 };
 
+    /// Undoing what a failed command made: a step that failed in a way that could pass (a 5xx,
+    /// throttling, a conflict while a detach propagates) is repeated for about 20 s (0.25, 0.5,
+    /// 1, 2, 4, 4, 4, 4 s) before compensation gives it up. Undo steps are idempotent.
+    pub const UNDO: Self =
+        Self { first_delay: Duration::from_millis(250), max_delay: Duration::from_secs(4), max_retries: 8 };
+
     /// Runs `call` until it succeeds, fails with something other than `kind`, or the retries
     /// run out; the delays are jittered so that the repeats of a burst spread out.
     pub async fn run_while<T, F, Fut>(&self, kind: ErrorKind, call: F) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, PortError>>,
+    {
+        self.run_when(|e| e.kind == kind, call).await
+    }
+
+    /// Runs `call` until it succeeds, fails in a way `repeat` does not accept, or the retries
+    /// run out.
+    pub async fn run_when<T, F, Fut>(&self, repeat: impl Fn(&PortError) -> bool, call: F) -> Result<T, PortError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, PortError>>,
@@ -43,7 +59,7 @@ impl RetrySchedule {
             .with_max_times(self.max_retries)
             .with_jitter();
         call.retry(policy)
-            .when(|e: &PortError| e.kind == kind)
+            .when(|e: &PortError| repeat(e))
             .notify(|e, delay| tracing::debug!(op = e.op, delay_ms = delay.as_millis() as u64, "repeating the call"))
             .await
     }

@@ -1,20 +1,29 @@
 //! Compensation: after a permanent failure, what this command made is undone, newest first.
+//! Each undo step is idempotent (what is already gone counts as undone) and is repeated while
+//! it fails in a way that could pass; what still cannot be undone is named in the command's
+//! error, so that nothing is left behind silently.
 
 use super::Provisioner;
 use crate::app::progress::Progress;
+use crate::app::retry::RetrySchedule;
+
+const UNDO: RetrySchedule = RetrySchedule::UNDO;
 use crate::domain::template::plan::Plan;
 use crate::domain::{CertificateStatus, ThingName};
 use crate::ports::{ErrorKind, PortError};
 
 impl Provisioner<'_> {
-    /// Undoes what this command made, newest first. Returns what was undone; failures are
-    /// logged (certificates stay INACTIVE until the last step, so none is left ACTIVE).
-    pub(super) async fn compensate(&self, plan: &Plan, secret_name: &str, progress: &Progress<'_>) -> Vec<String> {
-        let mut undone = Vec::new();
+    /// Undoes what this command made, newest first. Returns what was undone and what could
+    /// not be (certificates stay INACTIVE until the last step, so none is left ACTIVE).
+    pub(super) async fn compensate(&self, plan: &Plan, secret_name: &str, progress: &Progress<'_>) -> Undone {
+        let mut undone = Undone::default();
         let mut note = |what: String, result: Result<(), PortError>| match result {
-            Ok(()) => undone.push(what),
-            Err(e) if e.kind == ErrorKind::NotFound => undone.push(what),
-            Err(e) => tracing::warn!(error = %e, step = %what, "compensation step failed"),
+            Ok(()) => undone.done.push(what),
+            Err(e) if e.kind == ErrorKind::NotFound => undone.done.push(what),
+            Err(e) => {
+                tracing::warn!(error = %e, step = %what, "compensation step failed");
+                undone.left.push(what);
+            }
         };
         let saved = progress.saved();
         let certificate = &saved.certificate;
@@ -25,7 +34,7 @@ impl Provisioner<'_> {
         {
             note(
                 format!("detached {}", cert.certificate.certificate_id),
-                self.registry.detach_thing_principal(name, &cert.certificate.arn).await,
+                UNDO.run_when(could_pass, || self.registry.detach_thing_principal(name, &cert.certificate.arn)).await,
             );
         }
         if let Some(cert) = certificate {
@@ -33,37 +42,62 @@ impl Provisioner<'_> {
                 let Some(step) = saved.policies.get(&policy.policy_name) else { continue };
                 note(
                     format!("detached policy {}", policy.policy_name),
-                    self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn).await,
+                    UNDO.run_when(could_pass, || {
+                        self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn)
+                    })
+                    .await,
                 );
                 if step.created {
-                    let unused = self
-                        .registry
-                        .list_policy_targets(&policy.policy_name)
+                    let unused = UNDO
+                        .run_when(could_pass, || self.registry.list_policy_targets(&policy.policy_name))
                         .await
                         .map(|t| t.is_empty())
                         .unwrap_or(false);
                     if unused {
                         note(
                             format!("deleted policy {}", policy.policy_name),
-                            self.registry.delete_policy(&policy.policy_name).await,
+                            UNDO.run_when(could_pass, || self.registry.delete_policy(&policy.policy_name)).await,
                         );
                     }
                 }
             }
             if cert.created {
                 let id = &cert.certificate.certificate_id;
-                let _ = self.registry.update_certificate_status(id, CertificateStatus::Inactive).await;
-                note(format!("deleted certificate {id}"), self.registry.delete_certificate(id).await);
+                let _ = UNDO
+                    .run_when(could_pass, || self.registry.update_certificate_status(id, CertificateStatus::Inactive))
+                    .await;
+                note(
+                    format!("deleted certificate {id}"),
+                    UNDO.run_when(could_pass, || self.registry.delete_certificate(id)).await,
+                );
             }
         }
         if let (Some(step), Some(name)) = (thing, &name)
             && step.created
         {
-            note(format!("deleted thing {name}"), self.registry.delete_thing(name).await);
+            note(format!("deleted thing {name}"), UNDO.run_when(could_pass, || self.registry.delete_thing(name)).await);
         }
         if saved.key.is_some() {
-            note("deleted the generated key".into(), self.secrets.delete(secret_name).await);
+            note(
+                "deleted the generated key".into(),
+                UNDO.run_when(could_pass, || self.secrets.delete(secret_name)).await,
+            );
         }
         undone
     }
+}
+
+/// Whether an undo step that failed this way could pass if repeated: a 5xx or throttling, or a
+/// conflict while a detach propagates.
+fn could_pass(e: &PortError) -> bool {
+    e.is_retryable() || e.kind == ErrorKind::Conflict
+}
+
+/// What compensation undid, and what it could not.
+#[derive(Debug, Default)]
+pub(super) struct Undone {
+    /// Steps undone (or found undone already).
+    pub done: Vec<String>,
+    /// Steps that still failed after their repeats: left behind, named in the command's error.
+    pub left: Vec<String>,
 }

@@ -156,8 +156,11 @@ impl Provisioner<'_> {
             Err(error) => {
                 let undone = self.compensate(&plan, secret_name, progress).await;
                 let mut error = error.exhausted();
-                if !undone.is_empty() {
-                    error.message = format!("{} (undone: {})", error.message, undone.join(", "));
+                if !undone.done.is_empty() {
+                    error.message = format!("{} (undone: {})", error.message, undone.done.join(", "));
+                }
+                if !undone.left.is_empty() {
+                    error.message = format!("{} (could not undo: {})", error.message, undone.left.join(", "));
                 }
                 Err(error)
             }
