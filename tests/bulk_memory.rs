@@ -5,10 +5,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::IotOp;
+use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
@@ -222,26 +222,12 @@ async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
 
     // The first attempt dies right after the 23rd checkpoint: some rows done, one half-made.
     let gate = Arc::new(AtomicBool::new(false));
-    f.registry.faults.hang_while(gate.clone());
-    f.secrets.faults.hang_while(gate.clone());
-    f.state.faults.hang_while(gate.clone());
-    f.state.crash_after_checkpoints(23, gate.clone());
-    let dead = async {
-        while !gate.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    tokio::select! {
-        d = f.app.handle(&chunk, "first") => panic!("finished ({d:?}) instead of dying"),
-        () = dead => {}
-    }
-    gate.store(false, Ordering::SeqCst);
+    f.state.faults.shut_after(Some(StoreOp::Checkpoint), 23, gate.clone());
+    f.die_at(&chunk, "first", gate, "checkpoint write 23").await;
     let half = f.app.bulk_task(&task_of("d")).await.unwrap();
     assert!(half.success_count > 0 && half.success_count < 20, "{half:?}");
 
     // The redelivery, after the leases ran out, finishes the task.
-    f.clock.advance_ms(61_000);
     assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done);
     let task = f.app.bulk_task(&task_of("d")).await.unwrap();
     assert_eq!((task.success_count, task.failure_count, task.status), (20, 0, TaskStatus::Completed));
@@ -266,21 +252,8 @@ async fn a_worker_dying_right_after_any_iot_call_leaves_exactly_one_device_per_r
         f.app.handle(&bulk("c", "aws-issued", rows(3, &[])), "t").await;
         let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
         let gate = Arc::new(AtomicBool::new(false));
-        f.registry.faults.hang_while(gate.clone());
-        f.secrets.faults.hang_while(gate.clone());
-        f.state.faults.hang_while(gate.clone());
-        f.registry.faults.shut_after(k, gate.clone());
-        tokio::select! {
-            d = f.app.handle(&chunk, "first") => panic!("finished ({d:?}) instead of dying after IoT call {k}"),
-            () = async {
-                while !gate.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            } => {}
-        }
-        gate.store(false, Ordering::SeqCst);
-        f.clock.advance_ms(61_000);
+        f.registry.faults.shut_after(None, k, gate.clone());
+        f.die_at(&chunk, "first", gate, &format!("IoT call {k}")).await;
         assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done, "after {k}");
         let task = f.app.bulk_task(&task_of("c")).await.unwrap();
         assert_eq!((task.success_count, task.failure_count, task.status), (3, 0, TaskStatus::Completed), "after {k}");

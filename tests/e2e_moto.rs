@@ -911,6 +911,34 @@ async fn a_worker_killed_mid_task_loses_no_row_and_doubles_none() {
     assert_eq!(s.queue_depth(s.output("DeadLetterQueueUrl")).await, 0);
 }
 
+/// Serves `app`'s REST facade on a local port; returns its address.
+async fn serve(app: App) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = cdf_provisioning::api::router(app);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
+
+/// A device with an AWS-issued certificate (its key made here) in the group the request names.
+fn grouped_device_template() -> Value {
+    json!({
+        "Parameters": {
+            "ThingName": {"Type": "String"}, "CertificateId": {"Type": "String"}, "Group": {"Type": "String"}
+        },
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
+                "ThingName": {"Ref": "ThingName"}, "ThingGroups": [{"Ref": "Group"}]
+            }},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
+                "CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"
+            }},
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "cdf-example-device"}}
+        },
+        "CDF": {"createDeviceAWSCertificate": true}
+    })
+}
+
 fn subject_of(pem: &str) -> String {
     use base64::Engine;
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -951,10 +979,7 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     use cdf_provisioning::api::MEDIA_TYPE;
     let s = Stack::deploy().await;
     let ca_id = s.examples().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let router = cdf_provisioning::api::router(s.app().await);
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let address = serve(s.app().await).await;
     let cdf = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE)];
     let thing = s.thing("rest");
     let body = json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": thing}}).to_string();
@@ -1152,29 +1177,10 @@ async fn register_thing_mode_over_http_provisions_or_answers_400_leaving_nothing
     s.examples().await;
     let mut settings = Stack::settings();
     settings.provision.mode = ProvisioningMode::RegisterThing;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let router = cdf_provisioning::api::router(s.app_with(settings).await);
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let address = serve(s.app_with(settings).await).await;
     let cdf = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE)];
 
-    // An AWS-issued certificate (made here) and a group named by the request.
-    let template = json!({
-        "Parameters": {
-            "ThingName": {"Type": "String"}, "CertificateId": {"Type": "String"}, "Group": {"Type": "String"}
-        },
-        "Resources": {
-            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
-                "ThingName": {"Ref": "ThingName"}, "ThingGroups": [{"Ref": "Group"}]
-            }},
-            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
-                "CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"
-            }},
-            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "cdf-example-device"}}
-        },
-        "CDF": {"createDeviceAWSCertificate": true}
-    })
-    .to_string();
+    let template = grouped_device_template().to_string();
     let (status, text) = http(address, "PUT", "/templates/e2e-register-thing", &cdf, &template).await;
     assert_eq!(status, 201, "{text}");
 
@@ -1220,21 +1226,7 @@ async fn a_thousand_row_task_with_bad_rows_counts_each_row_once_and_makes_one_de
     s.examples().await;
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = s.s3(&config);
-    let template = json!({
-        "Parameters": {
-            "ThingName": {"Type": "String"}, "Group": {"Type": "String"}, "CertificateId": {"Type": "String"}
-        },
-        "Resources": {
-            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
-                "ThingName": {"Ref": "ThingName"}, "ThingGroups": [{"Ref": "Group"}]
-            }},
-            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
-                "CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"
-            }},
-            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "cdf-example-device"}}
-        },
-        "CDF": {"createDeviceAWSCertificate": true}
-    });
+    let template = grouped_device_template();
     let bucket = s.output("BucketName");
     let put =
         |key: &'static str, body: String| s3.put_object().bucket(bucket).key(key).body(body.into_bytes().into()).send();

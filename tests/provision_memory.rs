@@ -5,8 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
@@ -122,37 +121,23 @@ mod pem {
 /// fake hangs from then on and the attempt is dropped, as if the process had been killed.
 async fn die_after_checkpoint(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
     let gate = Arc::new(AtomicBool::new(false));
-    f.state.crash_after_checkpoints(k, gate.clone());
-    die_at(f, envelope, gate, &format!("checkpoint write {k}")).await;
+    f.state.faults.shut_after(Some(StoreOp::Checkpoint), k, gate.clone());
+    f.die_at(envelope, "t1", gate, &format!("checkpoint write {k}")).await;
 }
 
 /// Runs `envelope` until its `k`-th call to IoT has run, then lets the attempt die there:
 /// whatever that call made exists, what the attempt meant to write about it is lost.
 async fn die_after_iot_call(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
     let gate = Arc::new(AtomicBool::new(false));
-    f.registry.faults.shut_after(f.registry.faults.calls().len() + k, gate.clone());
-    die_at(f, envelope, gate, &format!("IoT call {k}")).await;
+    f.registry.faults.shut_after(None, k, gate.clone());
+    f.die_at(envelope, "t1", gate, &format!("IoT call {k}")).await;
 }
 
-async fn die_at(f: &Fixture, envelope: &CommandEnvelope, gate: Arc<AtomicBool>, point: &str) {
-    let k = point;
-    f.registry.faults.hang_while(gate.clone());
-    f.secrets.faults.hang_while(gate.clone());
-    f.events.faults.hang_while(gate.clone());
-    f.state.faults.hang_while(gate.clone());
-    // The attempt "dies" once the gate is shut: every fake then hangs, and it is dropped.
-    let dead = async {
-        while !gate.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    tokio::select! {
-        d = f.app.handle(envelope, "t1") => panic!("finished ({d:?}) instead of dying after {k}"),
-        () = dead => {}
-    }
-    gate.store(false, Ordering::SeqCst);
-    f.clock.advance_ms(61_000);
+/// How many IoT calls provisioning example `name` makes when nothing goes wrong.
+async fn iot_calls_of_a_clean_run(name: &str) -> usize {
+    let clean = fixture();
+    clean.app.handle(&provision("k", &example(name).1), "t").await;
+    clean.registry.faults.calls().len()
 }
 
 async fn crash_after(name: &str, k: usize) {
@@ -187,10 +172,7 @@ async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
 #[tokio::test]
 async fn a_crash_right_after_any_iot_call_resumes_to_exactly_one_device() {
     for name in TEMPLATES {
-        let clean = fixture();
-        clean.app.handle(&provision("k", &example(name).1), "t").await;
-        let calls = clean.registry.faults.calls().len();
-        for k in 1..=calls {
+        for k in 1..=iot_calls_of_a_clean_run(name).await {
             let f = fixture();
             let (_, request) = example(name);
             die_after_iot_call(&f, &provision("k", &request), k).await;
@@ -205,10 +187,7 @@ async fn a_crash_right_after_any_iot_call_resumes_to_exactly_one_device() {
 #[tokio::test]
 async fn a_crash_then_a_permanent_failure_leaves_nothing_behind() {
     let name = "aws-issued";
-    let clean = fixture();
-    clean.app.handle(&provision("k", &example(name).1), "t").await;
-    let calls = clean.registry.faults.calls().len();
-    for k in 1..=calls {
+    for k in 1..=iot_calls_of_a_clean_run(name).await {
         let f = fixture();
         let (_, request) = example(name);
         die_after_iot_call(&f, &provision("k", &request), k).await;

@@ -116,8 +116,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let message = if detail.is_empty() {
         reason
     } else {
-        let cut: String = detail.chars().take(300).collect();
-        if cut.len() < detail.len() { format!("{reason}: {cut}…") } else { format!("{reason}: {cut}") }
+        format!("{reason}: {}", crate::domain::command::bounded_to(&detail, 300))
     };
     let mut json = cdf_json(status, &json!({"message": message}));
     if let Some(allow) = parts.headers.get(header::ALLOW) {

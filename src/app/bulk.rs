@@ -16,7 +16,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::commands::{App, Disposition, Once, Work};
-use super::provision::load_template;
+use super::provision::{load_template, validation_error};
 use super::{fail, missing_as};
 use crate::domain::IdempotencyKey;
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ use crate::domain::bulk::{
 use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, bounded, fingerprint};
 use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
-use crate::domain::template::{Culprit, Template};
+use crate::domain::template::Template;
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
@@ -71,10 +71,10 @@ impl App {
         };
         let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
         // A template error fails every row alike: the task is refused whole, before anything.
-        let template = Template::parse(&text).map_err(|errors| template_refusal(&errors))?;
+        let template = Template::parse(&text).map_err(|errors| validation_error(&errors, "/payload"))?;
         let problems = template.check_static();
         if !problems.is_empty() {
-            return Err(template_refusal(&problems));
+            return Err(validation_error(&problems, "/payload"));
         }
         if request.strict {
             // Strict: a pass that only checks, so that nothing is stored for a refused task.
@@ -440,12 +440,6 @@ impl FanOut<'_> {
     }
 }
 
-/// The refusal of a task whose template has errors, listing them all.
-fn template_refusal(errors: &[crate::domain::template::TemplateError]) -> CommandError {
-    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(format!("template:{}", errors[0].path))
-}
-
 /// The refusal of a strict task, listing its first invalid rows.
 fn strict_refusal(invalid: &[RowResult]) -> CommandError {
     let listed: Vec<String> = invalid
@@ -475,20 +469,17 @@ fn unreadable_row(row: u32, why: &str) -> RowResult {
     }
 }
 
-/// The result of a row that does not plan: its first error, with the path into the request.
+/// The result of a row that does not plan: its errors, with the path into the request.
 fn invalid_row(
     row: u32,
     parameters: &std::collections::BTreeMap<String, String>,
     errors: &[crate::domain::template::TemplateError],
 ) -> RowResult {
-    let first = &errors[0];
-    let path = match first.culprit {
-        Culprit::Template => format!("template:{}", first.path),
-        Culprit::Request => {
-            format!("/parameters/{row}{}", first.path.strip_prefix("/parameters").unwrap_or(&first.path))
-        }
-    };
-    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    // A request path starts with `/parameters`: the row's parameters are `/parameters/<row>`.
+    let mut error = validation_error(errors, "");
+    if let Some(rest) = error.path.as_deref().and_then(|p| p.strip_prefix("/parameters")) {
+        error.path = Some(format!("/parameters/{row}{rest}"));
+    }
     RowResult {
         row,
         outcome: RowOutcome::Failed,
@@ -496,6 +487,6 @@ fn invalid_row(
         certificate_id: None,
         certificate_arn: None,
         private_key_secret: None,
-        error: Some(CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)),
+        error: Some(error),
     }
 }

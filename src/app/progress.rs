@@ -56,9 +56,7 @@ impl<'a> Progress<'a> {
     /// lease was lost or the write failed.
     pub async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), CommandError> {
         if let Some((state, key, token)) = self.durable {
-            // One slot appears once per write (DynamoDB refuses overlapping paths): the newest wins.
-            self.unwritten.retain(|c| c.slot() != checkpoint.slot());
-            self.unwritten.push(checkpoint.clone());
+            self.hold(&checkpoint);
             state.checkpoint(key, token, &self.unwritten).await.map_err(|e| {
                 CommandError::new(ErrorCode::Transient, format!("checkpoint {} not saved: {e}", checkpoint.slot()))
             })?;
@@ -73,9 +71,15 @@ impl<'a> Progress<'a> {
     /// makes it moot, or a later attempt redoes the step).
     pub fn defer(&mut self, checkpoint: Checkpoint) {
         if self.durable.is_some() {
-            self.unwritten.retain(|c| c.slot() != checkpoint.slot());
-            self.unwritten.push(checkpoint.clone());
+            self.hold(&checkpoint);
         }
         self.saved.apply(checkpoint);
+    }
+
+    /// Adds a step to those the next write carries; one slot appears once per write (DynamoDB
+    /// refuses overlapping paths), the newest wins.
+    fn hold(&mut self, checkpoint: &Checkpoint) {
+        self.unwritten.retain(|c| c.slot() != checkpoint.slot());
+        self.unwritten.push(checkpoint.clone());
     }
 }

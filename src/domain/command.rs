@@ -295,8 +295,12 @@ pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
 
 /// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
 pub fn bounded(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
+    bounded_to(text, 64)
+}
+
+/// At most `max` characters of `text`, the cut marked with the full length.
+pub fn bounded_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
     }

@@ -5,6 +5,7 @@ pub mod contract;
 pub mod results;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cdf_provisioning::adapters::memory::{
@@ -34,6 +35,29 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// Runs `envelope` with lease `token` until `gate` shuts (a fault armed with
+    /// `shut_after`), then drops the attempt as if the process died there: every fake hangs
+    /// while the gate is shut. Opens the gate again and lets the leases run out. `point` names
+    /// the crash point for the failure message.
+    pub async fn die_at(&self, envelope: &CommandEnvelope, token: &str, gate: Arc<AtomicBool>, point: &str) {
+        self.registry.faults.hang_while(gate.clone());
+        self.secrets.faults.hang_while(gate.clone());
+        self.events.faults.hang_while(gate.clone());
+        self.state.faults.hang_while(gate.clone());
+        let dead = async {
+            while !gate.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::select! {
+            d = self.app.handle(envelope, token) => panic!("finished ({d:?}) instead of dying after {point}"),
+            () = dead => {}
+        }
+        gate.store(false, Ordering::SeqCst);
+        self.clock.advance_ms(61_000);
+    }
+
     pub fn new() -> Self {
         let clock = Arc::new(ManualClock::at(1_764_000_000_000));
         Self::with_clock(clock.clone(), clock, |_| {})

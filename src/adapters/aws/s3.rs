@@ -19,6 +19,18 @@ async fn read_text(op: &'static str, body: ByteStream) -> Result<String, PortErr
         .map_err(|_| PortError::new(ErrorKind::Invalid, op, "the object is not UTF-8 text"))
 }
 
+/// An object as UTF-8 text, with its ETag.
+async fn get_text(
+    client: &aws_sdk_s3::Client,
+    op: &'static str,
+    bucket: &str,
+    key: &str,
+) -> Result<(String, Option<String>), PortError> {
+    let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify(op, e))?;
+    let etag = out.e_tag().map(str::to_owned);
+    Ok((read_text(op, out.body).await?, etag))
+}
+
 /// Templates at `s3://<bucket>/<prefix><id><suffix>`, re-read only when their ETag changes.
 #[derive(Debug)]
 pub struct S3TemplateStore {
@@ -46,7 +58,7 @@ impl S3TemplateStore {
 impl TemplateStore for S3TemplateStore {
     async fn template(&self, template_id: &str) -> Result<String, PortError> {
         const OP: &str = "s3:GetObject(template)";
-        let key = format!("{}{template_id}{}", self.prefix, self.suffix);
+        let key = self.key(template_id);
         let cached = self.cache.lock().expect("template cache lock").get(&key).cloned();
         let result = self
             .client
@@ -79,20 +91,9 @@ impl TemplateStore for S3TemplateStore {
     }
 
     async fn template_version(&self, template_id: &str) -> Result<(String, TemplateVersion), PortError> {
-        const OP: &str = "s3:GetObject(template)";
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(template_id))
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let version = TemplateVersion {
-            template_id: template_id.to_owned(),
-            version: out.e_tag().unwrap_or_default().to_owned(),
-        };
-        Ok((read_text(OP, out.body).await?, version))
+        let (text, etag) =
+            get_text(&self.client, "s3:GetObject(template)", &self.bucket, &self.key(template_id)).await?;
+        Ok((text, TemplateVersion { template_id: template_id.to_owned(), version: etag.unwrap_or_default() }))
     }
 
     async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError> {
@@ -201,16 +202,8 @@ impl SecretSink for S3SecretSink {
     }
 
     async fn read(&self, name: &str) -> Result<Secret, PortError> {
-        const OP: &str = "s3:GetObject(secret)";
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(name))
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        Ok(Secret::new(read_text(OP, out.body).await?))
+        let (text, _) = get_text(&self.client, "s3:GetObject(secret)", &self.bucket, &self.key(name)).await?;
+        Ok(Secret::new(text))
     }
 }
 
@@ -232,16 +225,14 @@ impl S3CaKeyStore {
 #[async_trait]
 impl CaKeyStore for S3CaKeyStore {
     async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
-        const OP: &str = "s3:GetObject(CA key)";
         let key = format!("{}{ca_certificate_id}.pem", self.prefix);
-        let out = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| {
-            let mut e = classify(OP, e);
+        let (text, _) = get_text(&self.client, "s3:GetObject(CA key)", &self.bucket, &key).await.map_err(|mut e| {
             if e.kind == ErrorKind::NotFound {
                 e.message = format!("no private key for CA {ca_certificate_id} at s3://{}/{key}", self.bucket);
             }
             e
         })?;
-        Ok(Secret::new(read_text(OP, out.body).await?))
+        Ok(Secret::new(text))
     }
 }
 

@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use crate::ports::{ErrorKind, PortError};
 
+/// Shut `gate` when the last of `left` more calls (of `op`, or of any operation) is made.
+#[derive(Debug)]
+struct ShutAfter<Op> {
+    op: Option<Op>,
+    left: usize,
+    gate: Arc<AtomicBool>,
+}
+
 #[derive(Debug)]
 struct Fault<Op> {
     op: Op,
@@ -26,8 +34,8 @@ pub struct Faults<Op> {
     calls: Mutex<Vec<Op>>,
     /// While this gate is shut every call hangs: the process is, in effect, dead.
     gate: Mutex<Option<Arc<AtomicBool>>>,
-    /// A gate to shut once the log holds this many calls.
-    shut_after: Mutex<Option<(usize, Arc<AtomicBool>)>>,
+    /// A gate to shut after more calls.
+    shut_after: Mutex<Option<ShutAfter<Op>>>,
 }
 
 impl<Op> Default for Faults<Op> {
@@ -58,10 +66,15 @@ impl<Op: Copy + Eq + Into<&'static str>> Faults<Op> {
         *self.gate.lock().expect("gate lock") = Some(gate);
     }
 
-    /// Shuts `gate` as the `n`-th call from the start of the log is made: that call still
-    /// runs, every later call of a fake watching the gate hangs (the process died right after).
-    pub fn shut_after(&self, n: usize, gate: Arc<AtomicBool>) {
-        *self.shut_after.lock().expect("shut lock") = Some((n, gate));
+    /// Shuts `gate` as the `n`-th call from now (of `op`, or of any operation) is made: that
+    /// call still runs, every later call of a fake watching the gate hangs, as if the process
+    /// died right after it. `n` = 0 shuts it at once.
+    pub fn shut_after(&self, op: Option<Op>, n: usize, gate: Arc<AtomicBool>) {
+        if n == 0 {
+            gate.store(true, Ordering::SeqCst);
+        } else {
+            *self.shut_after.lock().expect("shut lock") = Some(ShutAfter { op, left: n, gate });
+        }
     }
 
     /// Makes the next `times` calls of `op` take `delay` (tokio time) before answering.
@@ -90,16 +103,17 @@ impl<Op: Copy + Eq + Into<&'static str>> Faults<Op> {
 
     /// Logs a call of `op` and fails it if a fault is planned.
     pub fn check(&self, op: Op) -> Result<(), PortError> {
-        let made = {
-            let mut calls = self.calls.lock().expect("call log lock");
-            calls.push(op);
-            calls.len()
-        };
+        self.calls.lock().expect("call log lock").push(op);
         let mut shut = self.shut_after.lock().expect("shut lock");
-        if shut.as_ref().is_some_and(|(n, _)| made >= *n)
-            && let Some((_, gate)) = shut.take()
+        if let Some(armed) = shut.as_mut()
+            && armed.op.is_none_or(|o| o == op)
         {
-            gate.store(true, Ordering::SeqCst);
+            armed.left -= 1;
+            if armed.left == 0
+                && let Some(armed) = shut.take()
+            {
+                armed.gate.store(true, Ordering::SeqCst);
+            }
         }
         drop(shut);
         let mut planned = self.planned.lock().expect("fault plan lock");

@@ -39,21 +39,9 @@ pub struct MemoryStateStore {
     records: Mutex<HashMap<String, CommandRecord>>,
     /// Failure injection, by operation.
     pub faults: Faults<StoreOp>,
-    /// After this many more checkpoints, shut the gate (see [`MemoryStateStore::crash_after_checkpoints`]).
-    crash: Mutex<Option<(usize, std::sync::Arc<std::sync::atomic::AtomicBool>)>>,
 }
 
 impl MemoryStateStore {
-    /// Shuts `gate` once `n` more checkpoints are saved: fakes watching the gate then hang,
-    /// as if the process died right after that step.
-    pub fn crash_after_checkpoints(&self, n: usize, gate: std::sync::Arc<std::sync::atomic::AtomicBool>) {
-        if n == 0 {
-            gate.store(true, std::sync::atomic::Ordering::SeqCst);
-        } else {
-            *self.crash.lock().expect("crash lock") = Some((n, gate));
-        }
-    }
-
     /// Every record, for assertions.
     pub fn records(&self) -> Vec<CommandRecord> {
         self.records.lock().expect("records lock").values().cloned().collect()
@@ -175,15 +163,6 @@ impl StateStore for MemoryStateStore {
                 r.checkpoints.insert(checkpoint.slot(), checkpoint.encode());
             }
         })?;
-        let mut crash = self.crash.lock().expect("crash lock");
-        if let Some((left, _)) = crash.as_mut() {
-            *left = left.saturating_sub(1);
-            if *left == 0
-                && let Some((_, gate)) = crash.take()
-            {
-                gate.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
         Ok(())
     }
 

@@ -101,17 +101,21 @@ pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<St
 /// naming the first path and listing all. Returns the plan and the template body IoT's
 /// RegisterThing would receive.
 pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<(Plan, String), CommandError> {
-    let template = Template::parse(template).map_err(validation_error)?;
-    let plan = template.plan(&request.parameters, &request.cdf_provisioning_parameters).map_err(validation_error)?;
+    let template = Template::parse(template).map_err(|e| validation_error(&e, "/payload"))?;
+    let plan = template
+        .plan(&request.parameters, &request.cdf_provisioning_parameters)
+        .map_err(|e| validation_error(&e, "/payload"))?;
     Ok((plan, template.body_text()))
 }
 
-#[allow(clippy::needless_pass_by_value)] // used as `.map_err(validation_error)`
-fn validation_error(errors: Vec<TemplateError>) -> CommandError {
+/// Template errors as one command error naming the first path and listing all. A path into
+/// the request is placed under `request_at` (`/payload` for a command; a bulk row's own
+/// parameters for a row).
+pub(crate) fn validation_error(errors: &[TemplateError], request_at: &str) -> CommandError {
     let first = &errors[0];
     let path = match first.culprit {
         Culprit::Template => format!("template:{}", first.path),
-        Culprit::Request => format!("/payload{}", first.path),
+        Culprit::Request => format!("{request_at}{}", first.path),
     };
     let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
     CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
