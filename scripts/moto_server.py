@@ -22,6 +22,16 @@ as AWS does: `InvalidRequestException` for a template that does not evaluate,
 `ResourceRegistrationFailureException` for a resource that cannot be registered, and on success
 the certificate PEM with `resourceArns` keyed `thing`, `certificate` and `PolicyLogicalName`.
 
+One correction of concurrency: moto serves requests on many threads but its IoT and DynamoDB
+backends are plain dictionaries with no lock, while AWS answers each call as one atomic step.
+Under the end-to-end tests' load this showed as a DeleteCertificate answered 500 ("OrderedDict
+mutated during iteration"), and worse, as a DeleteCertificate answered ResourceNotFound for a
+certificate that existed (its check looks up every attached principal, and another thread had
+just deleted one), which a client rightly takes as "already deleted"; a conditional DynamoDB
+write could likewise interleave its check and its write with another's. Here each IoT call and
+each DynamoDB call runs alone (one lock per service); SQS, S3 and the rest keep moto's
+threading, so long polls do not hold anything up.
+
 One change of cost, not behaviour: moto's TransactWriteItems deep-copies every table it names
 before writing, to roll back on failure, so each transaction costs time and memory in
 proportion to the whole table (a bulk task's counted rows slowed to 1.4 rows/s and the
@@ -39,11 +49,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 import copy
+import threading
 import types
 
 import moto.dynamodb.models as dynamodb_models
 from moto.core.config import default_user_config
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodb.models.table import Table
 from moto.core.responses import ActionResult
 from moto.iot.exceptions import IoTClientError
@@ -370,6 +382,21 @@ def register_thing_response(self):
         result["certificatePem"] = pem
     return ActionResult(result)
 
+
+def _one_at_a_time(handler):
+    """Makes every call `handler` serves run alone, as one atomic step, as AWS does."""
+    lock = threading.Lock()
+    call_action = handler.call_action
+
+    def serialised(self):
+        with lock:
+            return call_action(self)
+
+    handler.call_action = serialised
+
+
+_one_at_a_time(IoTResponse)
+_one_at_a_time(DynamoHandler)
 
 IoTBackend.register_thing = register_thing
 IoTResponse.register_thing = register_thing_response
