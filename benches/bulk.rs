@@ -41,14 +41,15 @@ fn bench(limited: bool) -> Bench {
     } else {
         registry.clone()
     };
+    let state = Arc::new(MemoryStateStore::default());
     let ports = Ports {
         registry: used,
-        state: Arc::new(MemoryStateStore::default()),
+        bulk: Arc::new(MemoryBulkStore::sharing(state.clone())),
+        state,
         events: Arc::new(MemoryEvents::default()),
         templates,
         secrets: Arc::new(MemorySecrets::default()),
         ca_keys: Arc::new(MemoryCaKeys::default()),
-        bulk: Arc::new(MemoryBulkStore::default()),
         rows: Arc::new(MemoryRowSource::default()),
         commands: queue.clone(),
         clock: Arc::new(SystemClock),

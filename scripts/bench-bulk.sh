@@ -155,7 +155,7 @@ fresh_emulator
 "$VENV/bin/python" - "$ROWS" <<'PY' | tee -a "$work/results"
 # The calls a worker makes for one row of the aws-issued template, in its order and with
 # items of about its sizes: the record, the secret, the checkpoint written before the
-# certificate request, the certificate's checkpoint, the IoT calls, the outcome, and the
+# certificate request, the certificate's checkpoint, the IoT calls, and the outcome with the
 # row's result counted on its task in one transaction; the task re-read every 10 rows.
 import json, os, sys, time, boto3
 from cryptography import x509
@@ -189,10 +189,11 @@ for i in range(n):
     iot.attach_policy(policyName="cdf-example-device", target=c["certificateArn"])
     iot.attach_thing_principal(thingName=f"raw-{i}", principal=c["certificateArn"])
     iot.update_certificate(certificateId=c["certificateId"], newStatus="ACTIVE")
-    ddb.update_item(**update, UpdateExpression="SET #st = :done, #res = :res REMOVE #tok",
-                    ExpressionAttributeNames={"#st": "status", "#tok": "leaseToken", "#res": "result"},
-                    ExpressionAttributeValues={**held, ":done": S("SUCCEEDED"), ":res": S(c["certificatePem"] + "r" * 600)})
     ddb.transact_write_items(TransactItems=[
+        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET #st = :done, #res = :res REMOVE #tok",
+                    "ConditionExpression": "#st = :running AND #tok = :token",
+                    "ExpressionAttributeNames": {"#st": "status", "#tok": "leaseToken", "#res": "result"},
+                    "ExpressionAttributeValues": {**held, ":done": S("SUCCEEDED"), ":res": S(c["certificatePem"] + "r" * 600)}}},
         {"Put": {"TableName": table, "Item": {"pk": S("task#raw"), "sk": S(f"row#{i:010}"), "result": S("r" * 700)}, "ConditionExpression": "attribute_not_exists(pk)"}},
         {"Update": {"TableName": table, "Key": {"pk": S("task#raw"), "sk": S("task")}, "UpdateExpression": "ADD #c :one",
                     "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeNames": {"#c": "successCount"}, "ExpressionAttributeValues": {":one": {"N": "1"}}}}])

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
+use cdf_provisioning::adapters::memory::{BulkOp, IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
@@ -235,6 +235,52 @@ async fn a_worker_dying_mid_chunk_leaves_no_duplicate_and_no_lost_row() {
     assert_eq!(certificates.len(), 20, "no second certificate for the half-made row");
     assert!(certificates.iter().all(|c| c.certificate_status == CertificateStatus::Active));
     assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 20);
+}
+
+/// A row run to its end costs one write for its outcome, its result and its count together.
+#[tokio::test]
+async fn a_rows_outcome_result_and_count_are_one_write() {
+    let f = fixture();
+    f.app.handle(&bulk("w", "aws-issued", rows(5, &[2])), "t").await;
+    run_chunks(&f).await;
+    let task = f.app.bulk_task(&task_of("w")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (5, 1, TaskStatus::Completed));
+    assert_eq!(f.bulk.faults.count(BulkOp::FinishRow), 5, "one write per row run");
+    assert_eq!(f.bulk.faults.count(BulkOp::RecordRow), 1, "only the invalid row, counted at acceptance");
+    assert_eq!(f.state.faults.count(StoreOp::Finish), 2, "the task's command and its chunk's, no row's");
+    let rows = f.app.bulk_rows(&task.task_id, None, 10, Some(RowOutcome::Succeeded)).await.unwrap();
+    for row in &rows.rows {
+        let record = f.record(cdf_provisioning::domain::bulk::row_key(&task.task_id, row.row).as_str());
+        assert_eq!(record.status, cdf_provisioning::domain::CommandStatus::Succeeded, "row {}", row.row);
+    }
+}
+
+/// When the one write cannot be made (the lease changed hands, a transaction conflict, a
+/// lost answer), the row is still recorded and counted exactly once.
+#[tokio::test]
+async fn a_row_whose_one_write_fails_is_still_counted_once() {
+    let f = fixture();
+    f.app.handle(&bulk("x", "aws-issued", rows(6, &[])), "t").await;
+    f.bulk.faults.fail_nth(BulkOp::FinishRow, ErrorKind::ConditionFailed, 1);
+    f.bulk.faults.fail_nth(BulkOp::FinishRow, ErrorKind::Transient, 3);
+    run_chunks(&f).await;
+    let task = f.app.bulk_task(&task_of("x")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (6, 0, TaskStatus::Completed));
+    assert_eq!(f.registry.certificates().len(), 6, "one device per row");
+    assert_eq!(f.bulk.faults.count(BulkOp::RecordRow), 2, "the two rows counted apart");
+
+    // The write commits and the worker dies before it hears so: the redelivery counts nothing twice.
+    let f = fixture();
+    f.app.handle(&bulk("y", "aws-issued", rows(6, &[])), "t").await;
+    let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
+    let gate = Arc::new(AtomicBool::new(false));
+    f.bulk.faults.shut_after(Some(BulkOp::FinishRow), 3, gate.clone());
+    f.die_at(&chunk, "first", gate, "the third row's write").await;
+    assert_eq!(f.app.bulk_task(&task_of("y")).await.unwrap().success_count, 3);
+    assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done);
+    let task = f.app.bulk_task(&task_of("y")).await.unwrap();
+    assert_eq!((task.success_count, task.failure_count, task.status), (6, 0, TaskStatus::Completed));
+    assert_eq!(f.registry.certificates().len(), 6);
 }
 
 /// A row's plan, thing, policy and attachment are noted only with its next write: a worker

@@ -33,5 +33,6 @@ async fn the_memory_queue_keeps_the_contract() {
 
 #[tokio::test]
 async fn the_memory_bulk_store_keeps_the_contract() {
-    bulk_store_contract(&MemoryBulkStore::default(), "memory").await;
+    let records = std::sync::Arc::new(MemoryStateStore::default());
+    bulk_store_contract(&MemoryBulkStore::sharing(records.clone()), records.as_ref(), "memory").await;
 }

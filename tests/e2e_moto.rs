@@ -309,7 +309,7 @@ fn command(key: &str, kind: &str, payload: Value) -> String {
 async fn the_aws_adapters_keep_the_port_contracts() {
     let s = Stack::deploy().await;
     contract::state_store_contract(&s.state(), &s.name).await;
-    contract::bulk_store_contract(&s.state(), &s.name).await;
+    contract::bulk_store_contract(&s.state(), &s.state(), &s.name).await;
     let key = cdf_provisioning::crypto::generate_key_and_csr(
         cdf_provisioning::domain::template::plan::KeyAlgorithm::EcdsaP256,
         &Default::default(),

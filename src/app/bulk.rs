@@ -230,7 +230,7 @@ impl App {
             if done > 0 && done % CANCEL_CHECK_ROWS == 0 {
                 task = self.bulk_task(&chunk.task_id).await?;
             }
-            let result = if task.status.accepts_rows() {
+            let ran = if task.status.accepts_rows() {
                 // A throttled or briefly failing row is retried here, within the chunk's
                 // visibility (the heartbeat keeps it), rather than by redelivering the chunk:
                 // a throttle is never a failed row, and costs no delivery.
@@ -248,7 +248,7 @@ impl App {
                     other => other?,
                 }
             } else {
-                RowResult {
+                RowRun::Finished(RowResult {
                     row: row.row,
                     outcome: RowOutcome::Skipped,
                     thing_name: row.parameters.get("ThingName").cloned(),
@@ -256,9 +256,16 @@ impl App {
                     certificate_arn: None,
                     private_key_secret: None,
                     error: None,
+                })
+            };
+            let (result, counted) = match ran {
+                RowRun::Counted(result) => (result, true),
+                RowRun::Finished(result) => {
+                    let counted = self.ports.bulk.record_row(&task, &result, self.now_ms()).await.map_err(fail)?;
+                    (result, counted)
                 }
             };
-            if self.ports.bulk.record_row(&task, &result, self.now_ms()).await.map_err(fail)? {
+            if counted {
                 crate::metrics::global().bulk_row(result.outcome.as_str());
                 match result.outcome {
                     RowOutcome::Succeeded => report.succeeded += 1,
@@ -272,9 +279,10 @@ impl App {
     }
 
     /// Provisions one row through the record machinery of a queued command: once per row key,
-    /// resumable from its checkpoints, compensated on a permanent failure.
+    /// resumable from its checkpoints, compensated on a permanent failure. A row run to its
+    /// end here is counted in the write that records its outcome.
     #[tracing::instrument(level = "info", skip_all, fields(task = %task.task_id, row = row.row))]
-    async fn run_row(&self, task: &BulkTask, row: &BulkRow, last: bool) -> Result<RowResult, CommandError> {
+    async fn run_row(&self, task: &BulkTask, row: &BulkRow, last: bool) -> Result<RowRun, CommandError> {
         let request = ProvisionRequest {
             provisioning_template_id: task.provisioning_template_id.clone(),
             parameters: row.parameters.clone(),
@@ -284,10 +292,15 @@ impl App {
         let payload = serde_json::to_value(&request).unwrap_or_default();
         let hash = fingerprint(CommandType::ProvisionThing, &payload);
         let token = uuid::Uuid::new_v4().to_string();
+        let work = Work::Row { task, row: row.row, request: &request };
         // Boxed: a row runs through the same dispatch that runs this chunk.
-        let once = Box::pin(self.run_once(&key, Work::Row { task, request: &request }, &hash, &token, last)).await;
-        let record = match once {
-            Once::Finished(record) => record,
+        let (ran, record) = match Box::pin(self.run_once(&key, work, &hash, &token, last)).await {
+            Once::RowCounted(result) => (RowRun::Counted(*result), None),
+            Once::Finished(record) => {
+                let result =
+                    row_result(row.row, request.parameters.get("ThingName").cloned(), record.outcome().as_ref())?;
+                (RowRun::Finished(result), Some(record))
+            }
             Once::Pending(disposition) => {
                 return Err(CommandError::new(
                     ErrorCode::Transient,
@@ -295,39 +308,50 @@ impl App {
                 ));
             }
         };
-        if task.row_events
-            && record.status == crate::domain::CommandStatus::Succeeded
-            && let Disposition::Retry { reason, .. } = self.publish_owed(&record).await
-        {
-            return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
-        }
-        let thing_name = request.parameters.get("ThingName").cloned();
-        Ok(match record.outcome() {
-            Some(Outcome::Succeeded(CommandResult::ProvisionThing(done))) => RowResult {
-                row: row.row,
-                outcome: RowOutcome::Succeeded,
-                thing_name: done.thing_name.or(thing_name),
-                certificate_id: done.certificate_id,
-                certificate_arn: done.resource_arns.certificate.map(crate::domain::Arn::new),
-                private_key_secret: done.private_key_secret,
-                error: None,
-            },
-            Some(Outcome::Failed(error)) => RowResult {
-                row: row.row,
-                outcome: RowOutcome::Failed,
-                thing_name,
-                certificate_id: None,
-                certificate_arn: None,
-                private_key_secret: None,
-                error: Some(error),
-            },
-            other => {
-                return Err(CommandError::new(
-                    ErrorCode::RecordUnreadable,
-                    format!("the record of row {} holds {other:?}", row.row),
-                ));
+        if task.row_events && ran.result().outcome == RowOutcome::Succeeded {
+            let record = match record {
+                Some(record) => record,
+                None => Box::new(self.ports.state.get(&key).await.map_err(fail)?.ok_or_else(|| {
+                    CommandError::new(
+                        ErrorCode::Transient,
+                        format!("the record of row {} is not readable yet", row.row),
+                    )
+                })?),
+            };
+            if let Disposition::Retry { reason, .. } = self.publish_owed(&record).await {
+                return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
             }
-        })
+        }
+        Ok(ran)
+    }
+
+    /// Records a row's outcome and counts it on the task in one write; when that fails (the
+    /// lease is gone, the row was counted before, the outcome too large for one write, an
+    /// outage, a lost answer), records the outcome alone and leaves the counting to
+    /// [`BulkStore::record_row`], which counts a row once.
+    ///
+    /// [`BulkStore::record_row`]: crate::ports::BulkStore::record_row
+    pub(super) async fn finish_row(
+        &self,
+        key: &IdempotencyKey,
+        lease_token: &str,
+        outcome: Outcome,
+        task: &BulkTask,
+        row: u32,
+        thing_name: Option<String>,
+    ) -> Once {
+        let Ok(result) = row_result(row, thing_name, Some(&outcome)) else {
+            return self.finish(key, lease_token, &outcome).await;
+        };
+        match self.ports.bulk.finish_row(key, lease_token, &outcome, task, &result, self.now_ms()).await {
+            Ok(()) => Once::RowCounted(Box::new(result)),
+            // Whether it failed or only its answer was lost, the record tells: finishing it
+            // alone fails if the write took place, and succeeds (still holding the lease) if not.
+            Err(e) => {
+                tracing::debug!(idempotency_key = %key, error = %e, "row outcome and count not written together");
+                self.finish(key, lease_token, &outcome).await
+            }
+        }
     }
 
     /// Completes the task once every row is counted, and announces it once: the attempt whose
@@ -394,6 +418,52 @@ impl App {
         self.bulk_task(task_id).await?;
         self.ports.bulk.rows(task_id, after, limit, outcome).await.map_err(fail)
     }
+}
+
+/// A row run to its end.
+enum RowRun {
+    /// Its result, counted on the task already.
+    Counted(RowResult),
+    /// Its result, to be counted.
+    Finished(RowResult),
+}
+
+impl RowRun {
+    fn result(&self) -> &RowResult {
+        match self {
+            Self::Counted(result) | Self::Finished(result) => result,
+        }
+    }
+}
+
+/// The result of a row whose record holds `outcome`.
+fn row_result(row: u32, thing_name: Option<String>, outcome: Option<&Outcome>) -> Result<RowResult, CommandError> {
+    Ok(match outcome {
+        Some(Outcome::Succeeded(CommandResult::ProvisionThing(done))) => RowResult {
+            row,
+            outcome: RowOutcome::Succeeded,
+            thing_name: done.thing_name.clone().or(thing_name),
+            certificate_id: done.certificate_id.clone(),
+            certificate_arn: done.resource_arns.certificate.clone().map(crate::domain::Arn::new),
+            private_key_secret: done.private_key_secret.clone(),
+            error: None,
+        },
+        Some(Outcome::Failed(error)) => RowResult {
+            row,
+            outcome: RowOutcome::Failed,
+            thing_name,
+            certificate_id: None,
+            certificate_arn: None,
+            private_key_secret: None,
+            error: Some(error.clone()),
+        },
+        other => {
+            return Err(CommandError::new(
+                ErrorCode::RecordUnreadable,
+                format!("the record of row {row} holds {other:?}"),
+            ));
+        }
+    })
 }
 
 /// Where a task's rows come from.

@@ -18,7 +18,7 @@ use super::progress::Progress;
 use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
 use super::retry::RetrySchedule;
 use crate::domain::ThingName;
-use crate::domain::bulk::BulkTask;
+use crate::domain::bulk::{BulkTask, RowResult};
 use crate::domain::checkpoint::Checkpoints;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
 use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
@@ -87,6 +87,8 @@ pub(crate) enum Work<'a> {
     Row {
         /// The task.
         task: &'a BulkTask,
+        /// The row's number in the task.
+        row: u32,
         /// The row as a provisioning request.
         request: &'a ProvisionRequest,
     },
@@ -113,6 +115,9 @@ impl Work<'_> {
 pub(crate) enum Once {
     /// The outcome is recorded (now, or by an earlier attempt).
     Finished(Box<CommandRecord>),
+    /// A bulk row's outcome is recorded now, and its result counted on the task in the same
+    /// write.
+    RowCounted(Box<RowResult>),
     /// Not finished: what to do with the message that carried the work.
     Pending(Disposition),
 }
@@ -277,6 +282,7 @@ impl App {
             }
             Once::Pending(Disposition::Reject(error)) => return KeyedProvision::Failed(error),
             Once::Pending(Disposition::Done) => unreachable!("run_once never finishes without a record"),
+            Once::RowCounted(_) => unreachable!("only a bulk row is counted"),
         };
         if let Disposition::Retry { reason, .. } = self.publish_owed(&record).await {
             return KeyedProvision::Failed(CommandError::new(ErrorCode::Transient, reason.to_string()));
@@ -335,7 +341,7 @@ impl App {
     ) -> Result<CommandResult, CommandError> {
         let command = match work {
             Work::Command(command) => command,
-            Work::Row { task, request } => {
+            Work::Row { task, request, .. } => {
                 let provisioned = self.provision(request, Some(&task.template), secret_name, progress, false).await?;
                 return Ok(CommandResult::ProvisionThing(provisioned.result));
             }
@@ -375,6 +381,8 @@ impl App {
         let work = Work::Command(&envelope.command);
         match self.run_once(&envelope.idempotency_key, work, &envelope.payload_hash, lease_token, last).await {
             Once::Finished(record) => self.publish_owed(&record).await,
+            // Not a command's: a bulk row's outcome, which has no event of its own to owe.
+            Once::RowCounted(_) => Disposition::Done,
             Once::Pending(disposition) => disposition,
         }
     }
@@ -470,7 +478,15 @@ impl App {
                 }
             }
         };
-        match self.ports.state.finish(key, lease_token, &outcome, self.ports.clock.now_ms()).await {
+        if let Work::Row { task, row, .. } = work {
+            return self.finish_row(key, lease_token, outcome, task, row, work.subject()).await;
+        }
+        self.finish(key, lease_token, &outcome).await
+    }
+
+    /// Records the outcome on the record, if this attempt still holds its lease.
+    pub(super) async fn finish(&self, key: &IdempotencyKey, lease_token: &str, outcome: &Outcome) -> Once {
+        match self.ports.state.finish(key, lease_token, outcome, self.ports.clock.now_ms()).await {
             Ok(record) => Once::Finished(Box::new(record)),
             Err(e) if e.kind == ErrorKind::ConditionFailed => Once::Pending(Disposition::retry(RetryReason::LeaseLost)),
             Err(e) => Once::Pending(Disposition::retry(RetryReason::OutcomeNotRecorded(e))),

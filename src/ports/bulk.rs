@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use super::PortError;
+use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+use crate::domain::record::Outcome;
 
 /// A page of a task's row results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +27,20 @@ pub trait BulkStore: Send + Sync {
     /// Stores a row's result and counts it in the task, both or neither. `false` when the row
     /// was counted before (its first result stays). The row item expires with its task.
     async fn record_row(&self, task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError>;
+    /// Records a row's `outcome` on its command record (if `token` still holds its lease),
+    /// stores the row's result and counts it in the task, all three or none, in one write.
+    /// `ConditionFailed` when any condition does not hold (the lease is gone, or the row was
+    /// counted before) or the outcome does not fit one write; the caller then finishes and
+    /// counts apart, which tells which.
+    async fn finish_row(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        task: &BulkTask,
+        row: &RowResult,
+        now_ms: i64,
+    ) -> Result<(), PortError>;
     /// Moves the task from `from` to `to` if it is still `from`: the task after the change, or
     /// `None` when it was not in `from` (someone else moved it first).
     async fn transition(

@@ -174,7 +174,9 @@ pub async fn queue_contract(sender: &dyn CommandSender, queue: &dyn CommandQueue
 
 /// The bulk store: a task is created once, each row counts once, status moves only from the
 /// state it is in, and rows page in order with an outcome filter.
-pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
+/// `records` is the command-record store that shares `store`'s table (a row's outcome is
+/// recorded there and counted here in one write).
+pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore, prefix: &str) {
     let key = IdempotencyKey::new(format!("{prefix}-bulk-contract"));
     let task = BulkTask {
         task_id: TaskId::for_key(&key),
@@ -232,6 +234,27 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
     let succeeded = store.rows(&task.task_id, None, 10, Some(RowOutcome::Succeeded)).await.unwrap();
     assert_eq!(succeeded.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [0, 2]);
 
+    // A row run to its end: its record's outcome, its result and its count, in one write.
+    let row_key = IdempotencyKey::new(format!("{prefix}-bulk-contract-row-4"));
+    records.create(&fresh(&row_key, "tok-row")).await.unwrap();
+    let failed = Outcome::Failed(CommandError::new(ErrorCode::NotFound, "no such group").at("/parameters/Group"));
+    let stranger = store.finish_row(&row_key, "tok-stale", &failed, &task, &row(4, RowOutcome::Failed), NOW + 2).await;
+    condition_failed(stranger, "a row finished without the lease");
+    let twice = store.finish_row(&row_key, "tok-row", &failed, &task, &row(0, RowOutcome::Failed), NOW + 2).await;
+    condition_failed(twice, "a row counted before");
+    assert_eq!(records.get(&row_key).await.unwrap().unwrap().status, CommandStatus::InProgress, "no outcome recorded");
+    let unchanged = store.get_task(&task.task_id).await.unwrap().unwrap();
+    assert_eq!((unchanged.success_count, unchanged.failure_count, unchanged.skipped_count), (2, 1, 1), "none counted");
+    store.finish_row(&row_key, "tok-row", &failed, &task, &row(4, RowOutcome::Failed), NOW + 2).await.unwrap();
+    let finished = records.get(&row_key).await.unwrap().unwrap();
+    assert_eq!((finished.status, finished.outcome()), (CommandStatus::Failed, Some(failed.clone())));
+    let counted = store.get_task(&task.task_id).await.unwrap().unwrap();
+    assert_eq!((counted.success_count, counted.failure_count, counted.skipped_count), (2, 2, 1));
+    let last = store.rows(&task.task_id, Some(3), 10, None).await.unwrap();
+    assert_eq!(last.rows, [row(4, RowOutcome::Failed)], "the row's result reads back");
+    let again = store.finish_row(&row_key, "tok-row", &failed, &task, &row(4, RowOutcome::Failed), NOW + 3).await;
+    condition_failed(again, "a row finishes once");
+
     assert_eq!(
         store.transition(&task.task_id, TaskStatus::Cancelling, TaskStatus::Cancelled, NOW + 3).await.unwrap(),
         None
@@ -245,7 +268,9 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, prefix: &str) {
         "only once"
     );
     let accepted = store.finish_acceptance(&task.task_id, 5, 1, 1, NOW + 5).await.unwrap();
-    assert!(accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2);
+    assert!(
+        accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2 && accepted.failure_count == 2
+    );
     store.mark_task_event_published(&task.task_id).await.unwrap();
     assert!(store.get_task(&task.task_id).await.unwrap().unwrap().event_published);
 }

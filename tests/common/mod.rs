@@ -44,6 +44,7 @@ impl Fixture {
         self.secrets.faults.hang_while(gate.clone());
         self.events.faults.hang_while(gate.clone());
         self.state.faults.hang_while(gate.clone());
+        self.bulk.faults.hang_while(gate.clone());
         let dead = async {
             while !gate.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -92,7 +93,7 @@ impl Fixture {
         let templates = Arc::new(MemoryTemplates::default());
         let secrets = Arc::new(MemorySecrets::default());
         let ca_keys = Arc::new(MemoryCaKeys::default());
-        let bulk = Arc::new(MemoryBulkStore::default());
+        let bulk = Arc::new(MemoryBulkStore::sharing(state.clone()));
         let rows = Arc::new(MemoryRowSource::default());
         let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), 5));
         let ports = Ports {

@@ -1,12 +1,14 @@
 //! Bulk tasks and row results in memory, with the DynamoDB adapter's conditional semantics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::Faults;
+use super::{Faults, MemoryStateStore};
+use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+use crate::domain::record::Outcome;
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 /// The bulk store operations of the fake, for failure injection.
@@ -17,6 +19,7 @@ pub enum BulkOp {
     CreateTask,
     GetTask,
     RecordRow,
+    FinishRow,
     Transition,
     FinishAcceptance,
     MarkTaskEventPublished,
@@ -30,14 +33,32 @@ type StoredTask = (BulkTask, BTreeMap<u32, RowResult>);
 #[derive(Debug, Default)]
 pub struct MemoryBulkStore {
     tasks: Mutex<HashMap<TaskId, StoredTask>>,
+    /// The command records a row's outcome is recorded in (`finish_row`), as DynamoDB keeps
+    /// both in one table.
+    records: Option<Arc<MemoryStateStore>>,
     /// Failure injection, by operation.
     pub faults: Faults<BulkOp>,
 }
 
 impl MemoryBulkStore {
+    /// A store whose `finish_row` records outcomes in `records`.
+    pub fn sharing(records: Arc<MemoryStateStore>) -> Self {
+        Self { records: Some(records), ..Self::default() }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<TaskId, StoredTask>) -> T) -> T {
         f(&mut self.tasks.lock().expect("bulk store lock"))
     }
+}
+
+/// Counts `row` in `stored`.
+fn count(stored: &mut BulkTask, row: RowOutcome, now_ms: i64) {
+    match row {
+        RowOutcome::Succeeded => stored.success_count += 1,
+        RowOutcome::Failed => stored.failure_count += 1,
+        RowOutcome::Skipped => stored.skipped_count += 1,
+    }
+    stored.updated_at_ms = now_ms;
 }
 
 #[async_trait]
@@ -64,13 +85,35 @@ impl BulkStore for MemoryBulkStore {
                 return Ok(false);
             }
             rows.insert(row.row, row.clone());
-            match row.outcome {
-                RowOutcome::Succeeded => stored.success_count += 1,
-                RowOutcome::Failed => stored.failure_count += 1,
-                RowOutcome::Skipped => stored.skipped_count += 1,
-            }
-            stored.updated_at_ms = now_ms;
+            count(stored, row.outcome, now_ms);
             Ok(true)
+        })
+    }
+
+    async fn finish_row(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        task: &BulkTask,
+        row: &RowResult,
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        self.faults.enter(BulkOp::FinishRow).await?;
+        let records = self
+            .records
+            .as_ref()
+            .ok_or_else(|| PortError::new(ErrorKind::Permanent, "finish_row", "no record store shared"))?;
+        // The bulk lock is held throughout: the three changes are seen together or not at all.
+        self.with(|tasks| {
+            let (stored, rows) =
+                tasks.get_mut(&task.task_id).filter(|(_, rows)| !rows.contains_key(&row.row)).ok_or_else(|| {
+                    PortError::new(ErrorKind::ConditionFailed, "finish_row", "no such task, or row counted")
+                })?;
+            records.finish_now(key, token, outcome, now_ms)?;
+            rows.insert(row.row, row.clone());
+            count(stored, row.outcome, now_ms);
+            Ok(())
         })
     }
 

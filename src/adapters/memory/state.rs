@@ -55,6 +55,33 @@ impl MemoryStateStore {
         }
     }
 
+    /// Records the outcome if `token` holds the lease; the fake's `finish` without its faults,
+    /// for a write that also changes another store.
+    pub(super) fn finish_now(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<CommandRecord, PortError> {
+        self.update("finish", key, Some(token), |r| {
+            match outcome {
+                Outcome::Succeeded(result) => {
+                    r.status = CommandStatus::Succeeded;
+                    r.result = Some(result.clone());
+                    r.error = None;
+                }
+                Outcome::Failed(error) => {
+                    r.status = CommandStatus::Failed;
+                    r.error = Some(error.clone());
+                }
+            }
+            r.lease_token = None;
+            r.updated_at_ms = now_ms;
+            r.clone()
+        })
+    }
+
     fn update<T>(
         &self,
         op: &'static str,
@@ -121,22 +148,7 @@ impl StateStore for MemoryStateStore {
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::Finish).await?;
-        self.update("finish", key, Some(token), |r| {
-            match outcome {
-                Outcome::Succeeded(result) => {
-                    r.status = CommandStatus::Succeeded;
-                    r.result = Some(result.clone());
-                    r.error = None;
-                }
-                Outcome::Failed(error) => {
-                    r.status = CommandStatus::Failed;
-                    r.error = Some(error.clone());
-                }
-            }
-            r.lease_token = None;
-            r.updated_at_ms = now_ms;
-            r.clone()
-        })
+        self.finish_now(key, token, outcome, now_ms)
     }
 
     async fn release(

@@ -1,19 +1,20 @@
 //! [`BulkStore`] in the command table: a task is the item `task#<id>` / `task`, each row
 //! result the item `task#<id>` / `row#<n>` beside it, so one `Query` pages through a task's
 //! rows. A row result and its counter change in one `TransactWriteItems`, conditional on the
-//! row item not existing yet: a row counts once, however often it runs.
+//! row item not existing yet: a row counts once, however often it runs. A row that runs here
+//! also records its command record's outcome in that transaction (one write instead of two).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
-use super::DynamoStateStore;
 use super::item::{Item, item_key, n, s};
+use super::{DynamoStateStore, FinishUpdate, Finishing};
 use crate::adapters::aws::error::classify;
 use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
-use crate::domain::record::ItemKey;
+use crate::domain::record::{ItemKey, Outcome};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 fn task_pk(task: &TaskId) -> String {
@@ -151,42 +152,11 @@ impl BulkStore for DynamoStateStore {
 
     async fn record_row(&self, bulk_task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError> {
         const OP: &str = "dynamodb:TransactWriteItems(row)";
-        let task = &bulk_task.task_id;
-        let result = serde_json::to_string(row).map_err(|e| PortError::new(ErrorKind::Permanent, OP, e.to_string()))?;
-        let row_item = HashMap::from([
-            ("pk".to_owned(), s(task_pk(task))),
-            ("sk".to_owned(), s(row_sk(row.row))),
-            ("row".to_owned(), n(row.row)),
-            ("outcome".to_owned(), s(row.outcome.as_str())),
-            ("result".to_owned(), s(result)),
-            ("expiresAt".to_owned(), n(bulk_task.expires_at)),
-        ]);
-        let put = build(
-            OP,
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(row_item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        let update = build(
-            OP,
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(task_key(task)))
-                .update_expression("ADD #count :one SET #upd = :now")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#count", counter(row.outcome))
-                .expression_attribute_names("#upd", "updatedAt")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now_ms))
-                .build(),
-        )?;
         let written = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(self.row_put(OP, bulk_task, row)?).build())
+            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now_ms)?).build())
             .send()
             .await;
         match written {
@@ -194,13 +164,52 @@ impl BulkStore for DynamoStateStore {
             Err(e) => {
                 let e = classify(OP, e);
                 // The row item exists: this row was counted by an earlier attempt.
-                if e.kind == ErrorKind::ConditionFailed && self.row_exists(task, row.row).await? {
+                if e.kind == ErrorKind::ConditionFailed && self.row_exists(&bulk_task.task_id, row.row).await? {
                     Ok(false)
                 } else {
                     Err(e)
                 }
             }
         }
+    }
+
+    async fn finish_row(
+        &self,
+        key: &IdempotencyKey,
+        token: &str,
+        outcome: &Outcome,
+        bulk_task: &BulkTask,
+        row: &RowResult,
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        const OP: &str = "dynamodb:TransactWriteItems(finish row)";
+        let finish = match FinishUpdate::of(token, outcome, now_ms)? {
+            Finishing::Inline(finish) => finish,
+            // Too large for one item: the caller records the outcome and the row apart.
+            Finishing::TooLarge { .. } => {
+                return Err(PortError::new(ErrorKind::ConditionFailed, OP, "the outcome needs chunk items"));
+            }
+        };
+        let record = build(
+            OP,
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(key)))
+                .update_expression(finish.expression)
+                .condition_expression(FinishUpdate::CONDITION)
+                .set_expression_attribute_names(Some(finish.names))
+                .set_expression_attribute_values(Some(finish.values))
+                .build(),
+        )?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(record).build())
+            .transact_items(TransactWriteItem::builder().put(self.row_put(OP, bulk_task, row)?).build())
+            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now_ms)?).build())
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(())
     }
 
     async fn transition(
@@ -330,6 +339,51 @@ impl BulkStore for DynamoStateStore {
 }
 
 impl DynamoStateStore {
+    /// The row's result item, written only if the row has none yet.
+    fn row_put(&self, op: &'static str, bulk_task: &BulkTask, row: &RowResult) -> Result<Put, PortError> {
+        let task = &bulk_task.task_id;
+        let result = serde_json::to_string(row).map_err(|e| PortError::new(ErrorKind::Permanent, op, e.to_string()))?;
+        let row_item = HashMap::from([
+            ("pk".to_owned(), s(task_pk(task))),
+            ("sk".to_owned(), s(row_sk(row.row))),
+            ("row".to_owned(), n(row.row)),
+            ("outcome".to_owned(), s(row.outcome.as_str())),
+            ("result".to_owned(), s(result)),
+            ("expiresAt".to_owned(), n(bulk_task.expires_at)),
+        ]);
+        build(
+            op,
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(row_item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )
+    }
+
+    /// One more row with the row's outcome on the task's counter.
+    fn count_update(
+        &self,
+        op: &'static str,
+        bulk_task: &BulkTask,
+        row: &RowResult,
+        now_ms: i64,
+    ) -> Result<Update, PortError> {
+        build(
+            op,
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(task_key(&bulk_task.task_id)))
+                .update_expression("ADD #count :one SET #upd = :now")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#count", counter(row.outcome))
+                .expression_attribute_names("#upd", "updatedAt")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now_ms))
+                .build(),
+        )
+    }
+
     async fn row_exists(&self, task: &TaskId, row: u32) -> Result<bool, PortError> {
         let out = self
             .client

@@ -4,6 +4,8 @@
 //! an item missing a field, or holding one this version cannot decode, is
 //! [`ErrorKind::Unreadable`], never a default value.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -11,7 +13,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::error::classify;
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
-use crate::domain::{CommandError, IdempotencyKey};
+use crate::domain::{CommandError, CommandResult, IdempotencyKey};
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 mod bulk;
@@ -36,6 +38,58 @@ impl DynamoStateStore {
 
     fn key(key: &IdempotencyKey) -> Item {
         item_key(&ItemKey::command(key))
+    }
+}
+
+/// The conditional update that records an outcome on a command record, held by `token`.
+struct FinishUpdate {
+    expression: String,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+/// How an outcome is recorded.
+enum Finishing<'a> {
+    /// In the record item, by one update.
+    Inline(FinishUpdate),
+    /// A success whose result needs chunk items beside the record.
+    TooLarge { result: &'a CommandResult, text: String },
+}
+
+impl FinishUpdate {
+    /// Only the attempt holding the lease records the outcome, once.
+    const CONDITION: &'static str = "#st = :running AND #tok = :token";
+
+    fn of<'a>(token: &str, outcome: &'a Outcome, now_ms: i64) -> Result<Finishing<'a>, PortError> {
+        let (status, field, value) = match outcome {
+            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", json(result)?),
+            Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
+        };
+        if let Outcome::Succeeded(result) = outcome
+            && value.len() > INLINE_RESULT_BYTES
+        {
+            return Ok(Finishing::TooLarge { result, text: value });
+        }
+        let mut names = HashMap::from([
+            ("#st".to_owned(), "status".to_owned()),
+            ("#out".to_owned(), field.to_owned()),
+            ("#upd".to_owned(), "updatedAt".to_owned()),
+            ("#tok".to_owned(), "leaseToken".to_owned()),
+        ]);
+        let mut expression = "SET #st = :done, #out = :value, #upd = :now REMOVE #tok".to_owned();
+        if field == "result" {
+            // A success clears the retryable error an earlier attempt left.
+            expression.push_str(", #other");
+            names.insert("#other".to_owned(), "error".to_owned());
+        }
+        let values = HashMap::from([
+            (":done".to_owned(), s(status.as_str())),
+            (":value".to_owned(), s(value)),
+            (":now".to_owned(), n(now_ms)),
+            (":running".to_owned(), s(CommandStatus::InProgress.as_str())),
+            (":token".to_owned(), s(token)),
+        ]);
+        Ok(Finishing::Inline(Self { expression, names, values }))
     }
 }
 
@@ -132,38 +186,25 @@ impl StateStore for DynamoStateStore {
         now_ms: i64,
     ) -> Result<CommandRecord, PortError> {
         const OP: &str = "dynamodb:UpdateItem(finish)";
-        let (status, field, value) = match outcome {
-            Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", json(result)?),
-            Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
+        let finish = match FinishUpdate::of(token, outcome, now_ms)? {
+            Finishing::Inline(finish) => finish,
+            Finishing::TooLarge { result, text } => {
+                return self.finish_with_chunks(key, token, result, &text, now_ms).await;
+            }
         };
-        if let Outcome::Succeeded(result) = outcome
-            && value.len() > INLINE_RESULT_BYTES
-        {
-            return self.finish_with_chunks(key, token, result, &value, now_ms).await;
-        }
-        let clear = if field == "result" { ", #other" } else { "" };
-        let mut request = self
+        let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression(format!("SET #st = :done, #out = :value, #upd = :now REMOVE #tok{clear}"))
-            .condition_expression("#st = :running AND #tok = :token")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#out", field)
-            .expression_attribute_names("#upd", "updatedAt")
-            .expression_attribute_names("#tok", "leaseToken")
-            .expression_attribute_values(":done", s(status.as_str()))
-            .expression_attribute_values(":value", s(value))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token))
-            .return_values(ReturnValue::AllNew);
-        if !clear.is_empty() {
-            // A success clears the retryable error an earlier attempt left.
-            request = request.expression_attribute_names("#other", "error");
-        }
-        let out = request.send().await.map_err(|e| classify(OP, e))?;
+            .update_expression(finish.expression)
+            .condition_expression(FinishUpdate::CONDITION)
+            .set_expression_attribute_names(Some(finish.names))
+            .set_expression_attribute_values(Some(finish.values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
         record_of(OP, out.attributes())
     }
 
