@@ -208,20 +208,23 @@ async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate
     let f = fixture();
     let (_, request) = example("aws-issued");
     let envelope = provision("k", &request);
-    // Writes: plan; key with certificateRequested; certificate: the certificate exists, INACTIVE.
-    die_after_checkpoint(&f, &envelope, 3).await;
+    // Writes: plan; key with certificateRequested; then IoT makes the certificate (INACTIVE).
+    let gate = Arc::new(AtomicBool::new(false));
+    f.registry.faults.shut_after(Some(IotOp::CreateCertificateFromCsr), 1, gate.clone());
+    f.die_at(&envelope, "t1", gate, "the certificate request").await;
     assert_eq!(f.registry.certificates().len(), 1);
     let key = envelope.idempotency_key.clone();
-    // As a deploy of a version with another checkpoint format would leave it.
-    let stored = f.record("k").checkpoints["certificate"].replace(r#""v":1"#, r#""v":2"#);
-    f.state.overwrite_checkpoint(&key, "certificate", &stored);
+    // As a deploy of a version with another checkpoint format would leave it: the note that
+    // a certificate was requested, which is what keeps a resumed attempt from a second one.
+    let stored = f.record("k").checkpoints["certificateRequested"].replace(r#""v":1"#, r#""v":2"#);
+    f.state.overwrite_checkpoint(&key, "certificateRequested", &stored);
 
     assert_eq!(f.app.handle(&envelope, "t2").await, Disposition::Done);
     let record = f.record("k");
     assert_eq!(record.status, CommandStatus::Failed);
     let error = record.error.unwrap();
     assert_eq!(error.code, ErrorCode::CheckpointUnreadable);
-    assert!(error.message.contains(r#"checkpoint "certificate""#), "{}", error.message);
+    assert!(error.message.contains(r#"checkpoint "certificateRequested""#), "{}", error.message);
     assert!(error.message.contains("format version 2"), "{}", error.message);
     assert_eq!(f.registry.certificates().len(), 1, "no second certificate");
     assert_eq!(f.registry.faults.count(IotOp::CreateCertificateFromCsr), 1);

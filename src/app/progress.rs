@@ -4,8 +4,8 @@
 //!
 //! A step whose checkpoint a resumed attempt can do without (it redoes the step harmlessly, or
 //! derives the same result again) is *deferred*: kept in memory and written together with the
-//! next step that must be saved. That saves DynamoDB writes on every device (a bulk row goes
-//! from ten writes to five) without weakening what a crash can leave behind.
+//! next step that must be saved. That saves DynamoDB writes on every device (a bulk row's
+//! checkpoints take one write) without weakening what a crash can leave behind.
 
 use crate::domain::checkpoint::{Checkpoint, Checkpoints};
 use crate::domain::{CommandError, ErrorCode, IdempotencyKey};

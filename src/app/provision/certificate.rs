@@ -5,13 +5,17 @@ use super::{Provisioner, created, fail, missing_as};
 use crate::app::progress::Progress;
 use crate::crypto::{self, Secret};
 use crate::domain::checkpoint::{CertificateRequested, CertificateStep, Checkpoint, KeyStep};
+use crate::domain::registry::CertificateInfo;
 use crate::domain::template::plan::CertificateSource;
-use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode};
+use crate::domain::{Arn, CertificateId, CertificateStatus, CommandError, ErrorCode, ThingName};
 use crate::ports::{AwsGeneratedKey, ErrorKind, IssuedCertificate};
 
 impl Provisioner<'_> {
     /// Obtains the certificate (checkpoint `certificate`), making and delivering a key first
     /// when the source needs one (checkpoint `key`).
+    ///
+    /// One obtained here from a CSR for a thing is deferred: a resumed attempt finds it again
+    /// by its public key; any other certificate is saved at once.
     pub(super) async fn certificate(
         &self,
         source: &CertificateSource,
@@ -24,7 +28,7 @@ impl Provisioner<'_> {
             return Ok(done);
         }
         let issued = match source {
-            CertificateSource::Csr { csr } => self.certificate_from_csr(csr, progress).await?,
+            CertificateSource::Csr { csr } => self.certificate_from_csr(csr, thing_name, progress).await?,
             CertificateSource::Existing { certificate_id } => {
                 let info = self.registry.describe_certificate(&CertificateId::new(certificate_id)).await.map_err(
                     missing_as(|_| {
@@ -56,7 +60,7 @@ impl Provisioner<'_> {
             CertificateSource::AwsIssued { key_algorithm: Some(algorithm), cert_info } => {
                 let key = self.key(*algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
                 let csr = key.csr_pem.unwrap_or_default();
-                self.certificate_from_csr(&csr, progress).await?
+                self.certificate_from_csr(&csr, thing_name, progress).await?
             }
             CertificateSource::CaSigned { ca_id, cert_info, key_algorithm } => {
                 let (pem, ca_pem) = self
@@ -65,7 +69,17 @@ impl Provisioner<'_> {
                 self.register(&pem, Some(&ca_pem), true).await?
             }
         };
-        progress.save(Checkpoint::Certificate(issued.clone())).await?;
+        let from_csr = matches!(
+            source,
+            CertificateSource::Csr { .. } | CertificateSource::AwsIssued { key_algorithm: Some(_), .. }
+        );
+        if from_csr && issued.created && thing_name.is_some() {
+            // Found again without its checkpoint (see `certificate_from_csr`): written with
+            // the next step that must be saved, or never if the command ends first.
+            progress.defer(Checkpoint::Certificate(issued.clone()));
+        } else {
+            progress.save(Checkpoint::Certificate(issued.clone())).await?;
+        }
         Ok(issued)
     }
 
@@ -106,40 +120,67 @@ impl Provisioner<'_> {
     }
 
     /// `CreateCertificateFromCsr` is not idempotent: the request is noted first (checkpoint
-    /// `certificateRequested`), and a resumed attempt that finds the note adopts the INACTIVE
-    /// certificate its predecessor obtained for the same public key instead of asking again.
+    /// `certificateRequested`), and a resumed attempt that finds the note adopts the certificate
+    /// its predecessor obtained for the same public key instead of asking again. That one is
+    /// INACTIVE until the device's last step, which activates it after attaching it to the
+    /// thing: so it is among the recent INACTIVE certificates, or among the thing's principals.
     pub(super) async fn certificate_from_csr(
         &self,
         csr: &str,
+        thing_name: Option<&str>,
         progress: &mut Progress<'_>,
     ) -> Result<CertificateStep, CommandError> {
         let public_key = crypto::csr_public_key(csr).ok().map(hex::encode);
         if let (Some(requested), Some(public_key)) = (progress.saved().certificate_requested.clone(), &public_key)
             && &requested.public_key == public_key
+            && let Some(cert) = self.obtained_before(public_key, requested.at_ms, thing_name).await?
         {
-            // Certificates listed a little before the note still count: clocks differ.
-            let candidates =
-                self.registry.recent_inactive_certificates(requested.at_ms - 300_000).await.map_err(fail)?;
-            let ours = candidates.into_iter().find(|c| {
-                c.certificate_pem
-                    .as_deref()
-                    .and_then(|pem| crypto::certificate_public_key(pem).ok())
-                    .is_some_and(|key| hex::encode(key) == *public_key)
-            });
-            if let Some(cert) = ours {
-                tracing::info!(certificate_id = %cert.certificate_id, "adopting the certificate an interrupted attempt obtained");
-                return Ok(created(IssuedCertificate {
-                    certificate_id: cert.certificate_id,
-                    arn: cert.arn,
-                    certificate_pem: cert.certificate_pem.unwrap_or_default(),
-                }));
-            }
+            tracing::info!(certificate_id = %cert.certificate_id, "adopting the certificate an interrupted attempt obtained");
+            return Ok(created(IssuedCertificate {
+                certificate_id: cert.certificate_id,
+                arn: cert.arn,
+                certificate_pem: cert.certificate_pem.unwrap_or_default(),
+            }));
         }
         if let Some(public_key) = public_key {
             let at_ms = self.clock.now_ms();
             progress.save(Checkpoint::CertificateRequested(CertificateRequested { public_key, at_ms })).await?;
         }
         Ok(created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?))
+    }
+
+    /// The certificate for `public_key` (hex of its DER) an earlier attempt obtained after its
+    /// note at `noted_at_ms`, if any.
+    async fn obtained_before(
+        &self,
+        public_key: &str,
+        noted_at_ms: i64,
+        thing_name: Option<&str>,
+    ) -> Result<Option<CertificateInfo>, CommandError> {
+        let ours = |c: &CertificateInfo| {
+            c.certificate_pem
+                .as_deref()
+                .and_then(|pem| crypto::certificate_public_key(pem).ok())
+                .is_some_and(|key| hex::encode(key) == public_key)
+        };
+        // Certificates listed a little before the note still count: clocks differ.
+        let recent = self.registry.recent_inactive_certificates(noted_at_ms - 300_000).await.map_err(fail)?;
+        if let Some(cert) = recent.into_iter().find(ours) {
+            return Ok(Some(cert));
+        }
+        // Activated already: then attached to the thing first.
+        let Some(thing) = thing_name.and_then(|name| ThingName::parse(name).ok()) else { return Ok(None) };
+        let principals = match self.registry.list_thing_principals(&thing).await {
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            other => other.map_err(fail)?,
+        };
+        for id in principals.iter().filter_map(Arn::certificate_id) {
+            let cert = self.registry.describe_certificate(&id).await.map_err(fail)?;
+            if ours(&cert) {
+                return Ok(Some(cert));
+            }
+        }
+        Ok(None)
     }
 
     /// Makes a key and CSR and delivers the key to the secret sink (checkpoint `key`).
