@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::{BulkOp, IotOp, StoreOp};
+use cdf_provisioning::adapters::memory::{BulkOp, EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
@@ -395,5 +395,25 @@ async fn row_events_are_published_only_when_the_task_asks() {
     run_chunks(&f).await;
     let types: Vec<String> = f.events.published().iter().map(|e| e.event_type.clone()).collect();
     assert_eq!(types.iter().filter(|t| *t == "thing.provisioned").count(), 4, "{types:?}");
+    assert_eq!(types.last().map(String::as_str), Some("bulk.completed"), "{types:?}");
     assert_eq!(types.iter().filter(|t| *t == "bulk.completed").count(), 1, "{types:?}");
+}
+
+/// A row announced on its own is counted only once its event went out: the task's completion
+/// is never announced before one of its rows.
+#[tokio::test(start_paused = true)]
+async fn a_row_with_its_own_event_is_counted_only_once_the_event_went_out() {
+    let f = fixture();
+    let command = envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "ev1",
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "parameters": group_rows(1), "rowEvents": true}
+    }));
+    f.app.handle(&command, "t").await;
+    let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
+    f.events.faults.fail_next(EventsOp::Publish, ErrorKind::Transient, 1_000);
+    assert!(matches!(f.app.handle(&chunk, "first").await, Disposition::Retry { .. }));
+    let task = f.app.bulk_task(&task_of("ev1")).await.unwrap();
+    assert_eq!((task.success_count, task.status), (0, TaskStatus::InProgress), "provisioned, not yet counted");
+    assert!(f.registry.has_thing("g-0"));
+    assert!(!f.events.published().iter().any(|e| e.event_type == "bulk.completed"));
 }

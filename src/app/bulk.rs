@@ -308,24 +308,19 @@ impl App {
                 ));
             }
         };
-        if task.row_events && ran.result().outcome == RowOutcome::Succeeded {
-            let record = match record {
-                Some(record) => record,
-                None => Box::new(self.ports.state.get(&key).await.map_err(fail)?.ok_or_else(|| {
-                    CommandError::new(
-                        ErrorCode::Transient,
-                        format!("the record of row {} is not readable yet", row.row),
-                    )
-                })?),
-            };
-            if let Disposition::Retry { reason, .. } = self.publish_owed(&record).await {
-                return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
-            }
+        // A row announced on its own is counted after its event went out (see `finish_row`).
+        if let Some(record) = record
+            && task.row_events
+            && record.status == crate::domain::CommandStatus::Succeeded
+            && let Disposition::Retry { reason, .. } = self.publish_owed(&record).await
+        {
+            return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
         }
         Ok(ran)
     }
 
-    /// Records a row's outcome and counts it on the task in one write; when that fails (the
+    /// Records a row's outcome and counts it on the task in one write (unless the row has an
+    /// event of its own to publish first); when that fails (the
     /// lease is gone, the row was counted before, the outcome too large for one write, an
     /// outage, a lost answer), records the outcome alone and leaves the counting to
     /// [`BulkStore::record_row`], which counts a row once.
@@ -340,8 +335,11 @@ impl App {
         row: u32,
         thing_name: Option<String>,
     ) -> Once {
-        let Ok(result) = row_result(row, thing_name, Some(&outcome)) else {
-            return self.finish(key, lease_token, &outcome).await;
+        // A row with an event of its own is counted once the event went out, so that the
+        // task's completion is never announced before one of its rows.
+        let result = match row_result(row, thing_name, Some(&outcome)) {
+            Ok(result) if !task.row_events => result,
+            _ => return self.finish(key, lease_token, &outcome).await,
         };
         match self.ports.bulk.finish_row(key, lease_token, &outcome, task, &result, self.now_ms()).await {
             Ok(()) => Once::RowCounted(Box::new(result)),
@@ -426,14 +424,6 @@ enum RowRun {
     Counted(RowResult),
     /// Its result, to be counted.
     Finished(RowResult),
-}
-
-impl RowRun {
-    fn result(&self) -> &RowResult {
-        match self {
-            Self::Counted(result) | Self::Finished(result) => result,
-        }
-    }
 }
 
 /// The result of a row whose record holds `outcome`.
