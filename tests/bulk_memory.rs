@@ -417,3 +417,25 @@ async fn a_row_with_its_own_event_is_counted_only_once_the_event_went_out() {
     assert!(f.registry.has_thing("g-0"));
     assert!(!f.events.published().iter().any(|e| e.event_type == "bulk.completed"));
 }
+
+/// A row whose device was made but whose count was lost, in a task cancelled before the chunk
+/// came back: the redelivery counts the row's real outcome, not `Skipped`.
+#[tokio::test]
+async fn a_started_row_of_a_cancelled_task_is_counted_as_it_ended_not_skipped() {
+    let f = fixture();
+    f.app.handle(&bulk("z", "aws-issued", rows(5, &[])), "t").await;
+    let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
+    // Row 0 is provisioned and its outcome recorded, but counting it fails: the chunk comes back.
+    f.bulk.faults.fail_next(BulkOp::FinishRow, ErrorKind::ConditionFailed, 1);
+    f.bulk.faults.fail_next(BulkOp::RecordRow, ErrorKind::Transient, 1);
+    assert!(matches!(f.app.handle(&chunk, "first").await, Disposition::Retry { .. }));
+    assert!(f.registry.has_thing("dev-0"));
+    f.app.cancel_bulk(&task_of("z")).await.unwrap();
+
+    assert_eq!(f.app.handle(&chunk, "second").await, Disposition::Done);
+    let task = f.app.bulk_task(&task_of("z")).await.unwrap();
+    assert_eq!((task.success_count, task.skipped_count, task.status), (1, 4, TaskStatus::Cancelled));
+    let done = f.app.bulk_rows(&task.task_id, None, 1, None).await.unwrap();
+    assert_eq!(done.rows[0].outcome, RowOutcome::Succeeded, "{:?}", done.rows[0]);
+    assert_eq!(f.registry.certificates().len(), 1, "only the started row has a device");
+}

@@ -230,7 +230,7 @@ impl App {
             if done > 0 && done % CANCEL_CHECK_ROWS == 0 {
                 task = self.bulk_task(&chunk.task_id).await?;
             }
-            let ran = if task.status.accepts_rows() {
+            let ran = if task.status.accepts_rows() || self.started(&task, row).await? {
                 // A throttled or briefly failing row is retried here, within the chunk's
                 // visibility (the heartbeat keeps it), rather than by redelivering the chunk:
                 // a throttle is never a failed row, and costs no delivery.
@@ -276,6 +276,13 @@ impl App {
         }
         self.complete_if_done(&chunk.task_id).await?;
         Ok(report)
+    }
+
+    /// Whether an earlier attempt started `row` (its record exists). A task being cancelled
+    /// skips only rows never started: one started is finished, or its outcome counted, so that
+    /// no row is counted skipped while its device exists.
+    async fn started(&self, task: &BulkTask, row: &BulkRow) -> Result<bool, CommandError> {
+        Ok(self.ports.state.get(&row_key(&task.task_id, row.row)).await.map_err(fail)?.is_some())
     }
 
     /// Provisions one row through the record machinery of a queued command: once per row key,
