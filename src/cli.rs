@@ -516,7 +516,7 @@ async fn watch(app: &App, id: &TaskId) -> anyhow::Result<ExitCode> {
         let eta = if rate > 0.0 { format!("{:.0}s", f64::from(left) / rate) } else { "-".into() };
         let filled = usize::try_from(task.percentage_progress() / 5).unwrap_or(20);
         let line = format!(
-            "[{}{}] {:>3}% {}/{} done {} failed {} skipped {} | {:.1} rows/s | ETA {eta} | {}",
+            "[{}{}] {:>3}% {}/{} rows: {} succeeded, {} failed, {} skipped | {:.1} rows/s | ETA {eta} | {}",
             "#".repeat(filled),
             "-".repeat(20 - filled.min(20)),
             task.percentage_progress(),
