@@ -138,82 +138,74 @@ print(f"RATE {label} {ok / secs:.4f}")
 PY
 }
 
+# raw_loop iot|rowcalls: the emulator's capacity for a device's calls, made in a raw loop (one
+# boto3 client, sequential) for as many devices as a task has good rows. `iot`: the IoT calls
+# of a device. `rowcalls`: every call a worker makes for a row of the aws-issued template, in
+# its order and with items of about its sizes: the row's record, the key to S3, the checkpoint
+# written before the certificate request (key and note), the same IoT calls, and the outcome
+# with the row's result counted on its task in one transaction; the task re-read every 10 rows.
+raw_loop() {
+  "$VENV/bin/python" - "$1" "$ROWS" <<'PY' | tee -a "$work/results"
+import os, sys, time, boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+mode, n = sys.argv[1], int(sys.argv[2]) * 99 // 100
+every = mode == "rowcalls"
+iot = boto3.client("iot")
+if every:
+    ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
+    table, bucket = os.environ["CDF_TABLE"], os.environ["CDF_BUCKET"]
+    S = lambda v: {"S": v}
+    ddb.put_item(TableName=table, Item={"pk": S("task#raw"), "sk": S("task"), "successCount": {"N": "0"}})
+start = time.time()
+for i in range(n):
+    if every:
+        key = {"pk": S(f"cmd#raw:{i}"), "sk": S("cmd")}
+        ddb.put_item(TableName=table, Item={**key, "status": S("IN_PROGRESS"), "leaseToken": S("t"), "checkpoints": {"M": {}},
+                     "payloadHash": S("h" * 64), "commandType": S("provisionThing")}, ConditionExpression="attribute_not_exists(pk)")
+    pk = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"raw-{i}")])).sign(pk, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+    if every:
+        s3.put_object(Bucket=bucket, Key=f"secrets/raw-{i}.pem", Body=pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        held = {":running": S("IN_PROGRESS"), ":token": S("t")}
+        ddb.update_item(TableName=table, Key=key, ConditionExpression="#st = :running AND #tok = :token",
+                        UpdateExpression="SET #cp.#b = :b, #cp.#c = :c",
+                        ExpressionAttributeNames={"#cp": "checkpoints", "#b": "key", "#c": "certificateRequested", "#st": "status", "#tok": "leaseToken"},
+                        ExpressionAttributeValues={**held, ":b": S(csr * 2), ":c": S("k" * 200)})
+    try: iot.describe_thing(thingName=f"raw-{i}")
+    except iot.exceptions.ResourceNotFoundException: pass
+    c = iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=False)
+    iot.create_thing(thingName=f"raw-{i}")
+    iot.attach_policy(policyName="cdf-example-device", target=c["certificateArn"])
+    iot.attach_thing_principal(thingName=f"raw-{i}", principal=c["certificateArn"])
+    iot.update_certificate(certificateId=c["certificateId"], newStatus="ACTIVE")
+    if every:
+        ddb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET #st = :done, #res = :res REMOVE #tok",
+                        "ConditionExpression": "#st = :running AND #tok = :token",
+                        "ExpressionAttributeNames": {"#st": "status", "#tok": "leaseToken", "#res": "result"},
+                        "ExpressionAttributeValues": {**held, ":done": S("SUCCEEDED"), ":res": S(c["certificatePem"] + "r" * 600)}}},
+            {"Put": {"TableName": table, "Item": {"pk": S("task#raw"), "sk": S(f"row#{i:010}"), "result": S("r" * 700)}, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": table, "Key": {"pk": S("task#raw"), "sk": S("task")}, "UpdateExpression": "ADD #c :one",
+                        "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeNames": {"#c": "successCount"}, "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
+        if i % 10 == 0:
+            ddb.get_item(TableName=table, Key={"pk": S("task#raw"), "sk": S("task")}, ConsistentRead=True)
+secs = time.time() - start
+what = "raw loop of every call a row makes" if every else "raw loop"
+print(f"{what}: {n} devices in {secs:.1f} s, {n / secs:.2f} devices/s")
+print(f"RATE {'rowcalls' if every else 'raw'} {n / secs:.4f}")
+PY
+}
+
 if [ "${RATES:-1}" = 1 ]; then
 echo "== the emulator's raw capacity: the same IoT calls per device, in a raw loop"
 fresh_emulator
-"$VENV/bin/python" - "$ROWS" <<'PY' | tee -a "$work/results"
-import sys, time, boto3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-iot = boto3.client("iot")
-n = int(sys.argv[1]) * 99 // 100  # as many devices as a task's good rows
-start = time.time()
-for i in range(n):
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"raw-{i}")])).sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
-    try: iot.describe_thing(thingName=f"raw-{i}")
-    except iot.exceptions.ResourceNotFoundException: pass
-    c = iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=False)
-    iot.create_thing(thingName=f"raw-{i}")
-    iot.attach_policy(policyName="cdf-example-device", target=c["certificateArn"])
-    iot.attach_thing_principal(thingName=f"raw-{i}", principal=c["certificateArn"])
-    iot.update_certificate(certificateId=c["certificateId"], newStatus="ACTIVE")
-secs = time.time() - start
-print(f"raw loop: {n} devices in {secs:.1f} s, {n / secs:.2f} devices/s")
-print(f"RATE raw {n / secs:.4f}")
-PY
+raw_loop iot
 
 echo "== the emulator's raw capacity for every call a row makes (IoT, DynamoDB, S3), in a raw loop"
 fresh_emulator
-"$VENV/bin/python" - "$ROWS" <<'PY' | tee -a "$work/results"
-# The calls a worker makes for one row of the aws-issued template, in its order and with
-# items of about its sizes: the record, the secret, the checkpoint written before the
-# certificate request, the IoT calls, and the outcome with the row's result counted on its
-# task in one transaction; the task re-read every 10 rows.
-import json, os, sys, time, boto3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-iot, ddb, s3 = boto3.client("iot"), boto3.client("dynamodb"), boto3.client("s3")
-table, bucket = os.environ["CDF_TABLE"], os.environ["CDF_BUCKET"]
-S = lambda v: {"S": v}
-ddb.put_item(TableName=table, Item={"pk": S("task#raw"), "sk": S("task"), "successCount": {"N": "0"}})
-n = int(sys.argv[1]) * 99 // 100
-start = time.time()
-for i in range(n):
-    key = {"pk": S(f"cmd#raw:{i}"), "sk": S("cmd")}
-    ddb.put_item(TableName=table, Item={**key, "status": S("IN_PROGRESS"), "leaseToken": S("t"), "checkpoints": {"M": {}},
-                 "payloadHash": S("h" * 64), "commandType": S("provisionThing")}, ConditionExpression="attribute_not_exists(pk)")
-    pk = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"raw-{i}")])).sign(pk, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
-    s3.put_object(Bucket=bucket, Key=f"secrets/raw-{i}.pem", Body=pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    update = dict(TableName=table, Key=key, ConditionExpression="#st = :running AND #tok = :token")
-    held = {":running": S("IN_PROGRESS"), ":token": S("t")}
-    ddb.update_item(**update, UpdateExpression="SET #cp.#a = :a, #cp.#b = :b, #cp.#c = :c",
-                    ExpressionAttributeNames={"#cp": "checkpoints", "#a": "plan", "#b": "key", "#c": "certificateRequested", "#st": "status", "#tok": "leaseToken"},
-                    ExpressionAttributeValues={**held, ":a": S("p" * 900), ":b": S(csr * 2), ":c": S("k" * 200)})
-    try: iot.describe_thing(thingName=f"raw-{i}")
-    except iot.exceptions.ResourceNotFoundException: pass
-    c = iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=False)
-    iot.create_thing(thingName=f"raw-{i}")
-    iot.attach_policy(policyName="cdf-example-device", target=c["certificateArn"])
-    iot.attach_thing_principal(thingName=f"raw-{i}", principal=c["certificateArn"])
-    iot.update_certificate(certificateId=c["certificateId"], newStatus="ACTIVE")
-    ddb.transact_write_items(TransactItems=[
-        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET #st = :done, #res = :res REMOVE #tok",
-                    "ConditionExpression": "#st = :running AND #tok = :token",
-                    "ExpressionAttributeNames": {"#st": "status", "#tok": "leaseToken", "#res": "result"},
-                    "ExpressionAttributeValues": {**held, ":done": S("SUCCEEDED"), ":res": S(c["certificatePem"] + "r" * 600)}}},
-        {"Put": {"TableName": table, "Item": {"pk": S("task#raw"), "sk": S(f"row#{i:010}"), "result": S("r" * 700)}, "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"TableName": table, "Key": {"pk": S("task#raw"), "sk": S("task")}, "UpdateExpression": "ADD #c :one",
-                    "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeNames": {"#c": "successCount"}, "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
-    if i % 10 == 0:
-        ddb.get_item(TableName=table, Key={"pk": S("task#raw"), "sk": S("task")}, ConsistentRead=True)
-secs = time.time() - start
-print(f"raw loop of every call a row makes: {n} devices in {secs:.1f} s, {n / secs:.2f} devices/s")
-print(f"RATE rowcalls {n / secs:.4f}")
-PY
+raw_loop rowcalls
 
 echo "== $ROWS rows, one worker"
 fresh_emulator

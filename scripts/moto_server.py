@@ -138,9 +138,6 @@ def create_policy(self, policy_name, policy_document):
     return _moto_create_policy(self, policy_name, policy_document)
 
 
-IoTBackend.create_policy = create_policy
-
-
 def _named_items(backend, transact_items):
     """(table, hash key, range key, a copy of the item or None) for every item named."""
     saved = []
@@ -175,16 +172,12 @@ def _restore(saved):
             table.items[hash_key] = item
 
 
-# moto's own implementation, with its whole-table copies made free (a table "copy" is the table
-# itself, so its rollback assignment changes nothing) and the named items restored instead.
-dynamodb_models.copy = types.SimpleNamespace(
-    deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo),
-    copy=copy.copy,
-)
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
 
 
 def transact_write_items(self, transact_items):
+    """moto's own implementation, with its whole-table copies made free (see the patch of
+    `dynamodb_models.copy` below) and the named items restored instead."""
     saved = _named_items(self, transact_items)
     try:
         return _moto_transact_write_items(self, transact_items)
@@ -395,16 +388,24 @@ def _one_at_a_time(handler):
     handler.call_action = serialised
 
 
+# Every correction, installed in one place.
 _one_at_a_time(IoTResponse)
 _one_at_a_time(DynamoHandler)
 
 IoTBackend.register_thing = register_thing
 IoTResponse.register_thing = register_thing_response
-
-DynamoDBBackend.transact_write_items = transact_write_items
 IoTBackend.create_certificate_from_csr = create_certificate_from_csr
 IoTResponse.create_certificate_from_csr = create_certificate_from_csr_response
 IoTResponse.list_certificates = list_certificates_response
+IoTBackend.create_policy = create_policy
+
+# A table "copy" in moto's transactions is the table itself, so its rollback assignment changes
+# nothing; `transact_write_items` restores the named items instead.
+dynamodb_models.copy = types.SimpleNamespace(
+    deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo),
+    copy=copy.copy,
+)
+DynamoDBBackend.transact_write_items = transact_write_items
 
 if __name__ == "__main__":
     from moto.server import main

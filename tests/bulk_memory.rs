@@ -384,14 +384,18 @@ async fn on_a_chunks_last_delivery_rows_that_cannot_pass_are_failed_so_the_task_
     assert_eq!(f.events.published().iter().filter(|e| e.event_type == "bulk.completed").count(), 1);
 }
 
+/// A task of `n` rows in groups, each row announced with its own `thing.provisioned`.
+fn announced_rows(key: &str, n: usize) -> CommandEnvelope {
+    envelope(json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": key,
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "parameters": group_rows(n), "rowEvents": true}
+    }))
+}
+
 #[tokio::test]
 async fn row_events_are_published_only_when_the_task_asks() {
     let f = fixture();
-    let command = envelope(json!({
-        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "ev",
-        "payload": {"provisioningTemplateId": "add_thing_to_group", "parameters": group_rows(4), "rowEvents": true}
-    }));
-    f.app.handle(&command, "t").await;
+    f.app.handle(&announced_rows("ev", 4), "t").await;
     run_chunks(&f).await;
     let types: Vec<String> = f.events.published().iter().map(|e| e.event_type.clone()).collect();
     assert_eq!(types.iter().filter(|t| *t == "thing.provisioned").count(), 4, "{types:?}");
@@ -404,11 +408,7 @@ async fn row_events_are_published_only_when_the_task_asks() {
 #[tokio::test(start_paused = true)]
 async fn a_row_with_its_own_event_is_counted_only_once_the_event_went_out() {
     let f = fixture();
-    let command = envelope(json!({
-        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "ev1",
-        "payload": {"provisioningTemplateId": "add_thing_to_group", "parameters": group_rows(1), "rowEvents": true}
-    }));
-    f.app.handle(&command, "t").await;
+    f.app.handle(&announced_rows("ev1", 1), "t").await;
     let chunk = CommandEnvelope::decode(&queued(&f).await[0].body, "m").unwrap();
     f.events.faults.fail_next(EventsOp::Publish, ErrorKind::Transient, 1_000);
     assert!(matches!(f.app.handle(&chunk, "first").await, Disposition::Retry { .. }));

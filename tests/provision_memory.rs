@@ -280,15 +280,22 @@ async fn a_permanent_failure_is_compensated() {
     assert_eq!(f.events.published()[0].event_type, "command.failed");
 }
 
+/// An `aws-issued` command (key `k`) that fails permanently at its last step, whose
+/// compensation then meets `failures` transient failures of `DeleteCertificate`.
+async fn failed_with_undo_failures(failures: usize) -> Fixture {
+    let f = fixture();
+    let (_, request) = example("aws-issued");
+    f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
+    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, failures);
+    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    f
+}
+
 /// An undo step that fails in a way that could pass (a 5xx) is repeated: the failed command
 /// still leaves nothing behind.
 #[tokio::test(start_paused = true)]
 async fn compensation_repeats_an_undo_step_that_fails_transiently() {
-    let f = fixture();
-    let (_, request) = example("aws-issued");
-    f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
-    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, 3);
-    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let f = failed_with_undo_failures(3).await;
     let error = f.record("k").error.unwrap();
     assert!(
         error.message.contains("deleted certificate") && !error.message.contains("could not undo"),
@@ -303,11 +310,7 @@ async fn compensation_repeats_an_undo_step_that_fails_transiently() {
 /// What compensation still cannot undo after its repeats is named in the command's error.
 #[tokio::test(start_paused = true)]
 async fn what_compensation_cannot_undo_is_named_in_the_error() {
-    let f = fixture();
-    let (_, request) = example("aws-issued");
-    f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
-    f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, 100);
-    assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
+    let f = failed_with_undo_failures(100).await;
     let record = f.record("k");
     assert_eq!(record.status, CommandStatus::Failed);
     let certificate = f.registry.certificates()[0].certificate_id.to_string();
