@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, cdf_json};
 use crate::app::App;
 use crate::domain::bulk::{RowOutcome, RowResult, TaskId};
-use crate::domain::command::{BulkRequest, json_pointer};
-use crate::domain::{CommandError, ErrorCode, IdempotencyKey};
+use crate::domain::command::BulkRequest;
+use crate::domain::{CommandError, ErrorCode, IdempotencyKey, Location};
 
 /// Largest page of rows one request returns.
 const MAX_PAGE: usize = 1_000;
@@ -34,12 +34,13 @@ pub(super) async fn submit(State(app): State<App>, headers: HeaderMap, body: Byt
                     ErrorCode::ValidationFailed,
                     format!("body is not a BulkRegistrationRequest: {}", e.inner()),
                 )
-                .at(json_pointer(e.path())),
+                .at(Location::of_serde_path(Location::payload(), e.path())),
             )
         })?;
     if request.parameters.is_empty() {
         return Err(ApiError(
-            CommandError::new(ErrorCode::ValidationFailed, "parameters must hold at least one row").at("/parameters"),
+            CommandError::new(ErrorCode::ValidationFailed, "parameters must hold at least one row")
+                .at(Location::payload().child("parameters")),
         ));
     }
     let key =

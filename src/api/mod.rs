@@ -23,9 +23,10 @@ pub use guard::ApiSettings;
 
 use crate::app::provision::Provisioned;
 use crate::app::{App, KeyedProvision};
-use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates, json_pointer};
+use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
+use crate::domain::location::Document;
 use crate::domain::result::{ProvisionResult, ResourceArns};
-use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, IdempotencyKey, ThingName};
+use crate::domain::{CertificateId, CertificateStatus, CommandError, ErrorCode, IdempotencyKey, Location, ThingName};
 
 /// The media type of every request and response body.
 pub const MEDIA_TYPE: &str = "application/vnd.aws-cdf-v1.0+json";
@@ -168,8 +169,12 @@ pub struct ApiError(pub(crate) CommandError);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
-        // A REST body is the payload itself: its paths do not start at `/payload`.
-        let path = e.path.as_deref().map(|p| p.strip_prefix("/payload").unwrap_or(p).to_owned());
+        // A REST body is the payload itself: a location in the payload is shown as the
+        // pointer into the body.
+        let path = e.path.as_ref().map(|at| match at.document() {
+            Document::Payload => at.pointer().to_owned(),
+            Document::Message | Document::Template => at.to_string(),
+        });
         let (status, body) = match e.code {
             ErrorCode::ThingNotFound | ErrorCode::NotFound => (StatusCode::NOT_FOUND, json!({"message": e.message})),
             ErrorCode::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, json!({"message": e.message})),
@@ -203,7 +208,7 @@ pub(crate) fn cdf_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 fn thing(name: &str) -> Result<ThingName, ApiError> {
-    ThingName::parse_at(name, "/thingName").map_err(ApiError)
+    ThingName::parse_at(name, Location::message().child("thingName")).map_err(ApiError)
 }
 
 async fn get_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<Response, ApiError> {
@@ -249,8 +254,9 @@ async fn update_certificates(
         ApiError(CommandError::new(ErrorCode::ValidationFailed, format!("body is not a PatchCertificateRequest: {e}")))
     })?;
     let raw = request.certificate_status.unwrap_or_default();
-    let certificate_status = CertificateStatus::settable(&raw)
-        .map_err(|m| ApiError(CommandError::new(ErrorCode::ValidationFailed, m).at("/certificateStatus")))?;
+    let certificate_status = CertificateStatus::settable(&raw).map_err(|m| {
+        ApiError(CommandError::new(ErrorCode::ValidationFailed, m).at(Location::payload().child("certificateStatus")))
+    })?;
     app.update_certificates(&UpdateThingCertificates { thing_name, certificate_status }).await.map_err(ApiError)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -305,9 +311,9 @@ impl From<Provisioned> for ProvisionResponse {
 fn object_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     match serde_json::from_slice(body) {
         Ok(value @ serde_json::Value::Object(_)) => Ok(value),
-        Ok(_) => {
-            Err(ApiError(CommandError::new(ErrorCode::ValidationFailed, "the body must be a JSON object").at("/")))
-        }
+        Ok(_) => Err(ApiError(
+            CommandError::new(ErrorCode::ValidationFailed, "the body must be a JSON object").at(Location::message()),
+        )),
         Err(e) => Err(ApiError(CommandError::new(ErrorCode::ValidationFailed, format!("the body is not JSON: {e}")))),
     }
 }
@@ -345,7 +351,7 @@ async fn provision_thing(State(app): State<App>, headers: HeaderMap, body: Bytes
     let request: ProvisionRequest = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
         ApiError(
             CommandError::new(ErrorCode::ValidationFailed, format!("body is not a ProvisionRequest: {}", e.inner()))
-                .at(json_pointer(e.path())),
+                .at(Location::of_serde_path(Location::payload(), e.path())),
         )
     })?;
     let provisioned = match key {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::commands::{App, Disposition, Once, Work};
-use super::provision::{load_template, validation_error};
+use super::provision::{in_payload, load_template, validation_error};
 use super::{fail, missing_as};
 use crate::domain::IdempotencyKey;
 use std::collections::BTreeMap;
@@ -32,7 +32,9 @@ use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, bounded, 
 use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
 use crate::domain::template::Template;
-use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
+use crate::domain::{
+    CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode, Location,
+};
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
 /// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
@@ -66,15 +68,15 @@ impl App {
                     ErrorCode::ValidationFailed,
                     "give the rows either inline (parameters, at least one) or as rowsObject, not both",
                 )
-                .at("/payload/parameters"));
+                .at(Location::payload().child("parameters")));
             }
         };
         let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
         // A template error fails every row alike: the task is refused whole, before anything.
-        let template = Template::parse(&text).map_err(|errors| validation_error(&errors, "/payload"))?;
+        let template = Template::parse(&text).map_err(|errors| validation_error(&errors, in_payload))?;
         let problems = template.check_static();
         if !problems.is_empty() {
-            return Err(validation_error(&problems, "/payload"));
+            return Err(validation_error(&problems, in_payload));
         }
         if request.strict {
             // Strict: a pass that only checks, so that nothing is stored for a refused task.
@@ -172,7 +174,7 @@ impl App {
             RowsInput::Object(key) => {
                 let lines = self.ports.rows.lines(key).await.map_err(missing_as(|_| {
                     CommandError::new(ErrorCode::NotFound, format!("rows file {key:?} not found"))
-                        .at("/payload/rowsObject")
+                        .at(Location::payload().child("rowsObject"))
                 }))?;
                 let mut reader = RowReader::new(RowsFormat::of(key));
                 let mut row = 0u32;
@@ -518,7 +520,11 @@ fn strict_refusal(invalid: &[RowResult]) -> CommandError {
         ErrorCode::ValidationFailed,
         format!("{} rows are invalid and the task is strict: {}", invalid.len(), listed.join("; ")),
     )
-    .at(invalid[0].error.as_ref().and_then(|e| e.path.clone()).unwrap_or_else(|| "/parameters".into()))
+    .at(invalid[0]
+        .error
+        .as_ref()
+        .and_then(|e| e.path.clone())
+        .unwrap_or_else(|| Location::message().child("parameters")))
 }
 
 /// The result of a line of a rows file that holds no readable row.
@@ -531,7 +537,8 @@ fn unreadable_row(row: u32, why: &str) -> RowResult {
         certificate_arn: None,
         private_key_secret: None,
         error: Some(
-            CommandError::new(ErrorCode::ValidationFailed, format!("row {row}: {why}")).at(format!("/rows/{row}")),
+            CommandError::new(ErrorCode::ValidationFailed, format!("row {row}: {why}"))
+                .at(Location::message().child("rows").child(row)),
         ),
     }
 }
@@ -543,10 +550,10 @@ fn invalid_row(
     errors: &[crate::domain::template::TemplateError],
 ) -> RowResult {
     // A request path starts with `/parameters`: the row's parameters are `/parameters/<row>`.
-    let mut error = validation_error(errors, "");
-    if let Some(rest) = error.path.as_deref().and_then(|p| p.strip_prefix("/parameters")) {
-        error.path = Some(format!("/parameters/{row}{rest}"));
-    }
+    let error = validation_error(errors, |pointer| match pointer.strip_prefix("/parameters") {
+        Some(rest) => Location::message().child("parameters").child(row).join(rest),
+        None => Location::message().join(pointer),
+    });
     RowResult {
         row,
         outcome: RowOutcome::Failed,

@@ -7,7 +7,7 @@
 
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::{CertificateChange, CertificatesUpdated};
-use crate::domain::{CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::domain::{CertificateStatus, CommandError, ErrorCode, Location, ThingName};
 use crate::ports::DeviceRegistry;
 
 /// Sets `status` on every certificate attached to `thing`.
@@ -21,7 +21,7 @@ pub async fn update_thing_certificates(
             ErrorCode::ValidationFailed,
             format!("certificate status {status} cannot be set; use ACTIVE, INACTIVE or REVOKED"),
         )
-        .at("/payload/certificateStatus"));
+        .at(Location::payload().child("certificateStatus")));
     }
     let principals = registry.list_thing_principals(thing).await.map_err(thing_error(thing))?;
     let mut certificates = Vec::new();

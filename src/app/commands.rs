@@ -17,7 +17,6 @@ use super::describe::describe_thing;
 use super::progress::Progress;
 use super::provision::{InlineSecret, ProvisionSettings, Provisioned, Provisioner};
 use super::retry::RetrySchedule;
-use crate::domain::ThingName;
 use crate::domain::bulk::{BulkTask, RowResult};
 use crate::domain::checkpoint::Checkpoints;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
@@ -26,6 +25,7 @@ use crate::domain::registry::{CertificatesUpdated, ThingDeleted, ThingDescriptio
 use crate::domain::{
     CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode, IdempotencyKey,
 };
+use crate::domain::{Location, ThingName};
 use crate::ports::{
     BulkStore, CaKeyStore, Clock, CommandSender, CreateOutcome, DeviceRegistry, ErrorKind, EventPublisher, PortError,
     RowSource, SecretSink, StateStore, TemplateStore,
@@ -304,7 +304,7 @@ impl App {
                     ErrorCode::IdempotencyKeyReused,
                     format!("idempotency key '{key}' was already used by a {other} command"),
                 )
-                .at("/idempotencyKey"),
+                .at(Location::message().child("idempotencyKey")),
             ),
         }
     }
@@ -428,7 +428,7 @@ impl App {
                                 existing.command_type
                             ),
                         )
-                        .at("/idempotencyKey"),
+                        .at(Location::message().child("idempotencyKey")),
                     ));
                 }
                 BeginDecision::AlreadyDone => return Once::Finished(existing),

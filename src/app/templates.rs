@@ -4,7 +4,7 @@
 use super::provision::template_id_problem;
 use super::{App, missing_as};
 use crate::domain::template::{Template, TemplateError};
-use crate::domain::{CommandError, ErrorCode};
+use crate::domain::{CommandError, ErrorCode, Location};
 use crate::ports::{ErrorKind, PortError, TemplateVersion};
 
 /// Why an upload was refused.
@@ -21,7 +21,7 @@ fn not_found(id: &str) -> impl Fn(PortError) -> CommandError + '_ {
 }
 
 fn checked_id(id: &str) -> Result<(), CommandError> {
-    template_id_problem(id).map_or(Ok(()), |e| Err(e.at("/templateId")))
+    template_id_problem(id).map_or(Ok(()), |e| Err(e.at(Location::message().child("templateId"))))
 }
 
 impl App {

@@ -15,6 +15,7 @@ use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
 
 use super::bulk::{BulkRow, TaskId};
 use super::error::{CommandError, ErrorCode};
+use super::location::Location;
 use super::schema::command_schema;
 use super::thing::{CertificateStatus, ThingName};
 
@@ -167,6 +168,19 @@ impl Command {
         self.into()
     }
 
+    /// The thing the payload names in its `thingName` field, if it has one.
+    pub fn thing_name(&self) -> Option<&ThingName> {
+        match self {
+            Self::GetThing(ThingRef { thing_name })
+            | Self::DeleteThing(DeleteThing { thing_name, .. })
+            | Self::UpdateThingCertificates(UpdateThingCertificates { thing_name, .. }) => Some(thing_name),
+            Self::ProvisionThing(_)
+            | Self::BulkProvisionThings(_)
+            | Self::ProvisionBulkChunk(_)
+            | Self::CancelBulkTask(_) => None,
+        }
+    }
+
     /// What the command is about, for records and the events' `subject`: a thing name, when
     /// the command names one.
     pub fn subject(&self) -> Option<String> {
@@ -225,15 +239,41 @@ impl CommandEnvelope {
         Self::from_value(&value, fallback_key)
     }
 
+    /// Decodes a queue message; a message that can never run comes back with what could be
+    /// read of it (its key and the thing it names), for its rejection.
+    pub fn read_message(body: &str, message_id: &str) -> Result<Self, Rejected> {
+        let value: Value = match serde_json::from_str(body) {
+            Ok(value) => value,
+            Err(e) => {
+                return Err(Rejected {
+                    idempotency_key: IdempotencyKey::new(message_id),
+                    thing_name: None,
+                    error: CommandError::new(ErrorCode::InvalidMessage, format!("message body is not JSON: {e}")),
+                });
+            }
+        };
+        Self::from_value(&value, message_id).map_err(|error| {
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+            Rejected {
+                idempotency_key: IdempotencyKey::new(
+                    text(value.get("idempotencyKey")).unwrap_or_else(|| message_id.to_owned()),
+                ),
+                thing_name: text(value.get("payload").and_then(|p| p.get("thingName"))),
+                error,
+            }
+        })
+    }
+
     /// Validates an already parsed envelope: its type first (an unknown one is its own
     /// error), then the JSON Schema, then the typed decoding of type + payload.
     pub fn from_value(value: &Value, fallback_key: &str) -> Result<Self, CommandError> {
         let Some(object) = value.as_object() else {
-            return Err(CommandError::new(ErrorCode::InvalidMessage, "message body is not a JSON object").at("/"));
+            return Err(CommandError::new(ErrorCode::InvalidMessage, "message body is not a JSON object")
+                .at(Location::message()));
         };
         let command_type = match object.get("type") {
             None => {
-                return Err(CommandError::new(ErrorCode::InvalidMessage, "the command type is missing").at("/type"));
+                return Err(CommandError::new(ErrorCode::InvalidMessage, "the command type is missing").at(type_at()));
             }
             Some(Value::String(t)) => CommandType::parse(t).ok_or_else(|| {
                 let known: Vec<_> = CommandType::VARIANTS.iter().map(|t| t.as_str()).collect();
@@ -241,11 +281,11 @@ impl CommandEnvelope {
                     ErrorCode::UnsupportedCommand,
                     format!("command type {:?} is not supported; expected one of {}", bounded(t), known.join(", ")),
                 )
-                .at("/type")
+                .at(type_at())
             })?,
             Some(_) => {
                 return Err(
-                    CommandError::new(ErrorCode::InvalidMessage, "the command type must be a string").at("/type")
+                    CommandError::new(ErrorCode::InvalidMessage, "the command type must be a string").at(type_at())
                 );
             }
         };
@@ -259,7 +299,8 @@ impl CommandEnvelope {
             .map_or_else(|| IdempotencyKey::new(fallback_key), IdempotencyKey::new);
         let tagged = serde_json::json!({"type": command_type, "payload": payload});
         let command: Command = serde_path_to_error::deserialize(tagged).map_err(|e| {
-            CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string()).at(json_pointer(e.path()))
+            CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())
+                .at(Location::of_serde_path(Location::message(), e.path()))
         })?;
         Ok(Self { idempotency_key, command, payload_hash })
     }
@@ -275,22 +316,31 @@ impl CommandEnvelope {
     }
 }
 
-/// An RFC 6901 pointer for a serde path: each segment escaped, so a key holding `.` or `/`
-/// stays one segment.
-pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut pointer = String::new();
-    for segment in path.iter() {
-        pointer.push('/');
-        match segment {
-            Segment::Seq { index } => pointer.push_str(&index.to_string()),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            }
-            Segment::Unknown => pointer.push('?'),
+/// A queue message that can never run, with what could be read of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The producer's key, or the message id when it gave none (or the body has none).
+    pub idempotency_key: IdempotencyKey,
+    /// The thing the payload names (`thingName`), if it names one.
+    pub thing_name: Option<String>,
+    /// Why it can never run.
+    pub error: CommandError,
+}
+
+impl Rejected {
+    /// The rejection of a decoded command (for example a reused key).
+    pub fn of(envelope: &CommandEnvelope, error: CommandError) -> Self {
+        Self {
+            idempotency_key: envelope.idempotency_key.clone(),
+            thing_name: envelope.command.thing_name().map(ToString::to_string),
+            error,
         }
     }
-    if pointer.is_empty() { "/".to_owned() } else { pointer }
+}
+
+/// Where the envelope names its command type.
+fn type_at() -> Location {
+    Location::message().child("type")
 }
 
 /// At most 64 characters of an input echoed in an error, so a huge value is never repeated.

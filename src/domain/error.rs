@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::location::Location;
+
 /// Stable, machine-readable error codes; published in events and stored in records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -81,9 +83,9 @@ pub struct CommandError {
     pub code: ErrorCode,
     /// A sentence an operator can act on.
     pub message: String,
-    /// JSON path (RFC 6901 pointer) of the input at fault, when the input is to blame.
+    /// Where the input is at fault, when the input is to blame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Location>,
 }
 
 impl CommandError {
@@ -92,10 +94,10 @@ impl CommandError {
         Self { code, message: cap(message.into(), MAX_MESSAGE), path: None }
     }
 
-    /// Names the JSON path at fault.
+    /// Names the location at fault.
     #[must_use]
-    pub fn at(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(cap(path.into(), MAX_PATH));
+    pub fn at(mut self, path: impl Into<Location>) -> Self {
+        self.path = Some(path.into().capped(MAX_PATH));
         self
     }
 

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 
 use super::error::{CommandError, ErrorCode};
+use super::location::Location;
 
 /// Text of `schemas/command.v1.json`, embedded so the binary and the docs cannot drift.
 pub const COMMAND_SCHEMA_V1: &str = include_str!("../../schemas/command.v1.json");
@@ -42,8 +43,9 @@ impl Schema {
     pub fn check(&self, instance: &Value) -> Result<(), CommandError> {
         match self.violations(instance).into_iter().next() {
             None => Ok(()),
-            Some((path, message)) => Err(CommandError::new(ErrorCode::ValidationFailed, message)
-                .at(if path.is_empty() { "/".to_owned() } else { path })),
+            Some((path, message)) => {
+                Err(CommandError::new(ErrorCode::ValidationFailed, message).at(Location::parse(&path)))
+            }
         }
     }
 }

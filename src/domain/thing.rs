@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{CommandError, ErrorCode};
+use super::location::Location;
 
 /// A validated AWS IoT thing name: 1 to 128 characters of `[a-zA-Z0-9:_-]`
 /// (the pattern of the IoT `CreateThing` API).
@@ -31,7 +32,7 @@ impl ThingName {
     }
 
     /// Like [`ThingName::parse`], but as a command error naming the JSON path at fault.
-    pub fn parse_at(name: &str, path: &str) -> Result<Self, CommandError> {
+    pub fn parse_at(name: &str, path: Location) -> Result<Self, CommandError> {
         Self::parse(name).map_err(|m| CommandError::new(ErrorCode::ValidationFailed, m).at(path))
     }
 

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use serde_json::Value;
 use tracing::Instrument;
 
 use super::{Shared, WorkerStats};
 use crate::app::{Disposition, RetryReason};
-use crate::domain::{CommandEnvelope, CommandError, IdempotencyKey};
+use crate::domain::command::Rejected;
+use crate::domain::{CommandEnvelope, IdempotencyKey};
 use crate::ports::{ErrorKind, QueueMessage};
 
 pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
@@ -22,9 +22,9 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         subject = tracing::field::Empty,
     );
     async {
-        let envelope = match CommandEnvelope::decode(&message.body, &message.message_id) {
+        let envelope = match CommandEnvelope::read_message(&message.body, &message.message_id) {
             Ok(envelope) => envelope,
-            Err(error) => return reject(shared, &message, error).await,
+            Err(rejected) => return reject(shared, &message, rejected).await,
         };
         let span = tracing::Span::current();
         span.record("idempotency_key", envelope.idempotency_key.as_str());
@@ -81,7 +81,7 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
                     tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout applies");
                 }
             }
-            Disposition::Reject(error) => reject(shared, &message, error).await,
+            Disposition::Reject(error) => reject(shared, &message, Rejected::of(&envelope, error)).await,
         }
     }
     .instrument(span)
@@ -120,13 +120,10 @@ async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey
 
 /// Dead-letters a message that can never run: event first, then the DLQ copy, then the
 /// delete. A failure at any step leaves the message for another try.
-async fn reject(shared: &Shared, message: &QueueMessage, error: CommandError) {
-    let parsed: Option<Value> = serde_json::from_str(&message.body).ok();
-    let field =
-        |pointer: &str| parsed.as_ref().and_then(|v| v.pointer(pointer)).and_then(Value::as_str).map(str::to_owned);
-    let key = IdempotencyKey::new(field("/idempotencyKey").unwrap_or_else(|| message.message_id.clone()));
+async fn reject(shared: &Shared, message: &QueueMessage, rejected: Rejected) {
+    let Rejected { idempotency_key: key, thing_name, error } = rejected;
     tracing::warn!(code = %error.code, path = error.path.as_deref().unwrap_or(""), reason = %error.message, "message rejected");
-    if let Err(e) = shared.app.publish_rejection(&key, &message.message_id, field("/payload/thingName"), &error).await {
+    if let Err(e) = shared.app.publish_rejection(&key, &message.message_id, thing_name, &error).await {
         tracing::warn!(error = %e, "could not publish command.rejected; will retry");
         return;
     }

@@ -7,7 +7,7 @@ use crate::crypto::{self, Secret};
 use crate::domain::checkpoint::{CertificateRequested, CertificateStep, Checkpoint, KeyStep};
 use crate::domain::registry::CertificateInfo;
 use crate::domain::template::plan::CertificateSource;
-use crate::domain::{Arn, CertificateId, CertificateStatus, CommandError, ErrorCode, ThingName};
+use crate::domain::{Arn, CertificateId, CertificateStatus, CommandError, ErrorCode, Location, ThingName};
 use crate::ports::{AwsGeneratedKey, ErrorKind, IssuedCertificate};
 
 impl Provisioner<'_> {
@@ -98,7 +98,7 @@ impl Provisioner<'_> {
     ) -> Result<(String, String), CommandError> {
         let ca_pem = self.registry.ca_certificate_pem(ca_id).await.map_err(missing_as(|_| {
             CommandError::new(ErrorCode::NotFound, format!("CA certificate {ca_id} is not registered in IoT"))
-                .at("/payload/cdfProvisioningParameters/caId")
+                .at(Location::payload().child("cdfProvisioningParameters").child("caId"))
         }))?;
         if let Some(pem) = progress.saved().signed_certificate.clone() {
             return Ok((pem, ca_pem));

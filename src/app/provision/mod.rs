@@ -20,7 +20,7 @@ pub use crate::domain::command::ProvisionRequest;
 pub use crate::domain::result::{ProvisionResult, ResourceArns};
 use crate::domain::template::plan::{Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
-use crate::domain::{CommandError, ErrorCode, ThingName};
+use crate::domain::{CommandError, ErrorCode, Location, ThingName};
 use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortError, SecretSink, TemplateStore};
 
 /// How templates are executed.
@@ -88,12 +88,12 @@ pub fn template_id_problem(id: &str) -> Option<CommandError> {
 
 /// Reads template `id`; a malformed id or a missing template is the request's fault.
 pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
-    let at = "/payload/provisioningTemplateId";
+    let at = || Location::payload().child("provisioningTemplateId");
     if let Some(problem) = template_id_problem(id) {
-        return Err(problem.at(at));
+        return Err(problem.at(at()));
     }
     templates.template(id).await.map_err(missing_as(|_| {
-        CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at)
+        CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at())
     }))
 }
 
@@ -101,24 +101,34 @@ pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<St
 /// naming the first path and listing all. Returns the plan and the template body IoT's
 /// RegisterThing would receive.
 pub fn plan_request(template: &str, request: &ProvisionRequest) -> Result<(Plan, String), CommandError> {
-    let template = Template::parse(template).map_err(|e| validation_error(&e, "/payload"))?;
+    let template = Template::parse(template).map_err(|e| validation_error(&e, in_payload))?;
     let plan = template
         .plan(&request.parameters, &request.cdf_provisioning_parameters)
-        .map_err(|e| validation_error(&e, "/payload"))?;
+        .map_err(|e| validation_error(&e, in_payload))?;
     Ok((plan, template.body_text()))
 }
 
 /// Template errors as one command error naming the first path and listing all. A path into
-/// the request is placed under `request_at` (`/payload` for a command; a bulk row's own
-/// parameters for a row).
-pub(crate) fn validation_error(errors: &[TemplateError], request_at: &str) -> CommandError {
+/// the request is placed by `request_at` (into the payload for a command, [`in_payload`];
+/// under the row's own parameters for a bulk row).
+pub(crate) fn validation_error(errors: &[TemplateError], request_at: impl FnOnce(&str) -> Location) -> CommandError {
     let first = &errors[0];
     let path = match first.culprit {
-        Culprit::Template => format!("template:{}", first.path),
-        Culprit::Request => format!("{request_at}{}", first.path),
+        Culprit::Template => Location::template().join(&first.path),
+        Culprit::Request => request_at(&first.path),
     };
     let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
     CommandError::new(ErrorCode::ValidationFailed, all.join("; ")).at(path)
+}
+
+/// A resource of the template, by its logical name.
+pub(crate) fn resource_at(logical_name: &str) -> Location {
+    Location::template().child("Resources").child(logical_name)
+}
+
+/// A template error's request path, as a location in the command's payload.
+pub(crate) fn in_payload(pointer: &str) -> Location {
+    Location::payload().join(pointer)
 }
 
 impl Provisioner<'_> {

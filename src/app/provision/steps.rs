@@ -1,6 +1,7 @@
 //! The step mode: the plan's resources made one by one with IoT's primitive APIs, each step
 //! checkpointed; the certificate is activated last.
 
+use super::resource_at;
 use super::{Provisioned, Provisioner, arn_prefix, fail, missing_as, thing_name_of};
 use crate::app::progress::Progress;
 use crate::domain::checkpoint::{Checkpoint, KeyStep, PolicyStep};
@@ -50,7 +51,7 @@ impl Provisioner<'_> {
                                 ErrorCode::NotFound,
                                 format!("policy {:?} does not exist", policy.policy_name),
                             )
-                            .at(format!("template:/Resources/{}", policy.logical_name))
+                            .at(resource_at(&policy.logical_name))
                         }),
                     )?;
                     let step = Checkpoint::Policy(PolicyStep { name: policy.policy_name.clone(), created });

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::resource_at;
 use super::{Provisioner, fail, missing_as, thing_name_of};
 use crate::app::progress::Progress;
 use crate::domain::checkpoint::{Checkpoint, ThingStep};
@@ -27,8 +28,11 @@ impl Provisioner<'_> {
                             attributes: spec.attributes.clone(),
                         };
                         let arn = self.registry.create_thing(&new).await.map_err(missing_as(|e| {
-                            CommandError::new(ErrorCode::NotFound, e.message.clone())
-                                .at(format!("template:/Resources/{}/Properties/ThingTypeName", spec.logical_name))
+                            CommandError::new(ErrorCode::NotFound, e.message.clone()).at(resource_at(
+                                &spec.logical_name,
+                            )
+                            .child("Properties")
+                            .child("ThingTypeName"))
                         }))?;
                         ThingStep { arn, created: true }
                     }
@@ -81,8 +85,11 @@ impl Provisioner<'_> {
         }
         for group in &changes.add {
             self.registry.add_thing_to_thing_group(&name, group).await.map_err(missing_as(|_| {
-                CommandError::new(ErrorCode::NotFound, format!("thing group {group:?} does not exist"))
-                    .at(format!("template:/Resources/{}/Properties/ThingGroups", spec.logical_name))
+                CommandError::new(ErrorCode::NotFound, format!("thing group {group:?} does not exist")).at(resource_at(
+                    &spec.logical_name,
+                )
+                .child("Properties")
+                .child("ThingGroups"))
             }))?;
         }
         if let Some(billing) = &spec.billing_group {
@@ -96,5 +103,5 @@ impl Provisioner<'_> {
 
 fn override_conflict(spec: &ThingSpec, name: &ThingName, conflict: OverrideConflict) -> CommandError {
     CommandError::new(ErrorCode::InvalidState, format!("thing {name}: {conflict}"))
-        .at(format!("template:/Resources/{}/OverrideSettings", spec.logical_name))
+        .at(resource_at(&spec.logical_name).child("OverrideSettings"))
 }
