@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fault suite (see scripts/fault_suite.py and the README's "Fault suite" section): the
+# The fault suite (see scripts/fault_suite.py and docs/testing.md, "Fault suite"): the
 # release worker against fresh emulators with faults injected, a census after each run.
 #
 #   scripts/fault-suite.sh                         # every scenario, 500 commands, three runs

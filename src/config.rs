@@ -4,7 +4,7 @@
 //! Each variable and its default are declared once, in [`Config::from_lookup`]. The settings
 //! of the core ([`AppSettings`]) and of the worker ([`WorkerSettings`]) have no defaults of
 //! their own: they are derived from a `Config`, and [`Config::default`] is the configuration
-//! of an empty environment. A test checks the README's configuration table against the
+//! of an empty environment. A test checks the table in `docs/configuration.md` against the
 //! declared defaults, so the documentation cannot drift either.
 
 use std::collections::BTreeMap;
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_variable_with_its_default() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../docs/configuration.md");
         let rows: HashMap<&str, &str> = readme
             .lines()
             .filter_map(|line| {
@@ -401,12 +401,12 @@ mod tests {
             })
             .collect();
         for (var, default) in Config::variables() {
-            let documented = rows.get(var).unwrap_or_else(|| panic!("{var} is missing from the README's table"));
+            let documented = rows.get(var).unwrap_or_else(|| panic!("{var} is missing from docs/configuration.md"));
             if let Some(default) = default {
-                assert_eq!(*documented, format!("`{default}`"), "README default of {var}");
+                assert_eq!(*documented, format!("`{default}`"), "documented default of {var}");
             }
         }
-        assert_eq!(rows.len(), Config::variables().len(), "the README lists variables the service does not read");
+        assert_eq!(rows.len(), Config::variables().len(), "docs/configuration.md lists variables not read");
     }
 
     #[test]
