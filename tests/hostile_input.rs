@@ -246,7 +246,7 @@ fn fixture() -> Fixture {
 #[tokio::test]
 async fn every_hostile_message_ends_in_a_specific_bounded_error() {
     let cases = corpus();
-    assert_eq!(cases.len(), 104, "the README counts them");
+    assert_eq!(cases.len(), 104, "docs/testing.md counts them");
     for (i, (name, body)) in cases.iter().enumerate() {
         let f = fixture();
         let error = match CommandEnvelope::decode(body, &format!("m-{i}")) {
@@ -433,7 +433,7 @@ fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, Str
 #[tokio::test]
 async fn every_hostile_rest_request_answers_a_bounded_client_error_in_the_seeds_json() {
     let cases = rest_corpus();
-    assert_eq!(cases.len(), 64, "the README counts them");
+    assert_eq!(cases.len(), 64, "docs/testing.md counts them");
     for (name, method, uri, content_type, body) in cases {
         let f = fixture();
         f.registry.add_thing("t1", None, &[]);
