@@ -72,7 +72,7 @@ up() {
   "$bin" bulk watch "$task" || true
   "$bin" bulk results "$task" --failed
   echo "== demo: the same template evaluated without touching AWS"
-  "$bin" provision --dry-run --template infra/templates/ca-signed.json infra/templates/requests/ca-signed.json | tail -n 6
+  "$bin" plan --template infra/templates/ca-signed.json infra/templates/requests/ca-signed.json | tail -n 6
   echo "== demo: a malformed command is dead-lettered with its reason (the worker keeps going)"
   "$VENV/bin/python" - <<PY
 import boto3, os
