@@ -14,7 +14,7 @@
 //! - [`ports`]: the traits the core needs, in domain types: the IoT registry split by what it
 //!   manages, the state store, the command queue (consumer and producer), templates, secrets,
 //!   CA keys, events, the clock.
-//! - [`app`]: the use cases, written once against the ports; `app::commands` is the one
+//! - [`app`]: the use cases, written once against the ports; `app::dispatch` is the one
 //!   dispatch from a command to its handler.
 //! - [`adapters`]: `aws` (the only place the AWS SDK appears) and `memory` (fakes with typed
 //!   failure injection, held to the same contract suite as the AWS adapters).

@@ -23,18 +23,18 @@ pub struct DeleteOptions {
     pub delete_policies: bool,
 }
 
-/// Deletes `thing`. `is_retry` says whether an earlier attempt of the same command may
+/// Deletes `thing`. `resumed` says whether an earlier attempt of the same command may
 /// already have deleted it, in which case a missing thing is success, not "not found".
 pub async fn delete_thing(
     registry: &dyn DeviceRegistry,
     retry: &RetrySchedule,
     thing: &ThingName,
     options: DeleteOptions,
-    is_retry: bool,
+    resumed: bool,
 ) -> Result<ThingDeleted, CommandError> {
     let mut report = ThingDeleted { thing_name: thing.to_string(), ..ThingDeleted::default() };
     let principals = match registry.list_thing_principals(thing).await {
-        Err(e) if e.kind == ErrorKind::NotFound && is_retry => {
+        Err(e) if e.kind == ErrorKind::NotFound && resumed => {
             report.already_deleted = true;
             return Ok(report);
         }

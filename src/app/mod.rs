@@ -1,16 +1,22 @@
 //! The use cases, written once against the ports and driven by both the queue worker and
 //! the REST facade.
 //!
-//! - [`describe`], [`delete`], [`certificates`]: one module per command, each a pure
-//!   orchestration of [`DeviceRegistry`](crate::ports::DeviceRegistry) calls.
-//! - [`commands`]: runs a queued command exactly once per idempotency key: record, lease,
-//!   outcome, completion event.
+//! - [`core`]: [`App`], its ports and settings.
+//! - [`dispatch`]: the use cases as the core offers them, and the one dispatch from a piece
+//!   of work to its handler.
+//! - [`engine`]: runs work exactly once per idempotency key: record, lease, outcome,
+//!   completion event.
+//! - [`describe`], [`delete`], [`certificates`], [`provision`]: one module per command, each
+//!   an orchestration of [`DeviceRegistry`](crate::ports::DeviceRegistry) calls;
+//!   [`bulk`]: bulk tasks (accept, chunk, cancel).
 
 pub mod bulk;
 pub mod certificates;
-pub mod commands;
+pub mod core;
 pub mod delete;
 pub mod describe;
+pub mod dispatch;
+pub mod engine;
 pub mod health;
 pub mod progress;
 pub mod provision;
@@ -18,7 +24,9 @@ pub mod rate_limits;
 pub mod retry;
 pub mod templates;
 
-pub use commands::{App, AppSettings, Disposition, KeyedProvision, Ports, RetryReason};
+pub use core::{App, AppSettings, Ports};
+pub use dispatch::KeyedProvision;
+pub use engine::{Disposition, RetryReason};
 pub use retry::RetrySchedule;
 
 use crate::domain::{CommandError, ErrorCode, ThingName};

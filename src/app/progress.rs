@@ -17,11 +17,18 @@ pub struct Progress<'a> {
     /// Deferred steps not written yet (applied to `saved` already).
     unwritten: Vec<Checkpoint>,
     durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a str)>,
-    /// Whether an earlier attempt of the same command may have acted.
-    pub is_retry: bool,
-    /// Whether this is the command's last delivery: a failure that could pass later is final
-    /// now, and is compensated like any permanent failure.
-    pub final_attempt: bool,
+    /// Which attempt this is.
+    pub attempt: Attempt,
+}
+
+/// Which attempt at a piece of work is running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempt {
+    /// An earlier attempt of the same work may have acted: this one resumes.
+    pub resumed: bool,
+    /// The work's last chance (its last delivery, or its failure budget spent): a failure that
+    /// could pass later is final now, and is compensated like any permanent failure.
+    pub last: bool,
 }
 
 impl<'a> Progress<'a> {
@@ -31,20 +38,14 @@ impl<'a> Progress<'a> {
         key: &'a IdempotencyKey,
         token: &'a str,
         saved: Checkpoints,
-        is_retry: bool,
+        attempt: Attempt,
     ) -> Self {
-        Self { saved, unwritten: Vec::new(), durable: Some((state, key, token)), is_retry, final_attempt: false }
+        Self { saved, unwritten: Vec::new(), durable: Some((state, key, token)), attempt }
     }
 
     /// Checkpoints kept in memory only.
     pub fn volatile() -> Self {
-        Self {
-            saved: Checkpoints::default(),
-            unwritten: Vec::new(),
-            durable: None,
-            is_retry: false,
-            final_attempt: false,
-        }
+        Self { saved: Checkpoints::default(), unwritten: Vec::new(), durable: None, attempt: Attempt::default() }
     }
 
     /// The steps completed so far.

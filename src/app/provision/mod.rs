@@ -166,7 +166,7 @@ impl Provisioner<'_> {
         };
         match outcome {
             Ok(done) => Ok(done),
-            Err(error) if error.is_retryable() && !progress.final_attempt => Err(error),
+            Err(error) if error.is_retryable() && !progress.attempt.last => Err(error),
             Err(error) => {
                 let undone = self.compensate(&plan, secret_name, progress).await;
                 let mut error = error.exhausted();

@@ -53,7 +53,7 @@ impl Provisioner<'_> {
                         }
                         // A thing identical to the spec is taken as this command's own work (a
                         // resumed attempt), so compensation may remove it; any other is not ours.
-                        ThingStep { arn: existing.arn, created: progress.is_retry && update.matches }
+                        ThingStep { arn: existing.arn, created: progress.attempt.resumed && update.matches }
                     }
                 };
                 if step.created {
