@@ -4,6 +4,7 @@
 //! given its inputs (time is passed in), which keeps this layer cheap to test exhaustively.
 
 pub mod bulk;
+pub mod certificate;
 pub mod checkpoint;
 pub mod command;
 pub mod error;

@@ -96,7 +96,7 @@ impl Certificates for MemoryRegistry {
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
         self.enter(IotOp::RegisterCertificate).await?;
-        let id = crate::crypto::certificate_id(certificate_pem)
+        let id = crate::domain::certificate::certificate_id(certificate_pem)
             .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificate", e.to_string()))?;
         let now_ms = self.clock.now_ms();
         self.with(|r| {
@@ -118,7 +118,7 @@ impl Certificates for MemoryRegistry {
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
         self.enter(IotOp::RegisterCertificateWithoutCA).await?;
-        let id = crate::crypto::certificate_id(certificate_pem)
+        let id = crate::domain::certificate::certificate_id(certificate_pem)
             .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificateWithoutCA", e.to_string()))?;
         let now_ms = self.clock.now_ms();
         self.with(|r| {
