@@ -13,8 +13,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
 
-use super::bulk::{BulkRow, TaskId};
+use super::bulk::BulkRow;
 use super::error::{CommandError, ErrorCode};
+pub use super::ids::IdempotencyKey;
+use super::ids::TaskId;
 use super::schema::command_schema;
 use super::thing::{CertificateStatus, ThingName};
 
@@ -180,28 +182,6 @@ impl Command {
                 Some(format!("task/{task_id}"))
             }
         }
-    }
-}
-
-/// The producer's idempotency key (or the SQS message id when the producer gave none).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// Wraps a key; the schema has already checked its shape for keys from messages.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bulk::TaskId;
 use super::checkpoint::StoredCheckpoints;
-use super::command::{CommandType, IdempotencyKey};
+use super::command::CommandType;
 use super::error::CommandError;
+use super::ids::{IdempotencyKey, TaskId};
 use super::result::CommandResult;
 
 /// Where an item lives in the table.
