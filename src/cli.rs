@@ -17,7 +17,7 @@ use crate::adapters::aws::{
     SnsEventPublisher, SqsCommandQueue, SqsEventPublisher, StackDeployer,
 };
 use crate::adapters::file::FileCaKeyStore;
-use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
+use crate::adapters::rate_limited::{RateLimitedRegistry, RateLimits};
 use crate::app::templates::UploadRefused;
 use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};

@@ -14,7 +14,6 @@ pub mod describe;
 pub mod health;
 pub mod progress;
 pub mod provision;
-pub mod rate_limits;
 pub mod retry;
 pub mod templates;
 
