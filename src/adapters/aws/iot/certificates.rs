@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::CertificateStatus as IotStatus;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::{CertificateInfo, IssuedCertificate};
 use crate::domain::secret::Secret;
 use crate::domain::{Arn, CertificateId, CertificateStatus};
@@ -46,8 +46,7 @@ fn issued(
 impl Certificates for IotRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
         const OP: &str = "iot:DescribeCertificate";
-        let out =
-            self.client.describe_certificate().certificate_id(id.as_str()).send().await.map_err(|e| classify(OP, e))?;
+        let out = self.client.describe_certificate().certificate_id(id.as_str()).send().await.map_err(failed(OP))?;
         let description = out
             .certificate_description()
             .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "response has no certificate description"))?;
@@ -70,7 +69,7 @@ impl Certificates for IotRegistry {
             .new_status(to_iot(status))
             .send()
             .await
-            .map_err(|e| classify("iot:UpdateCertificate", e))?;
+            .map_err(failed("iot:UpdateCertificate"))?;
         Ok(())
     }
 
@@ -81,7 +80,7 @@ impl Certificates for IotRegistry {
             .force_delete(false)
             .send()
             .await
-            .map_err(|e| classify("iot:DeleteCertificate", e))?;
+            .map_err(failed("iot:DeleteCertificate"))?;
         Ok(())
     }
 
@@ -96,7 +95,7 @@ impl Certificates for IotRegistry {
             .config_override(no_retry())
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())
     }
 
@@ -110,7 +109,7 @@ impl Certificates for IotRegistry {
             .config_override(no_retry())
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         let certificate = issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())?;
         let keys =
             out.key_pair().ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no key pair in the response"))?;
@@ -136,7 +135,7 @@ impl Certificates for IotRegistry {
             .status(initial_status(active))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
     }
 
@@ -153,19 +152,14 @@ impl Certificates for IotRegistry {
             .status(initial_status(active))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
     }
 
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
         const OP: &str = "iot:DescribeCACertificate";
-        let out = self
-            .client
-            .describe_ca_certificate()
-            .certificate_id(ca_certificate_id)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
+        let out =
+            self.client.describe_ca_certificate().certificate_id(ca_certificate_id).send().await.map_err(failed(OP))?;
         out.certificate_description()
             .and_then(|d| d.certificate_pem())
             .map(str::to_owned)
@@ -178,7 +172,7 @@ impl Certificates for IotRegistry {
         let mut found = Vec::new();
         // Newest first: the first page that reaches back before `since_ms` is the last one read.
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(OP, e))?;
+            let page = page.map_err(failed(OP))?;
             let mut reached_older = false;
             for cert in page.certificates() {
                 let created_ms = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));

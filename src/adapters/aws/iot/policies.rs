@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::Arn;
 use crate::domain::registry::PolicyInfo;
 use crate::ports::{ErrorKind, Policies, PortError};
@@ -14,8 +14,7 @@ const PAGE: i32 = 100;
 #[async_trait]
 impl Policies for IotRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
-        let out =
-            self.client.get_policy().policy_name(policy).send().await.map_err(|e| classify("iot:GetPolicy", e))?;
+        let out = self.client.get_policy().policy_name(policy).send().await.map_err(failed("iot:GetPolicy"))?;
         Ok(PolicyInfo {
             policy_name: out.policy_name().unwrap_or(policy).to_owned(),
             arn: out.policy_arn().unwrap_or_default().to_owned(),
@@ -30,7 +29,7 @@ impl Policies for IotRegistry {
             .policy_document(document)
             .send()
             .await
-            .map_err(|e| classify("iot:CreatePolicy", e))?;
+            .map_err(failed("iot:CreatePolicy"))?;
         Ok(())
     }
 
@@ -42,7 +41,7 @@ impl Policies for IotRegistry {
             .policy_name(policy)
             .send()
             .await
-            .map_err(|e| classify("iot:ListPolicyVersions", e))?;
+            .map_err(failed("iot:ListPolicyVersions"))?;
         for version in versions.policy_versions().iter().filter(|v| !v.is_default_version()) {
             if let Some(id) = version.version_id() {
                 let deleted = self
@@ -52,14 +51,14 @@ impl Policies for IotRegistry {
                     .policy_version_id(id)
                     .send()
                     .await
-                    .map_err(|e| classify("iot:DeletePolicyVersion", e));
+                    .map_err(failed("iot:DeletePolicyVersion"));
                 match deleted {
                     Err(e) if e.kind != ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
             }
         }
-        self.client.delete_policy().policy_name(policy).send().await.map_err(|e| classify("iot:DeletePolicy", e))?;
+        self.client.delete_policy().policy_name(policy).send().await.map_err(failed("iot:DeletePolicy"))?;
         Ok(())
     }
 
@@ -70,7 +69,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:AttachPolicy", e))?;
+            .map_err(failed("iot:AttachPolicy"))?;
         Ok(())
     }
 
@@ -81,7 +80,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DetachPolicy", e))?;
+            .map_err(failed("iot:DetachPolicy"))?;
         Ok(())
     }
 
@@ -97,7 +96,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListAttachedPolicies", e))?;
+            .map_err(failed("iot:ListAttachedPolicies"))?;
         Ok(policies.iter().filter_map(|p| p.policy_name().map(str::to_owned)).collect())
     }
 
@@ -112,7 +111,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListTargetsForPolicy", e))?;
+            .map_err(failed("iot:ListTargetsForPolicy"))?;
         Ok(targets.into_iter().map(Arn::new).collect())
     }
 }

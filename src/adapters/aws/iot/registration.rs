@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::Registration;
 use crate::ports::{PortError, ThingRegistration};
 
@@ -23,7 +23,7 @@ impl ThingRegistration for IotRegistry {
             .set_parameters(Some(parameters.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| classify("iot:RegisterThing", e))?;
+            .map_err(failed("iot:RegisterThing"))?;
         Ok(Registration {
             certificate_pem: out.certificate_pem().map(str::to_owned),
             resource_arns: out.resource_arns().cloned().unwrap_or_default().into_iter().collect(),

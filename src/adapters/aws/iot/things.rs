@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::AttributePayload;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::{GroupInfo, ThingInfo};
 use crate::domain::{Arn, ThingName};
 use crate::ports::{NewThing, PortError, Things};
@@ -24,7 +24,7 @@ impl Things for IotRegistry {
             .thing_name(thing.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DescribeThing", e))?;
+            .map_err(failed("iot:DescribeThing"))?;
         Ok(ThingInfo {
             thing_name: out.thing_name().unwrap_or(thing.as_str()).to_owned(),
             arn: out.thing_arn().unwrap_or_default().to_owned(),
@@ -44,7 +44,7 @@ impl Things for IotRegistry {
             .attribute_payload(payload)
             .send()
             .await
-            .map_err(|e| classify("iot:CreateThing", e))?;
+            .map_err(failed("iot:CreateThing"))?;
         Ok(out.thing_arn().unwrap_or_default().to_owned())
     }
 
@@ -66,17 +66,12 @@ impl Things for IotRegistry {
             .attribute_payload(payload)
             .send()
             .await
-            .map_err(|e| classify("iot:UpdateThing", e))?;
+            .map_err(failed("iot:UpdateThing"))?;
         Ok(())
     }
 
     async fn delete_thing(&self, thing: &ThingName) -> Result<(), PortError> {
-        self.client
-            .delete_thing()
-            .thing_name(thing.as_str())
-            .send()
-            .await
-            .map_err(|e| classify("iot:DeleteThing", e))?;
+        self.client.delete_thing().thing_name(thing.as_str()).send().await.map_err(failed("iot:DeleteThing"))?;
         Ok(())
     }
 
@@ -91,7 +86,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListThingPrincipals", e))?;
+            .map_err(failed("iot:ListThingPrincipals"))?;
         Ok(principals.into_iter().map(Arn::new).collect())
     }
 
@@ -105,7 +100,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListPrincipalThings", e))
+            .map_err(failed("iot:ListPrincipalThings"))
     }
 
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
@@ -115,7 +110,7 @@ impl Things for IotRegistry {
             .principal(principal.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:AttachThingPrincipal", e))?;
+            .map_err(failed("iot:AttachThingPrincipal"))?;
         Ok(())
     }
 
@@ -126,7 +121,7 @@ impl Things for IotRegistry {
             .principal(principal.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DetachThingPrincipal", e))?;
+            .map_err(failed("iot:DetachThingPrincipal"))?;
         Ok(())
     }
 
@@ -141,7 +136,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListThingGroupsForThing", e))?;
+            .map_err(failed("iot:ListThingGroupsForThing"))?;
         Ok(groups.iter().filter_map(|g| g.group_name().map(str::to_owned)).collect())
     }
 
@@ -152,7 +147,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:DescribeThingGroup", e))?;
+            .map_err(failed("iot:DescribeThingGroup"))?;
         let attributes = out
             .thing_group_properties()
             .and_then(|p| p.attribute_payload())
@@ -173,7 +168,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:AddThingToThingGroup", e))?;
+            .map_err(failed("iot:AddThingToThingGroup"))?;
         Ok(())
     }
 
@@ -184,7 +179,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:RemoveThingFromThingGroup", e))?;
+            .map_err(failed("iot:RemoveThingFromThingGroup"))?;
         Ok(())
     }
 
@@ -195,7 +190,7 @@ impl Things for IotRegistry {
             .billing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:AddThingToBillingGroup", e))?;
+            .map_err(failed("iot:AddThingToBillingGroup"))?;
         Ok(())
     }
 }
