@@ -6,8 +6,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable error codes; published in events and stored in records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The message is not JSON, or not a command envelope.
     InvalidMessage,
@@ -45,6 +48,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code's spelling (`THING_NOT_FOUND`, ...), as serialized.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// Whether the command may succeed if run again later.
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Throttled | Self::Transient)
@@ -53,8 +61,7 @@ impl ErrorCode {
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        f.write_str(&text)
+        f.write_str(self.as_str())
     }
 }
 
