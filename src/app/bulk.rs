@@ -266,7 +266,7 @@ impl App {
                 }
             };
             if counted {
-                crate::metrics::global().bulk_row(result.outcome.as_str());
+                crate::metrics::global().bulk_row(result.outcome);
                 match result.outcome {
                     RowOutcome::Succeeded => report.succeeded += 1,
                     RowOutcome::Failed => report.failed += 1,
