@@ -21,7 +21,19 @@ use super::thing::{Arn, CertificateId};
 pub const ROWS_PER_CHUNK: usize = 100;
 
 /// Where a task stands, in AWS's vocabulary (`DescribeThingRegistrationTask`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 pub enum TaskStatus {
     /// Rows are being provisioned.
     InProgress,
@@ -43,9 +55,7 @@ impl TaskStatus {
 
     /// Parses the stored spelling.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::InProgress, Self::Completed, Self::Failed, Self::Cancelling, Self::Cancelled]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        text.parse().ok()
     }
 
     /// Whether rows may still start.
@@ -174,8 +184,21 @@ pub struct BulkTaskView {
 }
 
 /// How one row ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum RowOutcome {
     /// The device was provisioned.
     Succeeded,
@@ -188,11 +211,7 @@ pub enum RowOutcome {
 impl RowOutcome {
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Skipped => "SKIPPED",
-        }
+        self.into()
     }
 }
 

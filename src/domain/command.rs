@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
+use strum::{EnumDiscriminants, EnumString, IntoStaticStr, VariantArray};
 
 use super::bulk::BulkRow;
 use super::error::{CommandError, ErrorCode};
@@ -29,7 +29,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[strum_discriminants(
     name(CommandType),
     doc = "Which command a record or event is about (the envelope's `type`).",
-    derive(Hash, Serialize, Deserialize, IntoStaticStr, VariantArray),
+    derive(Hash, Serialize, Deserialize, IntoStaticStr, EnumString, VariantArray),
     serde(rename_all = "camelCase"),
     strum(serialize_all = "camelCase")
 )]
@@ -153,7 +153,7 @@ impl CommandType {
     }
 
     fn parse(value: &str) -> Option<Self> {
-        Self::VARIANTS.iter().copied().find(|t| t.as_str() == value)
+        value.parse().ok()
     }
 }
 

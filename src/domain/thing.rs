@@ -64,8 +64,21 @@ impl fmt::Display for ThingName {
 ///
 /// Only [`CertificateStatus::settable`] values may be requested by callers; the others
 /// are states IoT puts certificates in by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CertificateStatus {
     /// Usable for connections.
     Active,
@@ -87,28 +100,12 @@ impl CertificateStatus {
 
     /// IoT's spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Inactive => "INACTIVE",
-            Self::Revoked => "REVOKED",
-            Self::PendingTransfer => "PENDING_TRANSFER",
-            Self::PendingActivation => "PENDING_ACTIVATION",
-            Self::RegisterInactive => "REGISTER_INACTIVE",
-        }
+        self.into()
     }
 
     /// Parses IoT's spelling of any status.
     pub fn from_iot(value: &str) -> Option<Self> {
-        [
-            Self::Active,
-            Self::Inactive,
-            Self::Revoked,
-            Self::PendingTransfer,
-            Self::PendingActivation,
-            Self::RegisterInactive,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
+        value.parse().ok()
     }
 
     /// Parses a status a caller asked for, accepting only the settable ones.
