@@ -15,6 +15,7 @@ use strum::{EnumDiscriminants, EnumString, IntoStaticStr, VariantArray};
 
 use super::bulk::BulkRow;
 use super::error::{CommandError, ErrorCode};
+pub use super::error::{bounded, bounded_to};
 pub use super::ids::IdempotencyKey;
 use super::ids::TaskId;
 use super::schema::command_schema;
@@ -271,19 +272,6 @@ pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
         }
     }
     if pointer.is_empty() { "/".to_owned() } else { pointer }
-}
-
-/// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
-pub fn bounded(text: &str) -> String {
-    bounded_to(text, 64)
-}
-
-/// At most `max` characters of `text`, the cut marked with the full length.
-pub fn bounded_to(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_owned(),
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
-    }
 }
 
 /// SHA-256 over the canonical JSON (sorted keys, no whitespace) of type and payload, so

@@ -81,10 +81,16 @@ pub const MAX_MESSAGE: usize = 2_000;
 /// Longest path an error keeps (characters).
 pub const MAX_PATH: usize = 300;
 
-/// `text` cut to `max` characters, saying how long it was.
-fn cap(text: String, max: usize) -> String {
+/// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
+pub fn bounded(text: &str) -> String {
+    bounded_to(text, 64)
+}
+
+/// At most `max` characters of `text`, the cut marked with the full length: the one way an
+/// input is shortened wherever it is echoed (errors, logs, answers).
+pub fn bounded_to(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
-        None => text,
+        None => text.to_owned(),
         Some((cut, _)) => format!("{}… (cut from {} bytes)", &text[..cut], text.len()),
     }
 }
@@ -106,13 +112,13 @@ pub struct CommandError {
 impl CommandError {
     /// An error without a path.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: cap(message.into(), MAX_MESSAGE), path: None }
+        Self { code, message: bounded_to(&message.into(), MAX_MESSAGE), path: None }
     }
 
     /// Names the JSON path at fault.
     #[must_use]
     pub fn at(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(cap(path.into(), MAX_PATH));
+        self.path = Some(bounded_to(&path.into(), MAX_PATH));
         self
     }
 

@@ -190,7 +190,7 @@ impl CommandQueue for SqsCommandQueue {
     }
 
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
-        let mut reason_text: String = reason.message.chars().take(1024).collect();
+        let mut reason_text = crate::domain::error::bounded_to(&reason.message, 1024);
         if reason_text.is_empty() {
             reason_text.push('-');
         }
