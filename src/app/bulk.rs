@@ -32,6 +32,7 @@ use crate::domain::command::{BulkChunk, BulkRequest, ProvisionRequest, bounded, 
 use crate::domain::record::Outcome;
 use crate::domain::result::ChunkReport;
 use crate::domain::template::Template;
+use crate::domain::thing::THING_NAME_PARAMETER;
 use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, CommandResult, CommandType, ErrorCode};
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
@@ -251,7 +252,7 @@ impl App {
                 RowRun::Finished(RowResult {
                     row: row.row,
                     outcome: RowOutcome::Skipped,
-                    thing_name: row.parameters.get("ThingName").cloned(),
+                    thing_name: row.thing_name().map(str::to_owned),
                     certificate_id: None,
                     certificate_arn: None,
                     private_key_secret: None,
@@ -304,8 +305,7 @@ impl App {
         let (ran, record) = match Box::pin(self.run_once(&key, work, &hash, &token, last)).await {
             Once::RowCounted(result) => (RowRun::Counted(*result), None),
             Once::Finished(record) => {
-                let result =
-                    row_result(row.row, request.parameters.get("ThingName").cloned(), record.outcome().as_ref())?;
+                let result = row_result(row.row, request.thing_name().map(str::to_owned), record.outcome().as_ref())?;
                 (RowRun::Finished(result), Some(record))
             }
             Once::Pending(disposition) => {
@@ -550,7 +550,7 @@ fn invalid_row(
     RowResult {
         row,
         outcome: RowOutcome::Failed,
-        thing_name: parameters.get("ThingName").map(|n| bounded(n)),
+        thing_name: parameters.get(THING_NAME_PARAMETER).map(|n| bounded(n)),
         certificate_id: None,
         certificate_arn: None,
         private_key_secret: None,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CommandError;
 use super::ids::IdempotencyKey;
 pub use super::ids::TaskId;
-use super::thing::{Arn, CertificateId};
+use super::thing::{Arn, CertificateId, THING_NAME_PARAMETER};
 
 /// Rows per chunk message: 100 rows keep a message far below SQS's 256 KiB and a chunk's run
 /// well inside a visibility timeout, and make a 100,000-row task about a thousand messages.
@@ -248,6 +248,13 @@ pub struct BulkRow {
     pub row: u32,
     /// Template parameters.
     pub parameters: BTreeMap<String, String>,
+}
+
+impl BulkRow {
+    /// The thing the row names: its `ThingName` parameter, if it has one.
+    pub fn thing_name(&self) -> Option<&str> {
+        self.parameters.get(THING_NAME_PARAMETER).map(String::as_str)
+    }
 }
 
 /// How a rows file is written, told by its name: `.csv` is CSV with a header row naming the

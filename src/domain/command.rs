@@ -19,7 +19,7 @@ pub use super::error::{bounded, bounded_to};
 pub use super::ids::IdempotencyKey;
 use super::ids::TaskId;
 use super::schema::command_schema;
-use super::thing::{CertificateStatus, ThingName};
+use super::thing::{CertificateStatus, THING_NAME_PARAMETER, ThingName};
 
 /// The envelope version this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -147,6 +147,13 @@ pub struct ProvisionRequest {
     pub cdf_provisioning_parameters: Value,
 }
 
+impl ProvisionRequest {
+    /// The thing the request names: its `ThingName` parameter, if it has one.
+    pub fn thing_name(&self) -> Option<&str> {
+        self.parameters.get(THING_NAME_PARAMETER).map(String::as_str)
+    }
+}
+
 impl CommandType {
     /// The envelope's spelling.
     pub fn as_str(self) -> &'static str {
@@ -177,7 +184,7 @@ impl Command {
             Self::GetThing(ThingRef { thing_name })
             | Self::DeleteThing(DeleteThing { thing_name, .. })
             | Self::UpdateThingCertificates(UpdateThingCertificates { thing_name, .. }) => Some(thing_name.to_string()),
-            Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned(),
+            Self::ProvisionThing(request) => request.thing_name().map(str::to_owned),
             Self::BulkProvisionThings(_) => None,
             Self::ProvisionBulkChunk(BulkChunk { task_id, .. }) | Self::CancelBulkTask(TaskRef { task_id }) => {
                 Some(format!("task/{task_id}"))

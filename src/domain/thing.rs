@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{CommandError, ErrorCode};
 
+/// The template parameter that names the thing, by AWS's and CDF's convention.
+pub const THING_NAME_PARAMETER: &str = "ThingName";
+
 /// A validated AWS IoT thing name: 1 to 128 characters of `[a-zA-Z0-9:_-]`
 /// (the pattern of the IoT `CreateThing` API).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
