@@ -204,7 +204,7 @@ mod tests {
     fn metrics_render_in_the_text_format() {
         let m = Metrics::new();
         m.command(CommandType::GetThing, CommandOutcome::Done, Duration::from_millis(30));
-        m.throttled("iot:CreateThing");
+        m.throttled(crate::ports::IotOperation::CreateThing.op());
         let text = m.render();
         assert!(text.contains(r#"cdf_commands_total{command="getThing",outcome="done"} 1"#), "{text}");
         assert!(text.contains(r#"cdf_aws_throttles_total{operation="iot:CreateThing"} 1"#), "{text}");

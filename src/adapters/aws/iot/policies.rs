@@ -6,7 +6,7 @@ use super::IotRegistry;
 use crate::adapters::aws::error::failed;
 use crate::domain::Arn;
 use crate::domain::registry::PolicyInfo;
-use crate::ports::{ErrorKind, Policies, PortError};
+use crate::ports::{ErrorKind, IotOperation, Policies, PortError};
 
 /// Items per page of the list calls.
 const PAGE: i32 = 100;
@@ -14,7 +14,8 @@ const PAGE: i32 = 100;
 #[async_trait]
 impl Policies for IotRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
-        let out = self.client.get_policy().policy_name(policy).send().await.map_err(failed("iot:GetPolicy"))?;
+        let out =
+            self.client.get_policy().policy_name(policy).send().await.map_err(failed(IotOperation::GetPolicy.op()))?;
         Ok(PolicyInfo {
             policy_name: out.policy_name().unwrap_or(policy).to_owned(),
             arn: out.policy_arn().unwrap_or_default().to_owned(),
@@ -29,7 +30,7 @@ impl Policies for IotRegistry {
             .policy_document(document)
             .send()
             .await
-            .map_err(failed("iot:CreatePolicy"))?;
+            .map_err(failed(IotOperation::CreatePolicy.op()))?;
         Ok(())
     }
 
@@ -41,7 +42,7 @@ impl Policies for IotRegistry {
             .policy_name(policy)
             .send()
             .await
-            .map_err(failed("iot:ListPolicyVersions"))?;
+            .map_err(failed(IotOperation::ListPolicyVersions.op()))?;
         for version in versions.policy_versions().iter().filter(|v| !v.is_default_version()) {
             if let Some(id) = version.version_id() {
                 let deleted = self
@@ -51,14 +52,19 @@ impl Policies for IotRegistry {
                     .policy_version_id(id)
                     .send()
                     .await
-                    .map_err(failed("iot:DeletePolicyVersion"));
+                    .map_err(failed(IotOperation::DeletePolicyVersion.op()));
                 match deleted {
                     Err(e) if e.kind != ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
             }
         }
-        self.client.delete_policy().policy_name(policy).send().await.map_err(failed("iot:DeletePolicy"))?;
+        self.client
+            .delete_policy()
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(failed(IotOperation::DeletePolicy.op()))?;
         Ok(())
     }
 
@@ -69,7 +75,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(failed("iot:AttachPolicy"))?;
+            .map_err(failed(IotOperation::AttachPolicy.op()))?;
         Ok(())
     }
 
@@ -80,7 +86,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(failed("iot:DetachPolicy"))?;
+            .map_err(failed(IotOperation::DetachPolicy.op()))?;
         Ok(())
     }
 
@@ -96,7 +102,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(failed("iot:ListAttachedPolicies"))?;
+            .map_err(failed(IotOperation::ListAttachedPolicies.op()))?;
         Ok(policies.iter().filter_map(|p| p.policy_name().map(str::to_owned)).collect())
     }
 
@@ -111,7 +117,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(failed("iot:ListTargetsForPolicy"))?;
+            .map_err(failed(IotOperation::ListTargetsForPolicy.op()))?;
         Ok(targets.into_iter().map(Arn::new).collect())
     }
 }

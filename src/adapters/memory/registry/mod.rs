@@ -95,8 +95,8 @@ impl std::fmt::Debug for MemoryRegistry {
     }
 }
 
-fn not_found(op: &'static str, what: &str) -> PortError {
-    PortError::new(ErrorKind::NotFound, op, format!("{what} does not exist"))
+fn not_found(op: IotOp, what: &str) -> PortError {
+    PortError::new(ErrorKind::NotFound, op.into(), format!("{what} does not exist"))
 }
 
 impl MemoryRegistry {
