@@ -14,7 +14,7 @@ use cdf_provisioning::adapters::memory::{
     MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource, MemorySecrets,
     MemoryStateStore, MemoryTemplates,
 };
-use cdf_provisioning::app::rate_limits::{RateLimitedRegistry, RateLimits};
+use cdf_provisioning::adapters::rate_limited::{RateLimitedRegistry, RateLimits};
 use cdf_provisioning::app::{App, Ports};
 use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::bulk::TaskId;

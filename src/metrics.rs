@@ -5,54 +5,91 @@
 //! What an operator asks first is answered by `cdf_aws_throttles_total{operation}`: which AWS
 //! quota the service ran into.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use strum::VariantArray;
+
+use crate::domain::bulk::RowOutcome;
+use crate::domain::{CommandType, ErrorCode};
+
+/// What became of a handled message (the `outcome` label of `cdf_commands_total`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
+pub enum CommandOutcome {
+    /// Its outcome is recorded; the message is deleted.
+    Done,
+    /// Left on the queue for a later attempt.
+    Retried,
+    /// Refused for good: dead-lettered with its reason.
+    Rejected,
+    /// Abandoned at shutdown; the queue redelivers it.
+    Abandoned,
+}
+
+/// Label values spelled as the domain spells them everywhere else.
+macro_rules! label_values {
+    ($($label:ty => $spelling:expr),* $(,)?) => {$(
+        impl EncodeLabelValue for $label {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+                let spelling: fn(&$label) -> &'static str = $spelling;
+                EncodeLabelValue::encode(&spelling(self), encoder)
+            }
+        }
+    )*};
+}
+
+label_values! {
+    CommandOutcome => |o| o.into(),
+    CommandType => |t| t.as_str(),
+    ErrorCode => |c| c.as_str(),
+    RowOutcome => |o| o.as_str(),
+}
 
 /// Labels of a command's counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     /// The command type (`provisionThing`, ...).
-    pub command: String,
-    /// `done`, `retried`, `rejected` or `abandoned`.
-    pub outcome: &'static str,
+    pub command: CommandType,
+    /// What became of the message.
+    pub outcome: CommandOutcome,
 }
 
 /// The command type.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabel {
     /// The command type.
-    pub command: String,
+    pub command: CommandType,
 }
 
 /// An AWS operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
     /// The operation, as `service:Operation`.
-    pub operation: String,
+    pub operation: &'static str,
 }
 
 /// An error code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     /// The code.
-    pub code: String,
+    pub code: ErrorCode,
 }
 
 /// A bulk row's outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     /// `SUCCEEDED`, `FAILED` or `SKIPPED`.
-    pub outcome: String,
+    pub outcome: RowOutcome,
 }
 
-/// Every metric of the process.
+/// Every metric of the process (or of one worker in tests: each [`Metrics`] is its own).
 pub struct Metrics {
     registry: Registry,
     /// Messages handled, by command and what became of them.
@@ -75,8 +112,15 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Self {
+    /// A fresh set of metrics, all at zero.
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cdf");
         let commands = Family::<CommandLabels, Counter>::default();
         let duration = Family::<CommandLabel, Histogram>::new_with_constructor(|| {
@@ -95,25 +139,41 @@ impl Metrics {
         Self { registry, commands, duration, in_flight, dead_lettered, throttles, bulk_rows }
     }
 
-    /// Counts a handled message.
-    pub fn command(&self, command: &str, outcome: &'static str, took: Duration) {
-        self.commands.get_or_create(&CommandLabels { command: command.to_owned(), outcome }).inc();
-        self.duration.get_or_create(&CommandLabel { command: command.to_owned() }).observe(took.as_secs_f64());
+    /// Counts a handled message and the time it took.
+    pub fn command(&self, command: CommandType, outcome: CommandOutcome, took: Duration) {
+        self.commands.get_or_create(&CommandLabels { command, outcome }).inc();
+        self.duration.get_or_create(&CommandLabel { command }).observe(took.as_secs_f64());
     }
 
     /// Counts a call AWS throttled.
-    pub fn throttled(&self, operation: &str) {
-        self.throttles.get_or_create(&OperationLabel { operation: operation.to_owned() }).inc();
+    pub fn throttled(&self, operation: &'static str) {
+        self.throttles.get_or_create(&OperationLabel { operation }).inc();
     }
 
     /// Counts a dead-lettered message.
-    pub fn dead_lettered(&self, code: &str) {
-        self.dead_lettered.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+    pub fn dead_lettered(&self, code: ErrorCode) {
+        self.dead_lettered.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// Counts a bulk row.
-    pub fn bulk_row(&self, outcome: &str) {
-        self.bulk_rows.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+    pub fn bulk_row(&self, outcome: RowOutcome) {
+        self.bulk_rows.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Messages handled with `outcome`, over every command type.
+    pub fn commands_ended(&self, outcome: CommandOutcome) -> u64 {
+        CommandType::VARIANTS
+            .iter()
+            .filter_map(|&command| self.commands.get(&CommandLabels { command, outcome }).map(|c| c.get()))
+            .sum()
+    }
+
+    /// Messages dead-lettered, over every error code.
+    pub fn dead_lettered_total(&self) -> u64 {
+        ErrorCode::VARIANTS
+            .iter()
+            .filter_map(|&code| self.dead_lettered.get(&CodeLabel { code }).map(|c| c.get()))
+            .sum()
     }
 
     /// The text exposition.
@@ -125,9 +185,9 @@ impl Metrics {
     }
 }
 
-/// The process's metrics.
-pub fn global() -> &'static Metrics {
-    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+/// The process's metrics: what `/metrics` serves.
+pub fn global() -> &'static Arc<Metrics> {
+    static METRICS: LazyLock<Arc<Metrics>> = LazyLock::new(|| Arc::new(Metrics::new()));
     &METRICS
 }
 
@@ -143,11 +203,31 @@ mod tests {
     #[test]
     fn metrics_render_in_the_text_format() {
         let m = Metrics::new();
-        m.command("getThing", "done", Duration::from_millis(30));
-        m.throttled("iot:CreateThing");
+        m.command(CommandType::GetThing, CommandOutcome::Done, Duration::from_millis(30));
+        m.throttled(crate::ports::IotOperation::CreateThing.op());
         let text = m.render();
         assert!(text.contains(r#"cdf_commands_total{command="getThing",outcome="done"} 1"#), "{text}");
         assert!(text.contains(r#"cdf_aws_throttles_total{operation="iot:CreateThing"} 1"#), "{text}");
         assert!(text.contains("cdf_command_duration_seconds_bucket"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_the_domain_spellings_and_totals_add_up() {
+        let m = Metrics::new();
+        m.command(CommandType::ProvisionThing, CommandOutcome::Retried, Duration::from_millis(5));
+        m.command(CommandType::GetThing, CommandOutcome::Retried, Duration::from_millis(5));
+        m.command(CommandType::GetThing, CommandOutcome::Abandoned, Duration::from_millis(5));
+        m.dead_lettered(ErrorCode::InvalidMessage);
+        m.dead_lettered(ErrorCode::ThingNotFound);
+        m.bulk_row(RowOutcome::Succeeded);
+        let text = m.render();
+        assert!(text.contains(r#"cdf_commands_total{command="provisionThing",outcome="retried"} 1"#), "{text}");
+        assert!(text.contains(r#"cdf_commands_total{command="getThing",outcome="abandoned"} 1"#), "{text}");
+        assert!(text.contains(r#"cdf_dead_lettered_total{code="THING_NOT_FOUND"} 1"#), "{text}");
+        assert!(text.contains(r#"cdf_bulk_rows_total{outcome="SUCCEEDED"} 1"#), "{text}");
+        assert_eq!(m.commands_ended(CommandOutcome::Retried), 2);
+        assert_eq!(m.commands_ended(CommandOutcome::Abandoned), 1);
+        assert_eq!(m.commands_ended(CommandOutcome::Done), 0);
+        assert_eq!(m.dead_lettered_total(), 2);
     }
 }

@@ -34,12 +34,13 @@ struct Running {
     queue: Arc<MemoryQueue>,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
-    worker_stats: Arc<cdf_provisioning::worker::WorkerStats>,
+    worker_stats: cdf_provisioning::worker::WorkerStats,
 }
 
 fn start(f: &Fixture, settings: WorkerSettings) -> Running {
     let queue = Arc::new(MemoryQueue::new(VISIBILITY, 5));
-    let worker = Worker::new(f.app.clone(), queue.clone(), settings);
+    let metrics = Arc::new(cdf_provisioning::metrics::Metrics::new());
+    let worker = Worker::new(f.app.clone(), queue.clone(), settings).with_metrics(metrics);
     let worker_stats = worker.stats();
     let stop = CancellationToken::new();
     let done = tokio::spawn(worker.run(stop.clone()));
@@ -129,7 +130,7 @@ async fn a_throttled_command_stays_on_the_queue_and_succeeds_later() {
     let record = f.record("k");
     assert_eq!(record.status, CommandStatus::Succeeded);
     assert_eq!(record.attempts, 3);
-    assert_eq!(run.worker_stats.snapshot()[2], 2, "two retries");
+    assert_eq!(run.worker_stats.retried(), 2, "two retries");
     assert!(run.queue.dead_letters().is_empty());
 }
 
@@ -149,7 +150,7 @@ async fn shutdown_mid_command_exits_within_the_grace_period_and_loses_nothing() 
     run.done.await.unwrap();
     let took = signalled.elapsed();
     assert!(took <= Duration::from_secs(5) + Duration::from_millis(200), "took {took:?}");
-    assert_eq!(run.worker_stats.snapshot()[4], 1, "one command abandoned");
+    assert_eq!(run.worker_stats.abandoned(), 1, "one command abandoned");
     assert_eq!(run.queue.pending(), 1, "the unfinished message was not deleted");
 
     // It comes back after its visibility timeout and a new worker finishes it.
@@ -174,7 +175,7 @@ async fn the_heartbeat_keeps_a_long_command_invisible() {
     settle(&run.queue, |q| q.pending() == 0).await;
     run.stop.cancel();
     run.done.await.unwrap();
-    assert_eq!(run.worker_stats.snapshot()[0], 1, "received once: never redelivered");
+    assert_eq!(run.worker_stats.received(), 1, "received once: never redelivered");
     assert_eq!(f.record("long").attempts, 1);
 }
 
@@ -189,7 +190,7 @@ async fn failed_deletes_are_retried() {
     run.stop.cancel();
     run.done.await.unwrap();
     assert_eq!(run.queue.faults.count(QueueOp::DeleteBatch), 3);
-    assert_eq!(run.worker_stats.snapshot()[0], 1);
+    assert_eq!(run.worker_stats.received(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,7 +204,7 @@ async fn an_attempt_that_loses_its_lease_stops_at_once() {
     run.queue.send(&body("taken", "getThing", serde_json::json!({"thingName": "t1"}))).await.unwrap();
     // The first heartbeat (a third of the visibility timeout) finds the lease lost.
     tokio::time::sleep(VISIBILITY / 3 + Duration::from_secs(1)).await;
-    assert_eq!(run.worker_stats.snapshot()[2], 1, "the attempt stopped and left the message for later");
+    assert_eq!(run.worker_stats.retried(), 1, "the attempt stopped and left the message for later");
     assert_eq!(f.record("taken").status, CommandStatus::InProgress, "it recorded nothing");
     assert_eq!(run.queue.deleted(), 0);
     run.stop.cancel();

@@ -42,7 +42,7 @@ impl Work<'_> {
     pub(super) fn subject(&self) -> Option<String> {
         match self {
             Self::Command(command) => command.subject(),
-            Self::Row { request, .. } => request.parameters.get("ThingName").cloned(),
+            Self::Row { request, .. } => request.thing_name().map(str::to_owned),
         }
     }
 }

@@ -20,7 +20,6 @@ pub mod engine;
 pub mod health;
 pub mod progress;
 pub mod provision;
-pub mod rate_limits;
 pub mod retry;
 pub mod templates;
 

@@ -10,7 +10,7 @@ use crate::adapters::aws::{
     SnsEventPublisher, SqsCommandQueue, SqsEventPublisher,
 };
 use crate::adapters::file::FileCaKeyStore;
-use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
+use crate::adapters::rate_limited::{RateLimitedRegistry, RateLimits};
 use crate::app::{App, Ports};
 use crate::config::{Config, EventsDestination};
 use crate::ports::{CommandSender, ErrorKind, EventPublisher, PortError, SendFailure, SystemClock};

@@ -8,53 +8,32 @@
 //! `Cancelled`) announces it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::command::IdempotencyKey;
 use super::error::CommandError;
-use super::thing::{Arn, CertificateId};
+use super::ids::IdempotencyKey;
+pub use super::ids::TaskId;
+use super::thing::{Arn, CertificateId, THING_NAME_PARAMETER};
 
 /// Rows per chunk message: 100 rows keep a message far below SQS's 256 KiB and a chunk's run
 /// well inside a visibility timeout, and make a 100,000-row task about a thousand messages.
 pub const ROWS_PER_CHUNK: usize = 100;
 
-/// Namespace of task ids (UUIDv5 of the producer's idempotency key).
-const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x3c4d_1f0a_7b2e_5d9c_a1e8_44f0_6b2d_90c3);
-
-/// A bulk task's id: derived from the producer's idempotency key, so the same key is the same
-/// task wherever it is submitted (queue or REST).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TaskId(String);
-
-impl TaskId {
-    /// The task of the command with idempotency key `key`.
-    pub fn for_key(key: &IdempotencyKey) -> Self {
-        Self(Uuid::new_v5(&TASK_ID_NAMESPACE, key.as_str().as_bytes()).to_string())
-    }
-
-    /// Parses a task id given by a caller; `None` unless it is a UUID.
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::parse_str(text).ok().map(|id| Self(id.to_string()))
-    }
-
-    /// The id text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Where a task stands, in AWS's vocabulary (`DescribeThingRegistrationTask`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 pub enum TaskStatus {
     /// Rows are being provisioned.
     InProgress,
@@ -76,9 +55,7 @@ impl TaskStatus {
 
     /// Parses the stored spelling.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::InProgress, Self::Completed, Self::Failed, Self::Cancelling, Self::Cancelled]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        text.parse().ok()
     }
 
     /// Whether rows may still start.
@@ -207,8 +184,21 @@ pub struct BulkTaskView {
 }
 
 /// How one row ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum RowOutcome {
     /// The device was provisioned.
     Succeeded,
@@ -221,11 +211,7 @@ pub enum RowOutcome {
 impl RowOutcome {
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Skipped => "SKIPPED",
-        }
+        self.into()
     }
 }
 
@@ -262,6 +248,13 @@ pub struct BulkRow {
     pub row: u32,
     /// Template parameters.
     pub parameters: BTreeMap<String, String>,
+}
+
+impl BulkRow {
+    /// The thing the row names: its `ThingName` parameter, if it has one.
+    pub fn thing_name(&self) -> Option<&str> {
+        self.parameters.get(THING_NAME_PARAMETER).map(String::as_str)
+    }
 }
 
 /// How a rows file is written, told by its name: `.csv` is CSV with a header row naming the

@@ -11,13 +11,16 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use strum::{EnumDiscriminants, IntoStaticStr, VariantArray};
+use strum::{EnumDiscriminants, EnumString, IntoStaticStr, VariantArray};
 
-use super::bulk::{BulkRow, TaskId};
+use super::bulk::BulkRow;
 use super::error::{CommandError, ErrorCode};
+pub use super::error::{bounded, bounded_to};
+pub use super::ids::IdempotencyKey;
+use super::ids::TaskId;
 use super::location::Location;
 use super::schema::command_schema;
-use super::thing::{CertificateStatus, ThingName};
+use super::thing::{CertificateStatus, THING_NAME_PARAMETER, ThingName};
 
 /// The envelope version this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -28,7 +31,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[strum_discriminants(
     name(CommandType),
     doc = "Which command a record or event is about (the envelope's `type`).",
-    derive(Hash, Serialize, Deserialize, IntoStaticStr, VariantArray),
+    derive(Hash, Serialize, Deserialize, IntoStaticStr, EnumString, VariantArray),
     serde(rename_all = "camelCase"),
     strum(serialize_all = "camelCase")
 )]
@@ -145,6 +148,13 @@ pub struct ProvisionRequest {
     pub cdf_provisioning_parameters: Value,
 }
 
+impl ProvisionRequest {
+    /// The thing the request names: its `ThingName` parameter, if it has one.
+    pub fn thing_name(&self) -> Option<&str> {
+        self.parameters.get(THING_NAME_PARAMETER).map(String::as_str)
+    }
+}
+
 impl CommandType {
     /// The envelope's spelling.
     pub fn as_str(self) -> &'static str {
@@ -152,7 +162,7 @@ impl CommandType {
     }
 
     fn parse(value: &str) -> Option<Self> {
-        Self::VARIANTS.iter().copied().find(|t| t.as_str() == value)
+        value.parse().ok()
     }
 }
 
@@ -188,34 +198,12 @@ impl Command {
             Self::GetThing(ThingRef { thing_name })
             | Self::DeleteThing(DeleteThing { thing_name, .. })
             | Self::UpdateThingCertificates(UpdateThingCertificates { thing_name, .. }) => Some(thing_name.to_string()),
-            Self::ProvisionThing(request) => request.parameters.get("ThingName").cloned(),
+            Self::ProvisionThing(request) => request.thing_name().map(str::to_owned),
             Self::BulkProvisionThings(_) => None,
             Self::ProvisionBulkChunk(BulkChunk { task_id, .. }) | Self::CancelBulkTask(TaskRef { task_id }) => {
                 Some(format!("task/{task_id}"))
             }
         }
-    }
-}
-
-/// The producer's idempotency key (or the SQS message id when the producer gave none).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// Wraps a key; the schema has already checked its shape for keys from messages.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -341,19 +329,6 @@ impl Rejected {
 /// Where the envelope names its command type.
 fn type_at() -> Location {
     Location::message().child("type")
-}
-
-/// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
-pub fn bounded(text: &str) -> String {
-    bounded_to(text, 64)
-}
-
-/// At most `max` characters of `text`, the cut marked with the full length.
-pub fn bounded_to(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_owned(),
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
-    }
 }
 
 /// SHA-256 over the canonical JSON (sorted keys, no whitespace) of type and payload, so

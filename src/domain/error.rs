@@ -8,8 +8,21 @@ use serde::{Deserialize, Serialize};
 use super::location::Location;
 
 /// Stable, machine-readable error codes; published in events and stored in records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The message is not JSON, or not a command envelope.
     InvalidMessage,
@@ -47,6 +60,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code's spelling (`THING_NOT_FOUND`, ...), as serialized.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// Whether the command may succeed if run again later.
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Throttled | Self::Transient)
@@ -55,8 +73,7 @@ impl ErrorCode {
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        f.write_str(&text)
+        f.write_str(self.as_str())
     }
 }
 
@@ -66,10 +83,16 @@ pub const MAX_MESSAGE: usize = 2_000;
 /// Longest path an error keeps (characters).
 pub const MAX_PATH: usize = 300;
 
-/// `text` cut to `max` characters, saying how long it was.
-fn cap(text: String, max: usize) -> String {
+/// At most 64 characters of an input echoed in an error, so a huge value is never repeated.
+pub fn bounded(text: &str) -> String {
+    bounded_to(text, 64)
+}
+
+/// At most `max` characters of `text`, the cut marked with the full length: the one way an
+/// input is shortened wherever it is echoed (errors, logs, answers).
+pub fn bounded_to(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
-        None => text,
+        None => text.to_owned(),
         Some((cut, _)) => format!("{}… (cut from {} bytes)", &text[..cut], text.len()),
     }
 }
@@ -91,7 +114,7 @@ pub struct CommandError {
 impl CommandError {
     /// An error without a path.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: cap(message.into(), MAX_MESSAGE), path: None }
+        Self { code, message: bounded_to(&message.into(), MAX_MESSAGE), path: None }
     }
 
     /// Names the location at fault.

@@ -10,8 +10,9 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::bulk::BulkTaskView;
-use super::command::{CommandType, IdempotencyKey};
+use super::command::CommandType;
 use super::error::CommandError;
+use super::ids::IdempotencyKey;
 use super::record::Outcome;
 
 /// Namespace of event ids (a UUIDv5 of this crate's name under the URL namespace).

@@ -12,6 +12,8 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::error::bounded_to;
+
 /// The document a [`Location`] points into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Document {
@@ -143,12 +145,7 @@ impl Location {
     /// The location cut to `max` characters, so that a huge key is never repeated whole.
     #[must_use]
     pub(crate) fn capped(mut self, max: usize) -> Self {
-        let floor = self.document.prefix().len();
-        if let Some((cut, _)) = self.text.char_indices().nth(max.max(floor)) {
-            let total = self.text.len();
-            self.text.truncate(cut);
-            self.text.push_str(&format!("… (cut from {total} bytes)"));
-        }
+        self.text = bounded_to(&self.text, max.max(self.document.prefix().len()));
         self
     }
 }

@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bulk::TaskId;
 use super::checkpoint::StoredCheckpoints;
-use super::command::{CommandType, IdempotencyKey};
+use super::command::CommandType;
 use super::error::CommandError;
+use super::ids::{IdempotencyKey, TaskId};
 use super::result::CommandResult;
 
 /// Where an item lives in the table.
@@ -55,8 +55,21 @@ impl ItemKey {
 }
 
 /// Where a command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CommandStatus {
     /// An attempt holds (or held) the lease and has not recorded an outcome.
     InProgress,
@@ -69,16 +82,12 @@ pub enum CommandStatus {
 impl CommandStatus {
     /// Stored spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "IN_PROGRESS",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-        }
+        self.into()
     }
 
     /// Parses the stored spelling.
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::InProgress, Self::Succeeded, Self::Failed].into_iter().find(|s| s.as_str() == value)
+        value.parse().ok()
     }
 
     /// Whether the command has an outcome.

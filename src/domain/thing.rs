@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{CommandError, ErrorCode};
 use super::location::Location;
 
+/// The template parameter that names the thing, by AWS's and CDF's convention.
+pub const THING_NAME_PARAMETER: &str = "ThingName";
+
 /// A validated AWS IoT thing name: 1 to 128 characters of `[a-zA-Z0-9:_-]`
 /// (the pattern of the IoT `CreateThing` API).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,8 +68,21 @@ impl fmt::Display for ThingName {
 ///
 /// Only [`CertificateStatus::settable`] values may be requested by callers; the others
 /// are states IoT puts certificates in by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CertificateStatus {
     /// Usable for connections.
     Active,
@@ -88,28 +104,12 @@ impl CertificateStatus {
 
     /// IoT's spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Inactive => "INACTIVE",
-            Self::Revoked => "REVOKED",
-            Self::PendingTransfer => "PENDING_TRANSFER",
-            Self::PendingActivation => "PENDING_ACTIVATION",
-            Self::RegisterInactive => "REGISTER_INACTIVE",
-        }
+        self.into()
     }
 
     /// Parses IoT's spelling of any status.
     pub fn from_iot(value: &str) -> Option<Self> {
-        [
-            Self::Active,
-            Self::Inactive,
-            Self::Revoked,
-            Self::PendingTransfer,
-            Self::PendingActivation,
-            Self::RegisterInactive,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
+        value.parse().ok()
     }
 
     /// Parses a status a caller asked for, accepting only the settable ones.

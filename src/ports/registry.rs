@@ -9,6 +9,7 @@
 //! [`DeviceRegistry`] is all four, for the places that need the whole registry.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
@@ -169,12 +170,28 @@ pub enum IotOperation {
     DetachPolicy,
     ListAttachedPolicies,
     ListTargetsForPolicy,
+    /// Called by `DeletePolicy`'s adapter before the delete (rate-limited with it).
+    ListPolicyVersions,
+    /// Called by `DeletePolicy`'s adapter before the delete (rate-limited with it).
+    DeletePolicyVersion,
     RegisterThing,
 }
 
 impl IotOperation {
     /// Every operation.
     pub const ALL: &'static [IotOperation] = <Self as strum::VariantArray>::VARIANTS;
+
+    /// The operation's API name (`CreateThing`): how quotas are configured.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The operation as port errors and the throttle metric name it: `iot:CreateThing`.
+    pub fn op(self) -> &'static str {
+        static QUALIFIED: LazyLock<Vec<String>> =
+            LazyLock::new(|| IotOperation::ALL.iter().map(|op| format!("iot:{}", op.as_str())).collect());
+        &QUALIFIED[self as usize]
+    }
 
     /// AWS IoT's default quota for the operation, in calls per second per account (AWS IoT
     /// Core endpoints and quotas, as listed by the service's documentation and the Thingpress
@@ -214,4 +231,17 @@ pub struct AwsGeneratedKey {
     pub private_key: Secret,
     /// Its public key (PEM).
     pub public_key_pem: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_named_from_its_variant() {
+        for &op in IotOperation::ALL {
+            assert_eq!(op.op(), format!("iot:{}", op.as_str()));
+            assert_eq!(op.as_str().parse::<IotOperation>().ok(), Some(op));
+        }
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::Instrument;
 
-use super::{Shared, WorkerStats};
+use super::Shared;
+use super::outcome::{Handled, Measured};
 use crate::app::{Disposition, RetryReason};
 use crate::domain::command::Rejected;
 use crate::domain::{CommandEnvelope, IdempotencyKey};
@@ -24,7 +25,10 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
     async {
         let envelope = match CommandEnvelope::read_message(&message.body, &message.message_id) {
             Ok(envelope) => envelope,
-            Err(rejected) => return reject(shared, &message, rejected).await,
+            Err(rejected) => {
+                Handled::Rejected(&rejected.error).log();
+                return reject(shared, &message, rejected).await;
+            }
         };
         let span = tracing::Span::current();
         span.record("idempotency_key", envelope.idempotency_key.as_str());
@@ -38,13 +42,7 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
         let last = shared.queue.max_deliveries().is_some_and(|max| message.receive_count >= max);
         let work = shared.app.handle_delivery(&envelope, &token, last);
         let heartbeat = heartbeat(shared, &message, &envelope.idempotency_key, &token);
-        let metrics = crate::metrics::global();
-        let command = envelope.command.command_type().as_str();
-        let started = tokio::time::Instant::now();
-        metrics.in_flight.inc();
-        let _in_flight = scopeguard(|| {
-            metrics.in_flight.dec();
-        });
+        let measured = Measured::start(&shared.metrics, envelope.command.command_type());
         let disposition = tokio::select! {
             d = work => d,
             () = heartbeat => {
@@ -53,35 +51,28 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
                 Disposition::Retry { after: None, reason: RetryReason::LeaseLost }
             }
             () = shared.abandon.cancelled() => {
-                WorkerStats::bump(&shared.stats.abandoned);
-                metrics.command(command, "abandoned", started.elapsed());
-                tracing::warn!("abandoned at shutdown; it will be redelivered");
+                measured.finish(&Handled::Abandoned);
                 return;
             }
         };
-        let outcome = match &disposition {
-            Disposition::Done => "done",
-            Disposition::Retry { .. } => "retried",
-            Disposition::Reject(_) => "rejected",
-        };
-        metrics.command(command, outcome, started.elapsed());
         match disposition {
             Disposition::Done => {
-                WorkerStats::bump(&shared.stats.completed);
-                tracing::info!("command done");
+                measured.finish(&Handled::Done);
                 if shared.acks.send(message.receipt_handle).await.is_err() {
                     tracing::error!("ack channel closed; the message will be redelivered");
                 }
             }
             Disposition::Retry { after, reason } => {
-                WorkerStats::bump(&shared.stats.retried);
                 let delay = after.unwrap_or_else(|| backoff(message.receive_count, shared.settings.max_retry_delay));
-                tracing::warn!(%reason, retry_in_secs = delay.as_secs(), "command will be retried");
+                measured.finish(&Handled::Retried { reason: &reason, delay });
                 if let Err(e) = shared.queue.change_visibility(&message.receipt_handle, delay).await {
                     tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout applies");
                 }
             }
-            Disposition::Reject(error) => reject(shared, &message, Rejected::of(&envelope, error)).await,
+            Disposition::Reject(error) => {
+                measured.finish(&Handled::Rejected(&error));
+                reject(shared, &message, Rejected::of(&envelope, error)).await;
+            }
         }
     }
     .instrument(span)
@@ -118,11 +109,11 @@ async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey
     }
 }
 
-/// Dead-letters a message that can never run: event first, then the DLQ copy, then the
-/// delete. A failure at any step leaves the message for another try.
+/// Dead-letters a message that can never run (its rejection already logged): event first,
+/// then the DLQ copy, then the delete. A failure at any step leaves the message for another
+/// try.
 async fn reject(shared: &Shared, message: &QueueMessage, rejected: Rejected) {
     let Rejected { idempotency_key: key, thing_name, error } = rejected;
-    tracing::warn!(code = %error.code, path = error.path.as_deref().unwrap_or(""), reason = %error.message, "message rejected");
     if let Err(e) = shared.app.publish_rejection(&key, &message.message_id, thing_name, &error).await {
         tracing::warn!(error = %e, "could not publish command.rejected; will retry");
         return;
@@ -131,8 +122,7 @@ async fn reject(shared: &Shared, message: &QueueMessage, rejected: Rejected) {
         tracing::warn!(error = %e, "could not dead-letter; will retry");
         return;
     }
-    WorkerStats::bump(&shared.stats.rejected);
-    crate::metrics::global().dead_lettered(&error.code.to_string());
+    shared.metrics.dead_lettered(error.code);
     if shared.acks.send(message.receipt_handle.clone()).await.is_err() {
         tracing::error!("ack channel closed; the message will be redelivered");
     }
@@ -150,19 +140,6 @@ fn backoff(receive_count: u32, cap: Duration) -> Duration {
         .build();
     let nth = usize::try_from(receive_count.clamp(1, 32) - 1).unwrap_or(0);
     delays.nth(nth).unwrap_or(cap)
-}
-
-/// Runs `f` when dropped: the in-flight gauge comes down however the handling ends.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 mod acker;
 mod handler;
+mod outcome;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::metrics::{CommandOutcome, Metrics};
 use crate::ports::CommandQueue;
 
 /// How the worker polls and paces itself.
@@ -37,30 +39,38 @@ pub struct WorkerSettings {
     pub max_retry_delay: Duration,
 }
 
-/// Counters of what the worker did, for logs and tests.
-#[derive(Debug, Default)]
+/// What a worker did, for its shutdown line and tests: a view of its [`Metrics`], plus the
+/// messages it received (which no metric counts).
+#[derive(Debug, Clone)]
 pub struct WorkerStats {
-    /// Messages received.
-    pub received: AtomicU64,
-    /// Messages whose outcome was recorded and that were deleted (or queued for deletion).
-    pub completed: AtomicU64,
-    /// Messages left for a later attempt.
-    pub retried: AtomicU64,
-    /// Messages dead-lettered with a reason.
-    pub rejected: AtomicU64,
-    /// Messages abandoned at shutdown (they come back after the visibility timeout).
-    pub abandoned: AtomicU64,
+    metrics: Arc<Metrics>,
+    received: Arc<AtomicU64>,
 }
 
 impl WorkerStats {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Messages received.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
-    /// A plain snapshot: (received, completed, retried, rejected, abandoned).
-    pub fn snapshot(&self) -> [u64; 5] {
-        [&self.received, &self.completed, &self.retried, &self.rejected, &self.abandoned]
-            .map(|c| c.load(Ordering::Relaxed))
+    /// Messages whose outcome was recorded and that were deleted (or queued for deletion).
+    pub fn completed(&self) -> u64 {
+        self.metrics.commands_ended(CommandOutcome::Done)
+    }
+
+    /// Messages left for a later attempt.
+    pub fn retried(&self) -> u64 {
+        self.metrics.commands_ended(CommandOutcome::Retried)
+    }
+
+    /// Messages dead-lettered with a reason.
+    pub fn rejected(&self) -> u64 {
+        self.metrics.dead_lettered_total()
+    }
+
+    /// Messages abandoned at shutdown (they come back after the visibility timeout).
+    pub fn abandoned(&self) -> u64 {
+        self.metrics.commands_ended(CommandOutcome::Abandoned)
     }
 }
 
@@ -69,7 +79,8 @@ struct Shared {
     app: App,
     queue: Arc<dyn CommandQueue>,
     settings: WorkerSettings,
-    stats: Arc<WorkerStats>,
+    metrics: Arc<Metrics>,
+    received: Arc<AtomicU64>,
     acks: mpsc::Sender<String>,
     /// Fired when the grace period is over: unfinished handlers stop without acking.
     abandon: CancellationToken,
@@ -80,7 +91,8 @@ pub struct Worker {
     app: App,
     queue: Arc<dyn CommandQueue>,
     settings: WorkerSettings,
-    stats: Arc<WorkerStats>,
+    metrics: Arc<Metrics>,
+    received: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -90,14 +102,21 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker over `queue` running commands with `app`.
+    /// A worker over `queue` running commands with `app`, counting in the process's metrics.
     pub fn new(app: App, queue: Arc<dyn CommandQueue>, settings: WorkerSettings) -> Self {
-        Self { app, queue, settings, stats: Arc::default() }
+        Self { app, queue, settings, metrics: Arc::clone(crate::metrics::global()), received: Arc::default() }
     }
 
-    /// The worker's counters (live while it runs).
-    pub fn stats(&self) -> Arc<WorkerStats> {
-        Arc::clone(&self.stats)
+    /// The same counting in `metrics` instead (a test's own, say).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the worker did (live while it runs).
+    pub fn stats(&self) -> WorkerStats {
+        WorkerStats { metrics: Arc::clone(&self.metrics), received: Arc::clone(&self.received) }
     }
 
     /// Runs until `shutdown` fires, then stops receiving, gives in-flight commands
@@ -108,11 +127,13 @@ impl Worker {
         let tracker = TaskTracker::new();
         let (acks, ack_rx) = mpsc::channel(1024);
         let acker = tokio::spawn(acker::run(Arc::clone(&self.queue), ack_rx));
+        let stats = self.stats();
         let shared = Arc::new(Shared {
             app: self.app,
             queue: self.queue,
             settings: self.settings.clone(),
-            stats: self.stats,
+            metrics: self.metrics,
+            received: self.received,
             acks,
             abandon: CancellationToken::new(),
         });
@@ -138,13 +159,18 @@ impl Worker {
             shared.abandon.cancel();
             tracker.wait().await;
         }
-        let stats = Arc::clone(&shared.stats);
         drop(shared); // closes the ack channel once every handler is gone
         if let Err(e) = acker.await {
             tracing::error!(error = %e, "ack task failed");
         }
-        let [received, completed, retried, rejected, abandoned] = stats.snapshot();
-        tracing::info!(received, completed, retried, rejected, abandoned, "worker stopped");
+        tracing::info!(
+            received = stats.received(),
+            completed = stats.completed(),
+            retried = stats.retried(),
+            rejected = stats.rejected(),
+            abandoned = stats.abandoned(),
+            "worker stopped"
+        );
     }
 }
 
@@ -181,7 +207,7 @@ async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: Tas
             Ok(messages) => {
                 pauses = receive_backoff();
                 for (message, permit) in messages.into_iter().zip(slots.drain(..)) {
-                    WorkerStats::bump(&shared.stats.received);
+                    shared.received.fetch_add(1, Ordering::Relaxed);
                     let shared = Arc::clone(&shared);
                     tracker.spawn(async move {
                         handler::handle(&shared, message).await;

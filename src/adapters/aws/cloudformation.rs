@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_cloudformation::client::Waiters;
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 
-use super::error::classify;
+use super::error::{classify, counted, failed};
 use crate::ports::{ErrorKind, PortError};
 
 /// A stack's outputs, by output key.
@@ -48,7 +48,7 @@ impl StackDeployer {
                 .send()
                 .await;
             if let Err(e) = updated {
-                let e = classify("cloudformation:UpdateStack", e);
+                let e = counted(classify("cloudformation:UpdateStack", e));
                 // CloudFormation has no error code for "nothing changed", only this message.
                 if !e.message.contains("No updates are to be performed") {
                     return Err(e);
@@ -63,7 +63,7 @@ impl StackDeployer {
                 .capabilities(Capability::CapabilityNamedIam)
                 .send()
                 .await
-                .map_err(|e| classify("cloudformation:CreateStack", e))?;
+                .map_err(failed("cloudformation:CreateStack"))?;
         }
         let waited = if exists {
             self.client.wait_until_stack_update_complete().stack_name(stack).wait(timeout).await.err()
@@ -85,12 +85,7 @@ impl StackDeployer {
 
     /// Deletes `stack` (without waiting).
     pub async fn delete(&self, stack: &str) -> Result<(), PortError> {
-        self.client
-            .delete_stack()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| classify("cloudformation:DeleteStack", e))?;
+        self.client.delete_stack().stack_name(stack).send().await.map_err(failed("cloudformation:DeleteStack"))?;
         Ok(())
     }
 
@@ -98,7 +93,7 @@ impl StackDeployer {
         let out = match self.client.describe_stacks().stack_name(stack).send().await {
             Ok(out) => out,
             Err(e) => {
-                let e = classify("cloudformation:DescribeStacks", e);
+                let e = counted(classify("cloudformation:DescribeStacks", e));
                 // A missing stack is a ValidationError "Stack with id X does not exist".
                 if e.message.contains("does not exist") {
                     return Ok(None);

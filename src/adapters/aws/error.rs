@@ -5,8 +5,27 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
 use crate::ports::{ErrorKind, PortError};
 
-/// Classifies an SDK error from operation `op`.
-#[allow(clippy::needless_pass_by_value)] // called as `.map_err(|e| classify(op, e))`
+/// What a failed SDK call of operation `op` becomes where the call is made: classified, and
+/// counted when AWS throttled it (`.map_err(failed(OP))`).
+pub(crate) fn failed<E>(op: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |err| counted(classify(op, err))
+}
+
+/// Counts a throttled call in the metrics (`cdf_aws_throttles_total{operation}`) and passes the
+/// error on; every classified SDK failure goes through here at its call site.
+pub(crate) fn counted(error: PortError) -> PortError {
+    if error.kind == ErrorKind::Throttled {
+        crate::metrics::global().throttled(error.op);
+    }
+    error
+}
+
+/// Classifies an SDK error from operation `op`. Pure: counting is the call site's
+/// ([`failed`], [`counted`]).
+#[allow(clippy::needless_pass_by_value)] // takes the error the call returned, as `map_err` does
 pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -16,11 +35,7 @@ where
             let code = service.err().code().unwrap_or_default();
             let message = service.err().message().unwrap_or_default();
             let status = service.raw().status().as_u16();
-            let kind = kind_of(code, message, status);
-            if kind == ErrorKind::Throttled {
-                crate::metrics::global().throttled(op);
-            }
-            PortError::new(kind, op, format!("{code}: {message}"))
+            PortError::new(kind_of(code, message, status), op, format!("{code}: {message}"))
         }
         SdkError::ConstructionFailure(_) => {
             PortError::new(ErrorKind::Permanent, op, aws_sdk_sqs::error::DisplayErrorContext(&err).to_string())

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::error::classify;
+use super::error::failed;
 use crate::domain::CloudEvent;
 use crate::ports::{ErrorKind, EventPublisher, PortError};
 
@@ -41,7 +41,7 @@ impl EventPublisher for SqsEventPublisher {
             .message_attributes("ce-type", attribute)
             .send()
             .await
-            .map_err(|e| classify("sqs:SendMessage(event)", e))?;
+            .map_err(failed("sqs:SendMessage(event)"))?;
         Ok(())
     }
 }
@@ -75,7 +75,7 @@ impl EventPublisher for SnsEventPublisher {
             .message_attributes("ce-type", attribute)
             .send()
             .await
-            .map_err(|e| classify("sns:Publish", e))?;
+            .map_err(failed("sns:Publish"))?;
         Ok(())
     }
 }

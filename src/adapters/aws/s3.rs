@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::error::classify;
+use super::error::{classify, counted, failed};
 use crate::crypto::Secret;
 use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
 
@@ -26,7 +26,7 @@ async fn get_text(
     bucket: &str,
     key: &str,
 ) -> Result<(String, Option<String>), PortError> {
-    let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify(op, e))?;
+    let out = client.get_object().bucket(bucket).key(key).send().await.map_err(failed(op))?;
     let etag = out.e_tag().map(str::to_owned);
     Ok((read_text(op, out.body).await?, etag))
 }
@@ -81,7 +81,7 @@ impl TemplateStore for S3TemplateStore {
                 Ok(cached.map(|(_, text)| text).unwrap_or_default())
             }
             Err(e) => {
-                let mut e = classify(OP, e);
+                let mut e = counted(classify(OP, e));
                 if e.kind == ErrorKind::NotFound {
                     e.message = format!("no template s3://{}/{key}", self.bucket);
                 }
@@ -106,7 +106,7 @@ impl TemplateStore for S3TemplateStore {
             .content_type("application/json")
             .send()
             .await
-            .map_err(|e| classify("s3:PutObject(template)", e))?;
+            .map_err(failed("s3:PutObject(template)"))?;
         Ok(TemplateVersion { template_id: template_id.to_owned(), version: out.e_tag().unwrap_or_default().to_owned() })
     }
 
@@ -114,7 +114,7 @@ impl TemplateStore for S3TemplateStore {
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).into_paginator().send();
         let mut templates = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("s3:ListObjectsV2(templates)", e))?;
+            let page = page.map_err(failed("s3:ListObjectsV2(templates)"))?;
             for object in page.contents() {
                 let id =
                     object.key().and_then(|k| k.strip_prefix(&self.prefix)).and_then(|k| k.strip_suffix(&self.suffix));
@@ -136,14 +136,14 @@ impl TemplateStore for S3TemplateStore {
             .key(&key)
             .send()
             .await
-            .map_err(|e| classify("s3:HeadObject(template)", e))?;
+            .map_err(failed("s3:HeadObject(template)"))?;
         self.client
             .delete_object()
             .bucket(&self.bucket)
             .key(&key)
             .send()
             .await
-            .map_err(|e| classify("s3:DeleteObject(template)", e))?;
+            .map_err(failed("s3:DeleteObject(template)"))?;
         Ok(())
     }
 }
@@ -186,7 +186,7 @@ impl SecretSink for S3SecretSink {
             .server_side_encryption(ServerSideEncryption::Aes256)
             .send()
             .await
-            .map_err(|e| classify("s3:PutObject(secret)", e))?;
+            .map_err(failed("s3:PutObject(secret)"))?;
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 
@@ -197,7 +197,7 @@ impl SecretSink for S3SecretSink {
             .key(self.key(name))
             .send()
             .await
-            .map_err(|e| classify("s3:DeleteObject(secret)", e))?;
+            .map_err(failed("s3:DeleteObject(secret)"))?;
         Ok(())
     }
 
@@ -256,7 +256,7 @@ impl RowSource for S3RowSource {
         const OP: &str = "s3:GetObject(rows)";
         use futures::StreamExt;
         use tokio::io::AsyncBufReadExt;
-        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(OP, e))?;
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(failed(OP))?;
         // `None` once the object is read or a read failed: nothing follows an error.
         let reader = Some(out.body.into_async_read().lines());
         let stream = futures::stream::unfold(reader, |reader| async move {

@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
-use super::error::classify;
+use super::error::failed;
 use crate::domain::CommandError;
 use crate::ports::{CommandQueue, CommandSender, DeleteFailure, ErrorKind, PortError, QueueMessage, SendFailure};
 
@@ -39,7 +39,7 @@ pub(crate) async fn resolve_queue_url(client: &aws_sdk_sqs::Client, queue: &str)
         return Ok(queue.to_owned());
     }
     let name = queue.rsplit(':').next().unwrap_or(queue); // accepts an ARN too
-    let out = client.get_queue_url().queue_name(name).send().await.map_err(|e| classify("sqs:GetQueueUrl", e))?;
+    let out = client.get_queue_url().queue_name(name).send().await.map_err(failed("sqs:GetQueueUrl"))?;
     out.queue_url()
         .map(str::to_owned)
         .ok_or_else(|| PortError::new(ErrorKind::NotFound, "sqs:GetQueueUrl", format!("no URL for queue {name}")))
@@ -70,7 +70,7 @@ impl SqsCommandQueue {
             .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
+            .map_err(failed("sqs:GetQueueAttributes"))?;
         let policy = attributes
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
@@ -123,7 +123,7 @@ impl CommandQueue for SqsCommandQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| classify("sqs:ReceiveMessage", e))?;
+            .map_err(failed("sqs:ReceiveMessage"))?;
         Ok(out
             .messages()
             .iter()
@@ -158,7 +158,7 @@ impl CommandQueue for SqsCommandQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         Ok(out
             .failed()
             .iter()
@@ -185,12 +185,12 @@ impl CommandQueue for SqsCommandQueue {
             .visibility_timeout(i32::try_from(timeout.as_secs().min(43_200)).unwrap_or(43_200))
             .send()
             .await
-            .map_err(|e| classify("sqs:ChangeMessageVisibility", e))?;
+            .map_err(failed("sqs:ChangeMessageVisibility"))?;
         Ok(())
     }
 
     async fn dead_letter(&self, message: &QueueMessage, reason: &CommandError) -> Result<(), PortError> {
-        let mut reason_text: String = reason.message.chars().take(1024).collect();
+        let mut reason_text = crate::domain::error::bounded_to(&reason.message, 1024);
         if reason_text.is_empty() {
             reason_text.push('-');
         }
@@ -205,7 +205,7 @@ impl CommandQueue for SqsCommandQueue {
         if let Some(path) = &reason.path {
             request = request.message_attributes(REJECTION_PATH_ATTRIBUTE, text(path)?);
         }
-        request.send().await.map_err(|e| classify("sqs:SendMessage(dead-letter)", e))?;
+        request.send().await.map_err(failed("sqs:SendMessage(dead-letter)"))?;
         Ok(())
     }
 }
@@ -220,7 +220,7 @@ impl CommandSender for SqsCommandQueue {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| classify("sqs:SendMessage", e))?;
+            .map_err(failed("sqs:SendMessage"))?;
         Ok(out.message_id().unwrap_or_default().to_owned())
     }
 
@@ -247,7 +247,7 @@ impl CommandSender for SqsCommandQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         Ok(out
             .failed()
             .iter()

@@ -15,6 +15,7 @@ use crate::domain::bulk::{
 };
 use crate::domain::command::{BulkChunk, BulkRequest, bounded};
 use crate::domain::template::Template;
+use crate::domain::thing::THING_NAME_PARAMETER;
 use crate::domain::{Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, Location};
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
@@ -280,7 +281,7 @@ fn invalid_row(
     RowResult {
         row,
         outcome: RowOutcome::Failed,
-        thing_name: parameters.get("ThingName").map(|n| bounded(n)),
+        thing_name: parameters.get(THING_NAME_PARAMETER).map(|n| bounded(n)),
         certificate_id: None,
         certificate_arn: None,
         private_key_secret: None,

@@ -63,7 +63,7 @@ impl App {
                 RowRun::Finished(RowResult {
                     row: row.row,
                     outcome: RowOutcome::Skipped,
-                    thing_name: row.parameters.get("ThingName").cloned(),
+                    thing_name: row.thing_name().map(str::to_owned),
                     certificate_id: None,
                     certificate_arn: None,
                     private_key_secret: None,
@@ -78,7 +78,7 @@ impl App {
                 }
             };
             if counted {
-                crate::metrics::global().bulk_row(result.outcome.as_str());
+                crate::metrics::global().bulk_row(result.outcome);
                 match result.outcome {
                     RowOutcome::Succeeded => report.succeeded += 1,
                     RowOutcome::Failed => report.failed += 1,
@@ -113,7 +113,7 @@ impl App {
         let token = uuid::Uuid::new_v4().to_string();
         let work = Work::Row { task, request: &request };
         let delivery = Delivery { key: &key, payload_hash: &hash, lease_token: &token, last };
-        let thing_name = request.parameters.get("ThingName").cloned();
+        let thing_name = request.thing_name().map(str::to_owned);
         // Boxed: a row runs through the same dispatch that runs this chunk.
         let finished = match Box::pin(self.attempt(work, &delivery)).await {
             Ok(Ran::Outcome(outcome)) => self.finish_row(&delivery, *outcome, task, row.row, thing_name.clone()).await,

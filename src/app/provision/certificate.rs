@@ -4,6 +4,7 @@
 use super::{Provisioner, created, fail, missing_as};
 use crate::app::progress::Progress;
 use crate::crypto::{self, Secret};
+use crate::domain::certificate;
 use crate::domain::checkpoint::{CertificateRequested, CertificateStep, Checkpoint, KeyStep};
 use crate::domain::registry::CertificateInfo;
 use crate::domain::template::plan::CertificateSource;
@@ -130,7 +131,7 @@ impl Provisioner<'_> {
         thing_name: Option<&str>,
         progress: &mut Progress<'_>,
     ) -> Result<CertificateStep, CommandError> {
-        let public_key = crypto::csr_public_key(csr).ok().map(hex::encode);
+        let public_key = certificate::csr_public_key(csr).ok().map(hex::encode);
         if let (Some(requested), Some(public_key)) = (progress.saved().certificate_requested.clone(), &public_key)
             && &requested.public_key == public_key
             && let Some(cert) = self.obtained_before(public_key, requested.at_ms, thing_name).await?
@@ -160,7 +161,7 @@ impl Provisioner<'_> {
         let ours = |c: &CertificateInfo| {
             c.certificate_pem
                 .as_deref()
-                .and_then(|pem| crypto::certificate_public_key(pem).ok())
+                .and_then(|pem| certificate::certificate_public_key(pem).ok())
                 .is_some_and(|key| hex::encode(key) == public_key)
         };
         // Certificates listed a little before the note still count: clocks differ.
@@ -229,7 +230,7 @@ impl Provisioner<'_> {
             Ok(cert) => Ok(created(cert)),
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
                 // Registered by an earlier attempt (or before): the id is the DER's hash.
-                let id = crypto::certificate_id(pem)
+                let id = certificate::certificate_id(pem)
                     .map_err(|e| CommandError::new(ErrorCode::ValidationFailed, e.to_string()))?;
                 let info = self.registry.describe_certificate(&id).await.map_err(fail)?;
                 Ok(CertificateStep {

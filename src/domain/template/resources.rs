@@ -321,7 +321,7 @@ pub(super) fn certificate_spec(
     // AWS error later (or a 500 from an emulator).
     if let Some(csr) = &csr
         && !csr.contains(UNKNOWN_MARK)
-        && let Err(e) = crate::crypto::check_csr(csr)
+        && let Err(e) = crate::domain::certificate::check_csr(csr)
     {
         errors.push(at_input(
             properties.get("CertificateSigningRequest"),
@@ -331,7 +331,7 @@ pub(super) fn certificate_spec(
     }
     if let Some(pem) = &pem
         && !pem.contains(UNKNOWN_MARK)
-        && let Err(e) = crate::crypto::check_certificate(pem)
+        && let Err(e) = crate::domain::certificate::check_certificate(pem)
     {
         errors.push(at_input(
             properties.get("CertificatePem"),

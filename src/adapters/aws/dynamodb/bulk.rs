@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 
 use super::item::{Item, item_key, n, s};
 use super::{DynamoStateStore, FinishUpdate, Finishing};
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::{classify, counted, failed};
 use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
 use crate::domain::record::{ItemKey, Outcome};
@@ -126,7 +126,7 @@ impl BulkStore for DynamoStateStore {
         match put {
             Ok(_) => Ok(task.clone()),
             Err(e) => {
-                let e = classify("dynamodb:PutItem(task)", e);
+                let e = counted(classify("dynamodb:PutItem(task)", e));
                 if e.kind != ErrorKind::ConditionFailed {
                     return Err(e);
                 }
@@ -146,7 +146,7 @@ impl BulkStore for DynamoStateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify("dynamodb:GetItem(task)", e))?;
+            .map_err(failed("dynamodb:GetItem(task)"))?;
         out.item().map(task_from_item).transpose()
     }
 
@@ -162,7 +162,7 @@ impl BulkStore for DynamoStateStore {
         match written {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = classify(OP, e);
+                let e = counted(classify(OP, e));
                 // The row item exists: this row was counted by an earlier attempt.
                 if e.kind == ErrorKind::ConditionFailed && self.row_exists(&bulk_task.task_id, row.row).await? {
                     Ok(false)
@@ -208,7 +208,7 @@ impl BulkStore for DynamoStateStore {
             .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now_ms)?).build())
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         Ok(())
     }
 
@@ -237,7 +237,7 @@ impl BulkStore for DynamoStateStore {
         match out {
             Ok(out) => out.attributes().map(task_from_item).transpose(),
             Err(e) => {
-                let e = classify("dynamodb:UpdateItem(task status)", e);
+                let e = counted(classify("dynamodb:UpdateItem(task status)", e));
                 if e.kind == ErrorKind::ConditionFailed { Ok(None) } else { Err(e) }
             }
         }
@@ -272,7 +272,7 @@ impl BulkStore for DynamoStateStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         out.attributes()
             .map(task_from_item)
             .unwrap_or_else(|| Err(PortError::new(ErrorKind::Transient, OP, "response carried no attributes")))
@@ -289,7 +289,7 @@ impl BulkStore for DynamoStateStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await
-            .map_err(|e| classify("dynamodb:UpdateItem(task event)", e))?;
+            .map_err(failed("dynamodb:UpdateItem(task event)"))?;
         Ok(())
     }
 
@@ -322,7 +322,7 @@ impl BulkStore for DynamoStateStore {
                     .expression_attribute_names("#out", "outcome")
                     .expression_attribute_values(":out", s(outcome.as_str()));
             }
-            let out = query.send().await.map_err(|e| classify(OP, e))?;
+            let out = query.send().await.map_err(failed(OP))?;
             for item in out.items() {
                 rows.push(row_from_item(item)?);
             }
@@ -394,7 +394,7 @@ impl DynamoStateStore {
             .projection_expression("pk")
             .send()
             .await
-            .map_err(|e| classify("dynamodb:GetItem(row)", e))?;
+            .map_err(failed("dynamodb:GetItem(row)"))?;
         Ok(out.item().is_some())
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::DynamoStateStore;
 use super::item::{Item, from_item, n, record_of, s};
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey};
 use crate::domain::{CommandResult, IdempotencyKey};
 use crate::ports::{ErrorKind, PortError};
@@ -76,7 +76,7 @@ impl DynamoStateStore {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         if items.len() != count {
             return Err(unreadable(format!("{} of {count} result chunks found", items.len())));
         }
@@ -102,7 +102,7 @@ impl DynamoStateStore {
             .projection_expression("expiresAt")
             .send()
             .await
-            .map_err(|e| classify("dynamodb:GetItem(expiry)", e))?
+            .map_err(failed("dynamodb:GetItem(expiry)"))?
             .item()
             .and_then(|i| i.get("expiresAt").cloned())
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, OP, "the record is gone"))?;
@@ -114,13 +114,7 @@ impl DynamoStateStore {
                 ("data".to_owned(), s(*piece)),
                 ("expiresAt".to_owned(), expires_at.clone()),
             ]);
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| classify(OP, e))?;
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(failed(OP))?;
         }
         Ok(pieces.len())
     }
@@ -160,7 +154,7 @@ impl DynamoStateStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         let mut record = record_of(OP, out.attributes())?;
         record.result = Some(result.clone());
         Ok(record)

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::error::classify;
+use super::error::{classify, counted, failed};
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
 use crate::domain::{CommandError, CommandResult, IdempotencyKey};
@@ -118,7 +118,7 @@ impl StateStore for DynamoStateStore {
                         None => Err(PortError::new(ErrorKind::ConditionFailed, "dynamodb:PutItem", "record vanished")),
                     };
                 }
-                Err(classify("dynamodb:PutItem", err))
+                Err(counted(classify("dynamodb:PutItem", err)))
             }
         }
     }
@@ -155,7 +155,7 @@ impl StateStore for DynamoStateStore {
                 .expression_attribute_values(":expected", s(token)),
             None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
         };
-        let out = request.send().await.map_err(|e| classify(OP, e))?;
+        let out = request.send().await.map_err(failed(OP))?;
         record_of(OP, out.attributes())
     }
 
@@ -174,7 +174,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":token", s(token))
             .send()
             .await
-            .map_err(|e| classify("dynamodb:UpdateItem(renew_lease)", e))?;
+            .map_err(failed("dynamodb:UpdateItem(renew_lease)"))?;
         Ok(())
     }
 
@@ -204,7 +204,7 @@ impl StateStore for DynamoStateStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
+            .map_err(failed(OP))?;
         record_of(OP, out.attributes())
     }
 
@@ -234,7 +234,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":token", s(token))
             .send()
             .await
-            .map_err(|e| classify("dynamodb:UpdateItem(release)", e))?;
+            .map_err(failed("dynamodb:UpdateItem(release)"))?;
         Ok(())
     }
 
@@ -264,7 +264,7 @@ impl StateStore for DynamoStateStore {
             .update_expression(format!("SET {}", sets.join(", ")))
             .send()
             .await
-            .map_err(|e| classify("dynamodb:UpdateItem(checkpoint)", e))?;
+            .map_err(failed("dynamodb:UpdateItem(checkpoint)"))?;
         Ok(())
     }
 
@@ -279,7 +279,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await
-            .map_err(|e| classify("dynamodb:UpdateItem(mark_event_published)", e))?;
+            .map_err(failed("dynamodb:UpdateItem(mark_event_published)"))?;
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl StateStore for DynamoStateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify("dynamodb:GetItem", e))?;
+            .map_err(failed("dynamodb:GetItem"))?;
         match out.item() {
             None => Ok(None),
             Some(item) => self.load(item).await.map(Some),

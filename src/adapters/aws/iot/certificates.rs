@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::CertificateStatus as IotStatus;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::{CertificateInfo, IssuedCertificate};
 use crate::domain::secret::Secret;
 use crate::domain::{Arn, CertificateId, CertificateStatus};
-use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, PortError};
+use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, IotOperation, PortError};
 
 /// For calls that are not idempotent (each makes a new certificate): no retry by the SDK. A
 /// timed-out call may have made its certificate; the command's next attempt adopts it (a CSR's)
@@ -45,15 +45,14 @@ fn issued(
 #[async_trait]
 impl Certificates for IotRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
-        const OP: &str = "iot:DescribeCertificate";
-        let out =
-            self.client.describe_certificate().certificate_id(id.as_str()).send().await.map_err(|e| classify(OP, e))?;
+        let op = IotOperation::DescribeCertificate.op();
+        let out = self.client.describe_certificate().certificate_id(id.as_str()).send().await.map_err(failed(op))?;
         let description = out
             .certificate_description()
-            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "response has no certificate description"))?;
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, op, "response has no certificate description"))?;
         let status_text = description.status().map(|s| s.as_str()).unwrap_or_default();
         let status = CertificateStatus::from_iot(status_text).ok_or_else(|| {
-            PortError::new(ErrorKind::Permanent, OP, format!("unknown certificate status {status_text:?}"))
+            PortError::new(ErrorKind::Permanent, op, format!("unknown certificate status {status_text:?}"))
         })?;
         Ok(CertificateInfo {
             certificate_id: description.certificate_id().map_or_else(|| id.clone(), CertificateId::new),
@@ -70,7 +69,7 @@ impl Certificates for IotRegistry {
             .new_status(to_iot(status))
             .send()
             .await
-            .map_err(|e| classify("iot:UpdateCertificate", e))?;
+            .map_err(failed(IotOperation::UpdateCertificate.op()))?;
         Ok(())
     }
 
@@ -81,12 +80,12 @@ impl Certificates for IotRegistry {
             .force_delete(false)
             .send()
             .await
-            .map_err(|e| classify("iot:DeleteCertificate", e))?;
+            .map_err(failed(IotOperation::DeleteCertificate.op()))?;
         Ok(())
     }
 
     async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
-        const OP: &str = "iot:CreateCertificateFromCsr";
+        let op = IotOperation::CreateCertificateFromCsr.op();
         let out = self
             .client
             .create_certificate_from_csr()
@@ -96,12 +95,12 @@ impl Certificates for IotRegistry {
             .config_override(no_retry())
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
-        issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())
+            .map_err(failed(op))?;
+        issued(op, out.certificate_id(), out.certificate_arn(), out.certificate_pem())
     }
 
     async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
-        const OP: &str = "iot:CreateKeysAndCertificate";
+        let op = IotOperation::CreateKeysAndCertificate.op();
         let out = self
             .client
             .create_keys_and_certificate()
@@ -110,10 +109,10 @@ impl Certificates for IotRegistry {
             .config_override(no_retry())
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
-        let certificate = issued(OP, out.certificate_id(), out.certificate_arn(), out.certificate_pem())?;
+            .map_err(failed(op))?;
+        let certificate = issued(op, out.certificate_id(), out.certificate_arn(), out.certificate_pem())?;
         let keys =
-            out.key_pair().ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no key pair in the response"))?;
+            out.key_pair().ok_or_else(|| PortError::new(ErrorKind::Transient, op, "no key pair in the response"))?;
         Ok(AwsGeneratedKey {
             certificate,
             private_key: Secret::new(keys.private_key().unwrap_or_default().to_owned()),
@@ -127,7 +126,7 @@ impl Certificates for IotRegistry {
         ca_certificate_pem: Option<&str>,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        const OP: &str = "iot:RegisterCertificate";
+        let op = IotOperation::RegisterCertificate.op();
         let out = self
             .client
             .register_certificate()
@@ -136,8 +135,8 @@ impl Certificates for IotRegistry {
             .status(initial_status(active))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
-        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+            .map_err(failed(op))?;
+        issued(op, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
     }
 
     async fn register_certificate_without_ca(
@@ -145,7 +144,7 @@ impl Certificates for IotRegistry {
         certificate_pem: &str,
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
-        const OP: &str = "iot:RegisterCertificateWithoutCA";
+        let op = IotOperation::RegisterCertificateWithoutCA.op();
         let out = self
             .client
             .register_certificate_without_ca()
@@ -153,32 +152,27 @@ impl Certificates for IotRegistry {
             .status(initial_status(active))
             .send()
             .await
-            .map_err(|e| classify(OP, e))?;
-        issued(OP, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
+            .map_err(failed(op))?;
+        issued(op, out.certificate_id(), out.certificate_arn(), Some(certificate_pem))
     }
 
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
-        const OP: &str = "iot:DescribeCACertificate";
-        let out = self
-            .client
-            .describe_ca_certificate()
-            .certificate_id(ca_certificate_id)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
+        let op = IotOperation::DescribeCACertificate.op();
+        let out =
+            self.client.describe_ca_certificate().certificate_id(ca_certificate_id).send().await.map_err(failed(op))?;
         out.certificate_description()
             .and_then(|d| d.certificate_pem())
             .map(str::to_owned)
-            .ok_or_else(|| PortError::new(ErrorKind::Transient, OP, "no certificate PEM in the response"))
+            .ok_or_else(|| PortError::new(ErrorKind::Transient, op, "no certificate PEM in the response"))
     }
 
     async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
-        const OP: &str = "iot:ListCertificates";
+        let op = IotOperation::ListCertificates.op();
         let mut pages = self.client.list_certificates().ascending_order(false).page_size(50).into_paginator().send();
         let mut found = Vec::new();
         // Newest first: the first page that reaches back before `since_ms` is the last one read.
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(OP, e))?;
+            let page = page.map_err(failed(op))?;
             let mut reached_older = false;
             for cert in page.certificates() {
                 let created_ms = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::Arn;
 use crate::domain::registry::PolicyInfo;
-use crate::ports::{ErrorKind, Policies, PortError};
+use crate::ports::{ErrorKind, IotOperation, Policies, PortError};
 
 /// Items per page of the list calls.
 const PAGE: i32 = 100;
@@ -15,7 +15,7 @@ const PAGE: i32 = 100;
 impl Policies for IotRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
         let out =
-            self.client.get_policy().policy_name(policy).send().await.map_err(|e| classify("iot:GetPolicy", e))?;
+            self.client.get_policy().policy_name(policy).send().await.map_err(failed(IotOperation::GetPolicy.op()))?;
         Ok(PolicyInfo {
             policy_name: out.policy_name().unwrap_or(policy).to_owned(),
             arn: out.policy_arn().unwrap_or_default().to_owned(),
@@ -30,7 +30,7 @@ impl Policies for IotRegistry {
             .policy_document(document)
             .send()
             .await
-            .map_err(|e| classify("iot:CreatePolicy", e))?;
+            .map_err(failed(IotOperation::CreatePolicy.op()))?;
         Ok(())
     }
 
@@ -42,7 +42,7 @@ impl Policies for IotRegistry {
             .policy_name(policy)
             .send()
             .await
-            .map_err(|e| classify("iot:ListPolicyVersions", e))?;
+            .map_err(failed(IotOperation::ListPolicyVersions.op()))?;
         for version in versions.policy_versions().iter().filter(|v| !v.is_default_version()) {
             if let Some(id) = version.version_id() {
                 let deleted = self
@@ -52,14 +52,19 @@ impl Policies for IotRegistry {
                     .policy_version_id(id)
                     .send()
                     .await
-                    .map_err(|e| classify("iot:DeletePolicyVersion", e));
+                    .map_err(failed(IotOperation::DeletePolicyVersion.op()));
                 match deleted {
                     Err(e) if e.kind != ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
             }
         }
-        self.client.delete_policy().policy_name(policy).send().await.map_err(|e| classify("iot:DeletePolicy", e))?;
+        self.client
+            .delete_policy()
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(failed(IotOperation::DeletePolicy.op()))?;
         Ok(())
     }
 
@@ -70,7 +75,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:AttachPolicy", e))?;
+            .map_err(failed(IotOperation::AttachPolicy.op()))?;
         Ok(())
     }
 
@@ -81,7 +86,7 @@ impl Policies for IotRegistry {
             .target(target.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DetachPolicy", e))?;
+            .map_err(failed(IotOperation::DetachPolicy.op()))?;
         Ok(())
     }
 
@@ -97,7 +102,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListAttachedPolicies", e))?;
+            .map_err(failed(IotOperation::ListAttachedPolicies.op()))?;
         Ok(policies.iter().filter_map(|p| p.policy_name().map(str::to_owned)).collect())
     }
 
@@ -112,7 +117,7 @@ impl Policies for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListTargetsForPolicy", e))?;
+            .map_err(failed(IotOperation::ListTargetsForPolicy.op()))?;
         Ok(targets.into_iter().map(Arn::new).collect())
     }
 }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::Registration;
-use crate::ports::{PortError, ThingRegistration};
+use crate::ports::{IotOperation, PortError, ThingRegistration};
 
 #[async_trait]
 impl ThingRegistration for IotRegistry {
@@ -23,7 +23,7 @@ impl ThingRegistration for IotRegistry {
             .set_parameters(Some(parameters.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| classify("iot:RegisterThing", e))?;
+            .map_err(failed(IotOperation::RegisterThing.op()))?;
         Ok(Registration {
             certificate_pem: out.certificate_pem().map(str::to_owned),
             resource_arns: out.resource_arns().cloned().unwrap_or_default().into_iter().collect(),

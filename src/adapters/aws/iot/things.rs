@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::AttributePayload;
 
 use super::IotRegistry;
-use crate::adapters::aws::error::classify;
+use crate::adapters::aws::error::failed;
 use crate::domain::registry::{GroupInfo, ThingInfo};
 use crate::domain::{Arn, ThingName};
-use crate::ports::{NewThing, PortError, Things};
+use crate::ports::{IotOperation, NewThing, PortError, Things};
 
 /// Items per page of the list calls (IoT's maximum).
 const PAGE: i32 = 100;
@@ -24,7 +24,7 @@ impl Things for IotRegistry {
             .thing_name(thing.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DescribeThing", e))?;
+            .map_err(failed(IotOperation::DescribeThing.op()))?;
         Ok(ThingInfo {
             thing_name: out.thing_name().unwrap_or(thing.as_str()).to_owned(),
             arn: out.thing_arn().unwrap_or_default().to_owned(),
@@ -44,7 +44,7 @@ impl Things for IotRegistry {
             .attribute_payload(payload)
             .send()
             .await
-            .map_err(|e| classify("iot:CreateThing", e))?;
+            .map_err(failed(IotOperation::CreateThing.op()))?;
         Ok(out.thing_arn().unwrap_or_default().to_owned())
     }
 
@@ -66,7 +66,7 @@ impl Things for IotRegistry {
             .attribute_payload(payload)
             .send()
             .await
-            .map_err(|e| classify("iot:UpdateThing", e))?;
+            .map_err(failed(IotOperation::UpdateThing.op()))?;
         Ok(())
     }
 
@@ -76,7 +76,7 @@ impl Things for IotRegistry {
             .thing_name(thing.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DeleteThing", e))?;
+            .map_err(failed(IotOperation::DeleteThing.op()))?;
         Ok(())
     }
 
@@ -91,7 +91,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListThingPrincipals", e))?;
+            .map_err(failed(IotOperation::ListThingPrincipals.op()))?;
         Ok(principals.into_iter().map(Arn::new).collect())
     }
 
@@ -105,7 +105,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListPrincipalThings", e))
+            .map_err(failed(IotOperation::ListPrincipalThings.op()))
     }
 
     async fn attach_thing_principal(&self, thing: &ThingName, principal: &Arn) -> Result<(), PortError> {
@@ -115,7 +115,7 @@ impl Things for IotRegistry {
             .principal(principal.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:AttachThingPrincipal", e))?;
+            .map_err(failed(IotOperation::AttachThingPrincipal.op()))?;
         Ok(())
     }
 
@@ -126,7 +126,7 @@ impl Things for IotRegistry {
             .principal(principal.as_str())
             .send()
             .await
-            .map_err(|e| classify("iot:DetachThingPrincipal", e))?;
+            .map_err(failed(IotOperation::DetachThingPrincipal.op()))?;
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl Things for IotRegistry {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify("iot:ListThingGroupsForThing", e))?;
+            .map_err(failed(IotOperation::ListThingGroupsForThing.op()))?;
         Ok(groups.iter().filter_map(|g| g.group_name().map(str::to_owned)).collect())
     }
 
@@ -152,7 +152,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:DescribeThingGroup", e))?;
+            .map_err(failed(IotOperation::DescribeThingGroup.op()))?;
         let attributes = out
             .thing_group_properties()
             .and_then(|p| p.attribute_payload())
@@ -173,7 +173,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:AddThingToThingGroup", e))?;
+            .map_err(failed(IotOperation::AddThingToThingGroup.op()))?;
         Ok(())
     }
 
@@ -184,7 +184,7 @@ impl Things for IotRegistry {
             .thing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:RemoveThingFromThingGroup", e))?;
+            .map_err(failed(IotOperation::RemoveThingFromThingGroup.op()))?;
         Ok(())
     }
 
@@ -195,7 +195,7 @@ impl Things for IotRegistry {
             .billing_group_name(group)
             .send()
             .await
-            .map_err(|e| classify("iot:AddThingToBillingGroup", e))?;
+            .map_err(failed(IotOperation::AddThingToBillingGroup.op()))?;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ impl Certificates for MemoryRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
         self.enter(IotOp::DescribeCertificate).await?;
         self.with(|r| {
-            r.certificates.get(id.as_str()).cloned().ok_or_else(|| not_found("DescribeCertificate", id.as_str()))
+            r.certificates.get(id.as_str()).cloned().ok_or_else(|| not_found(IotOp::DescribeCertificate, id.as_str()))
         })
     }
 
@@ -22,9 +22,13 @@ impl Certificates for MemoryRegistry {
         self.enter(IotOp::UpdateCertificate).await?;
         self.with(|r| {
             let cert =
-                r.certificates.get_mut(id.as_str()).ok_or_else(|| not_found("UpdateCertificate", id.as_str()))?;
+                r.certificates.get_mut(id.as_str()).ok_or_else(|| not_found(IotOp::UpdateCertificate, id.as_str()))?;
             if !cert.certificate_status.can_become(status) {
-                return Err(PortError::new(ErrorKind::Conflict, "UpdateCertificate", "certificate is revoked"));
+                return Err(PortError::new(
+                    ErrorKind::Conflict,
+                    IotOp::UpdateCertificate.into(),
+                    "certificate is revoked",
+                ));
             }
             cert.certificate_status = status;
             Ok(())
@@ -34,17 +38,22 @@ impl Certificates for MemoryRegistry {
     async fn delete_certificate(&self, id: &CertificateId) -> Result<(), PortError> {
         self.enter(IotOp::DeleteCertificate).await?;
         self.with(|r| {
-            let cert = r.certificates.get(id.as_str()).ok_or_else(|| not_found("DeleteCertificate", id.as_str()))?;
+            let cert =
+                r.certificates.get(id.as_str()).ok_or_else(|| not_found(IotOp::DeleteCertificate, id.as_str()))?;
             let arn = cert.arn.to_string();
             if cert.certificate_status == CertificateStatus::Active {
                 return Err(PortError::new(
                     ErrorKind::Conflict,
-                    "DeleteCertificate",
+                    IotOp::DeleteCertificate.into(),
                     "certificate must be deactivated",
                 ));
             }
             if r.thing_principals.iter().any(|(_, p)| *p == arn) || r.policy_targets.iter().any(|(_, t)| *t == arn) {
-                return Err(PortError::new(ErrorKind::Conflict, "DeleteCertificate", "certificate is attached"));
+                return Err(PortError::new(
+                    ErrorKind::Conflict,
+                    IotOp::DeleteCertificate.into(),
+                    "certificate is attached",
+                ));
             }
             r.certificates.remove(id.as_str());
             Ok(())
@@ -54,7 +63,7 @@ impl Certificates for MemoryRegistry {
     async fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<IssuedCertificate, PortError> {
         self.enter(IotOp::CreateCertificateFromCsr).await?;
         if !csr_pem.contains("CERTIFICATE REQUEST") {
-            return Err(PortError::new(ErrorKind::Invalid, "CreateCertificateFromCsr", "invalid CSR"));
+            return Err(PortError::new(ErrorKind::Invalid, IotOp::CreateCertificateFromCsr.into(), "invalid CSR"));
         }
         // A real certificate for a real CSR (so its public key can be matched); a stand-in otherwise.
         let (ca, key) = self.ca.get_or_init(|| crate::crypto::test_ca("Memory CA").expect("a CA can be made"));
@@ -96,17 +105,25 @@ impl Certificates for MemoryRegistry {
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
         self.enter(IotOp::RegisterCertificate).await?;
-        let id = crate::crypto::certificate_id(certificate_pem)
-            .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificate", e.to_string()))?;
+        let id = crate::domain::certificate::certificate_id(certificate_pem)
+            .map_err(|e| PortError::new(ErrorKind::Invalid, IotOp::RegisterCertificate.into(), e.to_string()))?;
         let now_ms = self.clock.now_ms();
         self.with(|r| {
             if let Some(ca) = ca_certificate_pem
                 && !r.cas.values().any(|p| p == ca)
             {
-                return Err(PortError::new(ErrorKind::Invalid, "RegisterCertificate", "CA is not registered"));
+                return Err(PortError::new(
+                    ErrorKind::Invalid,
+                    IotOp::RegisterCertificate.into(),
+                    "CA is not registered",
+                ));
             }
             if r.certificates.contains_key(id.as_str()) {
-                return Err(PortError::new(ErrorKind::AlreadyExists, "RegisterCertificate", "certificate exists"));
+                return Err(PortError::new(
+                    ErrorKind::AlreadyExists,
+                    IotOp::RegisterCertificate.into(),
+                    "certificate exists",
+                ));
             }
             Ok(r.new_certificate(Some(id.to_string()), certificate_pem.to_owned(), active, now_ms))
         })
@@ -118,14 +135,15 @@ impl Certificates for MemoryRegistry {
         active: bool,
     ) -> Result<IssuedCertificate, PortError> {
         self.enter(IotOp::RegisterCertificateWithoutCA).await?;
-        let id = crate::crypto::certificate_id(certificate_pem)
-            .map_err(|e| PortError::new(ErrorKind::Invalid, "RegisterCertificateWithoutCA", e.to_string()))?;
+        let id = crate::domain::certificate::certificate_id(certificate_pem).map_err(|e| {
+            PortError::new(ErrorKind::Invalid, IotOp::RegisterCertificateWithoutCA.into(), e.to_string())
+        })?;
         let now_ms = self.clock.now_ms();
         self.with(|r| {
             if r.certificates.contains_key(id.as_str()) {
                 return Err(PortError::new(
                     ErrorKind::AlreadyExists,
-                    "RegisterCertificateWithoutCA",
+                    IotOp::RegisterCertificateWithoutCA.into(),
                     "certificate exists",
                 ));
             }
@@ -136,7 +154,10 @@ impl Certificates for MemoryRegistry {
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError> {
         self.enter(IotOp::DescribeCACertificate).await?;
         self.with(|r| {
-            r.cas.get(ca_certificate_id).cloned().ok_or_else(|| not_found("DescribeCACertificate", ca_certificate_id))
+            r.cas
+                .get(ca_certificate_id)
+                .cloned()
+                .ok_or_else(|| not_found(IotOp::DescribeCACertificate, ca_certificate_id))
         })
     }
 

@@ -78,7 +78,7 @@ pub struct MemoryRegistry {
     /// Creation times of certificates.
     clock: Arc<dyn Clock>,
     /// AWS's quotas, when the fake plays them: a call beyond its operation's rate is throttled.
-    quotas: Mutex<Option<Arc<crate::app::rate_limits::RateLimits>>>,
+    quotas: Mutex<Option<Arc<crate::adapters::rate_limited::RateLimits>>>,
     /// Calls answered with a throttle, by operation.
     throttled: Mutex<BTreeMap<IotOp, u64>>,
 }
@@ -95,8 +95,8 @@ impl std::fmt::Debug for MemoryRegistry {
     }
 }
 
-fn not_found(op: &'static str, what: &str) -> PortError {
-    PortError::new(ErrorKind::NotFound, op, format!("{what} does not exist"))
+fn not_found(op: IotOp, what: &str) -> PortError {
+    PortError::new(ErrorKind::NotFound, op.into(), format!("{what} does not exist"))
 }
 
 impl MemoryRegistry {
@@ -114,7 +114,7 @@ impl MemoryRegistry {
 
     /// Plays AWS's per-operation quotas: from now on a call beyond its operation's rate (these
     /// buckets) is answered `Throttled`, as IoT answers `ThrottlingException`.
-    pub fn throttle_at(&self, quotas: Arc<crate::app::rate_limits::RateLimits>) {
+    pub fn throttle_at(&self, quotas: Arc<crate::adapters::rate_limited::RateLimits>) {
         *self.quotas.lock().expect("quotas lock") = Some(quotas);
     }
 

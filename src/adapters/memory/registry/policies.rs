@@ -13,14 +13,14 @@ use super::ARN_PREFIX;
 impl Policies for MemoryRegistry {
     async fn get_policy(&self, policy: &str) -> Result<PolicyInfo, PortError> {
         self.enter(IotOp::GetPolicy).await?;
-        self.with(|r| r.policies.get(policy).cloned().ok_or_else(|| not_found("GetPolicy", policy)))
+        self.with(|r| r.policies.get(policy).cloned().ok_or_else(|| not_found(IotOp::GetPolicy, policy)))
     }
 
     async fn create_policy(&self, policy: &str, document: &str) -> Result<(), PortError> {
         self.enter(IotOp::CreatePolicy).await?;
         self.with(|r| {
             if r.policies.contains_key(policy) {
-                return Err(PortError::new(ErrorKind::AlreadyExists, "CreatePolicy", "policy exists"));
+                return Err(PortError::new(ErrorKind::AlreadyExists, IotOp::CreatePolicy.into(), "policy exists"));
             }
             r.policies.insert(
                 policy.to_owned(),
@@ -38,10 +38,10 @@ impl Policies for MemoryRegistry {
         self.enter(IotOp::DeletePolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
-                return Err(not_found("DeletePolicy", policy));
+                return Err(not_found(IotOp::DeletePolicy, policy));
             }
             if r.policy_targets.iter().any(|(p, _)| p == policy) {
-                return Err(PortError::new(ErrorKind::Conflict, "DeletePolicy", "policy is attached"));
+                return Err(PortError::new(ErrorKind::Conflict, IotOp::DeletePolicy.into(), "policy is attached"));
             }
             r.policies.remove(policy);
             Ok(())
@@ -52,7 +52,7 @@ impl Policies for MemoryRegistry {
         self.enter(IotOp::AttachPolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
-                return Err(not_found("AttachPolicy", &format!("policy {policy}")));
+                return Err(not_found(IotOp::AttachPolicy, &format!("policy {policy}")));
             }
             r.policy_targets.insert((policy.to_owned(), target.to_string()));
             Ok(())
@@ -78,7 +78,7 @@ impl Policies for MemoryRegistry {
         self.enter(IotOp::ListTargetsForPolicy).await?;
         self.with(|r| {
             if !r.policies.contains_key(policy) {
-                return Err(not_found("ListTargetsForPolicy", policy));
+                return Err(not_found(IotOp::ListTargetsForPolicy, policy));
             }
             Ok(r.policy_targets.iter().filter(|(p, _)| p == policy).map(|(_, t)| Arn::new(t)).collect())
         })

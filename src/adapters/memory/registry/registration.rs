@@ -21,7 +21,7 @@ impl ThingRegistration for MemoryRegistry {
         self.with(|r| {
             r.registered.push((template_body.to_owned(), parameters.clone()));
             let mut arns = Map::new();
-            if let Some(name) = parameters.get("ThingName") {
+            if let Some(name) = parameters.get(crate::domain::thing::THING_NAME_PARAMETER) {
                 let arn = format!("{ARN_PREFIX}:thing/{name}");
                 r.things.entry(name.clone()).or_insert_with(|| ThingInfo {
                     thing_name: name.clone(),

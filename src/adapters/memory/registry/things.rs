@@ -15,7 +15,9 @@ use super::ARN_PREFIX;
 impl Things for MemoryRegistry {
     async fn describe_thing(&self, thing: &ThingName) -> Result<ThingInfo, PortError> {
         self.enter(IotOp::DescribeThing).await?;
-        self.with(|r| r.things.get(thing.as_str()).cloned().ok_or_else(|| not_found("DescribeThing", thing.as_str())))
+        self.with(|r| {
+            r.things.get(thing.as_str()).cloned().ok_or_else(|| not_found(IotOp::DescribeThing, thing.as_str()))
+        })
     }
 
     async fn create_thing(&self, thing: &NewThing) -> Result<String, PortError> {
@@ -24,7 +26,7 @@ impl Things for MemoryRegistry {
             if let Some(t) = &thing.thing_type
                 && !r.thing_types.contains(t)
             {
-                return Err(not_found("CreateThing", &format!("thing type {t}")));
+                return Err(not_found(IotOp::CreateThing, &format!("thing type {t}")));
             }
             if let Some(existing) = r.things.get(thing.name.as_str()) {
                 if existing.attributes == thing.attributes && existing.thing_type == thing.thing_type {
@@ -32,7 +34,7 @@ impl Things for MemoryRegistry {
                 }
                 return Err(PortError::new(
                     ErrorKind::AlreadyExists,
-                    "CreateThing",
+                    IotOp::CreateThing.into(),
                     "thing exists with other properties",
                 ));
             }
@@ -59,7 +61,7 @@ impl Things for MemoryRegistry {
     ) -> Result<(), PortError> {
         self.enter(IotOp::UpdateThing).await?;
         self.with(|r| {
-            let t = r.things.get_mut(thing.as_str()).ok_or_else(|| not_found("UpdateThing", thing.as_str()))?;
+            let t = r.things.get_mut(thing.as_str()).ok_or_else(|| not_found(IotOp::UpdateThing, thing.as_str()))?;
             if let Some(tt) = thing_type {
                 t.thing_type = Some(tt.to_owned());
             }
@@ -77,7 +79,7 @@ impl Things for MemoryRegistry {
             if r.thing_principals.iter().any(|(t, _)| t == thing.as_str()) {
                 return Err(PortError::new(
                     ErrorKind::Conflict,
-                    "DeleteThing",
+                    IotOp::DeleteThing.into(),
                     "thing is still attached to one or more principals",
                 ));
             }
@@ -92,7 +94,7 @@ impl Things for MemoryRegistry {
         self.enter(IotOp::ListThingPrincipals).await?;
         self.with(|r| {
             if !r.things.contains_key(thing.as_str()) {
-                return Err(not_found("ListThingPrincipals", thing.as_str()));
+                return Err(not_found(IotOp::ListThingPrincipals, thing.as_str()));
             }
             Ok(r.thing_principals.iter().filter(|(t, _)| t == thing.as_str()).map(|(_, p)| Arn::new(p)).collect())
         })
@@ -109,7 +111,7 @@ impl Things for MemoryRegistry {
         self.enter(IotOp::AttachThingPrincipal).await?;
         self.with(|r| {
             if !r.things.contains_key(thing.as_str()) {
-                return Err(not_found("AttachThingPrincipal", thing.as_str()));
+                return Err(not_found(IotOp::AttachThingPrincipal, thing.as_str()));
             }
             r.thing_principals.insert((thing.to_string(), principal.to_string()));
             Ok(())
@@ -131,14 +133,14 @@ impl Things for MemoryRegistry {
 
     async fn describe_thing_group(&self, group: &str) -> Result<GroupInfo, PortError> {
         self.enter(IotOp::DescribeThingGroup).await?;
-        self.with(|r| r.groups.get(group).cloned().ok_or_else(|| not_found("DescribeThingGroup", group)))
+        self.with(|r| r.groups.get(group).cloned().ok_or_else(|| not_found(IotOp::DescribeThingGroup, group)))
     }
 
     async fn add_thing_to_thing_group(&self, thing: &ThingName, group: &str) -> Result<(), PortError> {
         self.enter(IotOp::AddThingToThingGroup).await?;
         self.with(|r| {
             if !r.groups.contains_key(group) {
-                return Err(not_found("AddThingToThingGroup", &format!("thing group {group}")));
+                return Err(not_found(IotOp::AddThingToThingGroup, &format!("thing group {group}")));
             }
             r.memberships.insert((thing.to_string(), group.to_owned()));
             Ok(())
@@ -157,7 +159,7 @@ impl Things for MemoryRegistry {
         self.enter(IotOp::AddThingToBillingGroup).await?;
         self.with(|r| {
             if !r.billing_groups.contains(group) {
-                return Err(not_found("AddThingToBillingGroup", &format!("billing group {group}")));
+                return Err(not_found(IotOp::AddThingToBillingGroup, &format!("billing group {group}")));
             }
             r.billing.insert((thing.to_string(), group.to_owned()));
             Ok(())

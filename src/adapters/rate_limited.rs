@@ -1,5 +1,5 @@
-//! Client-side rate limits on the IoT registry: every call waits for a token of its
-//! operation's bucket, so that the workers stay within AWS IoT's per-operation quotas instead
+//! Client-side rate limits on the IoT registry, wrapped around any [`DeviceRegistry`]: every
+//! call waits for a token of its operation's bucket, so that the workers stay within AWS IoT's per-operation quotas instead
 //! of being throttled (a throttled bulk row is retried, but retries cost time and deliveries).
 //!
 //! One [`RateLimits`] serves every command of a process. The quotas are per account, so each
@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::Arc;
 
-use super::retry::RetrySchedule;
+use crate::app::RetrySchedule;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
 use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
 use crate::ports::{

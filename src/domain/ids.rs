@@ -1,0 +1,61 @@
+//! The ids commands and tasks are known by, in one place: a command's idempotency key, and
+//! the bulk task id derived from it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The producer's idempotency key (or the SQS message id when the producer gave none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Wraps a key; the schema has already checked its shape for keys from messages.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Namespace of task ids (UUIDv5 of the producer's idempotency key).
+const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x3c4d_1f0a_7b2e_5d9c_a1e8_44f0_6b2d_90c3);
+
+/// A bulk task's id: derived from the producer's idempotency key, so the same key is the same
+/// task wherever it is submitted (queue or REST).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// The task of the command with idempotency key `key`.
+    pub fn for_key(key: &IdempotencyKey) -> Self {
+        Self(Uuid::new_v5(&TASK_ID_NAMESPACE, key.as_str().as_bytes()).to_string())
+    }
+
+    /// Parses a task id given by a caller; `None` unless it is a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text).ok().map(|id| Self(id.to_string()))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
