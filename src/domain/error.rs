@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn display_names_code_message_and_path() {
-        let e = CommandError::new(ErrorCode::ValidationFailed, "bad").at("/payload/thingName");
+        let e = CommandError::new(ErrorCode::ValidationFailed, "bad").at(Location::payload().child("thingName"));
         assert_eq!(e.to_string(), "VALIDATION_FAILED: bad (at /payload/thingName)");
         assert!(!e.is_retryable());
         assert!(CommandError::new(ErrorCode::Throttled, "slow down").is_retryable());
@@ -155,7 +155,7 @@ mod tests {
     fn an_error_never_repeats_an_unbounded_input() {
         let huge = "x".repeat(300_000);
         let e = CommandError::new(ErrorCode::ValidationFailed, format!("{huge:?} is longer than 128 characters"))
-            .at(format!("/payload/parameters/{huge}"));
+            .at(Location::payload().child("parameters").child(&huge));
         assert!(e.message.chars().count() < MAX_MESSAGE + 40, "{}", e.message.len());
         assert!(e.message.ends_with("(cut from 300032 bytes)"), "{}", &e.message[e.message.len() - 40..]);
         assert!(e.path.unwrap().chars().count() < MAX_PATH + 40);

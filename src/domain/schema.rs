@@ -34,7 +34,7 @@ impl Schema {
     pub fn violations(&self, instance: &Value) -> Vec<(String, String)> {
         let mut found: Vec<(String, String)> =
             self.validator.iter_errors(instance).map(|e| (e.instance_path().to_string(), e.to_string())).collect();
-        // Deeper paths name the field at fault more precisely than "/payload" does.
+        // Deeper paths name the field at fault more precisely than the payload itself does.
         found.sort_by_key(|(path, _)| std::cmp::Reverse(path.matches('/').count()));
         found
     }
@@ -84,7 +84,7 @@ mod tests {
             "payload": {"thingName": "t1", "certificateStatus": "BOGUS"}
         });
         let err = command_schema().check(&msg).unwrap_err();
-        assert_eq!(err.path.as_deref(), Some("/payload/certificateStatus"));
+        assert_eq!(err.path, Some(Location::payload().child("certificateStatus")));
         assert!(err.message.contains("BOGUS"), "{}", err.message);
     }
 }
