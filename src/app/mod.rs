@@ -2,7 +2,9 @@
 //! the REST facade.
 //!
 //! - [`describe`], [`delete`], [`certificates`]: one module per command, each a pure
-//!   orchestration of [`DeviceRegistry`](crate::ports::DeviceRegistry) calls.
+//!   orchestration of calls to the registry parts it names
+//!   ([`Things`](crate::ports::Things), [`Certificates`](crate::ports::Certificates),
+//!   [`Policies`](crate::ports::Policies)).
 //! - [`commands`]: runs a queued command exactly once per idempotency key: record, lease,
 //!   outcome, completion event.
 
