@@ -8,11 +8,12 @@
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::{CertificateChange, CertificatesUpdated};
 use crate::domain::{CertificateStatus, CommandError, ErrorCode, Location, ThingName};
-use crate::ports::DeviceRegistry;
+use crate::ports::{Certificates, Things};
 
-/// Sets `status` on every certificate attached to `thing`.
-pub async fn update_thing_certificates(
-    registry: &dyn DeviceRegistry,
+/// Sets `status` on every certificate attached to `thing`: reads the thing's principals, reads
+/// and updates certificates.
+pub async fn update_thing_certificates<R: Things + Certificates + ?Sized>(
+    registry: &R,
     thing: &ThingName,
     status: CertificateStatus,
 ) -> Result<CertificatesUpdated, CommandError> {

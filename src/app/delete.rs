@@ -12,7 +12,7 @@ use super::retry::RetrySchedule;
 use super::{ignore_not_found, thing_error};
 use crate::domain::registry::ThingDeleted;
 use crate::domain::{CertificateStatus, CommandError, ThingName};
-use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+use crate::ports::{Certificates, ErrorKind, Policies, PortError, Things};
 
 /// What to clean up besides the thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub struct DeleteOptions {
 
 /// Deletes `thing`. `resumed` says whether an earlier attempt of the same command may
 /// already have deleted it, in which case a missing thing is success, not "not found".
-pub async fn delete_thing(
-    registry: &dyn DeviceRegistry,
+pub async fn delete_thing<R: Things + Certificates + Policies + ?Sized>(
+    registry: &R,
     retry: &RetrySchedule,
     thing: &ThingName,
     options: DeleteOptions,

@@ -9,14 +9,14 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::thing_error;
 use crate::domain::registry::{CertificateInfo, ThingDescription};
 use crate::domain::{CommandError, ThingName};
-use crate::ports::{DeviceRegistry, ErrorKind, PortError};
+use crate::ports::{Certificates, ErrorKind, Policies, PortError, Things};
 
 /// How many look-ups run at once (IoT's describe quotas are 10 TPS for certificates).
 const PARALLEL_LOOKUPS: usize = 4;
 
-/// Describes `thing`.
-pub async fn describe_thing(
-    registry: &dyn DeviceRegistry,
+/// Describes `thing` from what the registry knows of things, certificates and policies.
+pub async fn describe_thing<R: Things + Certificates + Policies + ?Sized>(
+    registry: &R,
     thing: &ThingName,
 ) -> Result<ThingDescription, CommandError> {
     let info = registry.describe_thing(thing).await.map_err(thing_error(thing))?;

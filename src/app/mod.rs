@@ -6,8 +6,10 @@
 //!   of work to its handler.
 //! - [`engine`]: runs work exactly once per idempotency key: record, lease, outcome,
 //!   completion event.
-//! - [`describe`], [`delete`], [`certificates`], [`provision`]: one module per command, each
-//!   an orchestration of [`DeviceRegistry`](crate::ports::DeviceRegistry) calls;
+//! - [`describe`], [`delete`], [`certificates`]: one module per command, each an
+//!   orchestration of calls to the registry parts it names ([`Things`](crate::ports::Things),
+//!   [`Certificates`](crate::ports::Certificates), [`Policies`](crate::ports::Policies));
+//!   [`provision`] uses all of [`DeviceRegistry`](crate::ports::DeviceRegistry);
 //!   [`bulk`]: bulk tasks (accept, chunk, cancel).
 
 pub mod bulk;

@@ -1,10 +1,9 @@
 //! Template management: upload (checked in full without parameters first, never stored when
 //! invalid), read, list, delete. CDF kept templates out of band in S3 with no checks.
 
-use super::provision::template_id_problem;
 use super::{App, missing_as};
 use crate::domain::template::{Template, TemplateError};
-use crate::domain::{CommandError, ErrorCode, Location};
+use crate::domain::{CommandError, ErrorCode, Location, TemplateId};
 use crate::ports::{ErrorKind, PortError, TemplateVersion};
 
 /// Why an upload was refused.
@@ -20,15 +19,16 @@ fn not_found(id: &str) -> impl Fn(PortError) -> CommandError + '_ {
     missing_as(move |_| CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")))
 }
 
-fn checked_id(id: &str) -> Result<(), CommandError> {
-    template_id_problem(id).map_or(Ok(()), |e| Err(e.at(Location::message().child("templateId"))))
+fn checked_id(id: &str) -> Result<TemplateId, CommandError> {
+    TemplateId::parse(id).map_err(|e| e.at(Location::message().child("templateId")))
 }
 
 impl App {
     /// Stores `text` as template `id` once it has no static error; the new version, and
     /// whether the id is new.
     pub async fn upload_template(&self, id: &str, text: &str) -> Result<(TemplateVersion, bool), UploadRefused> {
-        checked_id(id).map_err(UploadRefused::Failed)?;
+        let id = checked_id(id).map_err(UploadRefused::Failed)?;
+        let id = id.as_str();
         let template = Template::parse(text).map_err(UploadRefused::Invalid)?;
         let errors = template.check_static();
         if !errors.is_empty() {
@@ -50,8 +50,8 @@ impl App {
 
     /// Template `id`'s text and version.
     pub async fn template(&self, id: &str) -> Result<(String, TemplateVersion), CommandError> {
-        checked_id(id)?;
-        self.ports.templates.template_version(id).await.map_err(not_found(id))
+        let id = checked_id(id)?;
+        self.ports.templates.template_version(id.as_str()).await.map_err(not_found(id.as_str()))
     }
 
     /// Every stored template.
@@ -61,7 +61,7 @@ impl App {
 
     /// Deletes template `id`.
     pub async fn delete_template(&self, id: &str) -> Result<(), CommandError> {
-        checked_id(id)?;
-        self.ports.templates.delete_template(id).await.map_err(not_found(id))
+        let id = checked_id(id)?;
+        self.ports.templates.delete_template(id.as_str()).await.map_err(not_found(id.as_str()))
     }
 }

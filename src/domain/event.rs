@@ -156,7 +156,8 @@ mod tests {
     fn events_match_the_published_schema() {
         let schema = Schema::compile(EVENT_SCHEMA_V1).unwrap();
         let key = IdempotencyKey::new("k1");
-        let err = CommandError::new(ErrorCode::ValidationFailed, "bad").at(crate::domain::Location::payload().child("thingName"));
+        let err = CommandError::new(ErrorCode::ValidationFailed, "bad")
+            .at(crate::domain::Location::payload().child("thingName"));
         let events = [
             CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), 0).unwrap(),
             CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), 0)

@@ -1,10 +1,12 @@
-//! The ids commands and tasks are known by, in one place: a command's idempotency key, and
-//! the bulk task id derived from it.
+//! The ids commands, tasks and templates are known by, in one place: a command's idempotency
+//! key, the bulk task id derived from it, and a template's id.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use super::error::{CommandError, ErrorCode};
 
 /// The producer's idempotency key (or the SQS message id when the producer gave none).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -57,5 +59,59 @@ impl TaskId {
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A well-formed template id: 1 to 512 letters, digits, `_`, `.`, `-` in `/`-separated
+/// names, none empty or `..` (an id is a key in the bucket).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateId(String);
+
+impl TemplateId {
+    /// Longest id.
+    pub const MAX_LEN: usize = 512;
+
+    /// Checks a template id given by a caller; the error has no path (the caller knows where
+    /// the id was).
+    pub fn parse(id: &str) -> Result<Self, CommandError> {
+        let well_formed = !id.is_empty()
+            && id.len() <= Self::MAX_LEN
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+            && !id.split('/').any(|segment| segment.is_empty() || segment == "..");
+        if !well_formed {
+            return Err(CommandError::new(
+                ErrorCode::ValidationFailed,
+                "a template id is 1 to 512 letters, digits, '_', '.', '-' and '/'-separated names (no empty or '..' names)",
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_ids_are_bucket_keys_without_traversal() {
+        for ok in ["t", "fleet/sensors.v2", "a-b_c.d", &"x".repeat(512)] {
+            assert_eq!(TemplateId::parse(ok).map(|id| id.to_string()).ok().as_deref(), Some(ok));
+        }
+        for bad in ["", "a//b", "../t", "a/../b", "/t", "t/", "t?x", "t t", &"x".repeat(513)] {
+            let e = TemplateId::parse(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad}");
+            assert!(e.path.is_none());
+        }
     }
 }

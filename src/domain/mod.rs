@@ -22,7 +22,7 @@ pub mod thing;
 pub use command::{Command, CommandEnvelope, CommandType};
 pub use error::{CommandError, ErrorCode};
 pub use event::CloudEvent;
-pub use ids::{IdempotencyKey, TaskId};
+pub use ids::{IdempotencyKey, TaskId, TemplateId};
 pub use location::Location;
 pub use record::{BeginDecision, CommandRecord, CommandStatus, ItemKey};
 pub use result::CommandResult;

@@ -2,7 +2,7 @@
 //! batched deletes after the outcome is recorded, and graceful shutdown.
 //!
 //! No business rules live here: a message is decoded, handed to [`App::handle`], and the
-//! [`Disposition`] decides between delete, retry later, and dead-letter.
+//! [`Disposition`](crate::app::Disposition) decides between delete, retry later, and dead-letter.
 
 mod acker;
 mod handler;

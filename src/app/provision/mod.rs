@@ -20,7 +20,7 @@ pub use crate::domain::command::ProvisionRequest;
 pub use crate::domain::result::{ProvisionResult, ResourceArns};
 use crate::domain::template::plan::{Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
-use crate::domain::{CommandError, ErrorCode, Location, ThingName};
+use crate::domain::{CommandError, ErrorCode, Location, TemplateId, ThingName};
 use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortError, SecretSink, TemplateStore};
 
 /// How templates are executed.
@@ -71,27 +71,11 @@ pub struct Provisioned {
     pub private_key: Option<Secret>,
 }
 
-/// What is wrong with a template id, if anything: 1 to 512 letters, digits, `_`, `.`, `-` in
-/// `/`-separated names, none empty or `..` (an id is a key in the bucket).
-pub fn template_id_problem(id: &str) -> Option<CommandError> {
-    let well_formed = !id.is_empty()
-        && id.len() <= 512
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
-        && !id.split('/').any(|segment| segment.is_empty() || segment == "..");
-    (!well_formed).then(|| {
-        CommandError::new(
-            ErrorCode::ValidationFailed,
-            "a template id is 1 to 512 letters, digits, '_', '.', '-' and '/'-separated names (no empty or '..' names)",
-        )
-    })
-}
-
 /// Reads template `id`; a malformed id or a missing template is the request's fault.
 pub async fn load_template(templates: &dyn TemplateStore, id: &str) -> Result<String, CommandError> {
     let at = || Location::payload().child("provisioningTemplateId");
-    if let Some(problem) = template_id_problem(id) {
-        return Err(problem.at(at()));
-    }
+    let id = TemplateId::parse(id).map_err(|e| e.at(at()))?;
+    let id = id.as_str();
     templates.template(id).await.map_err(missing_as(|_| {
         CommandError::new(ErrorCode::NotFound, format!("template {id:?} does not exist")).at(at())
     }))

@@ -7,25 +7,24 @@ use super::TemplateError;
 use super::eval::{child, kind};
 use super::plan::{CertInfo, KeyAlgorithm};
 
-/// The one certificate-making extension a template may choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The one certificate-making extension a template may choose, spelled as CDF's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "camelCase")]
 pub enum PreStep {
     /// `createDeviceCertificate`: key + CSR here, signed by the deployment's CA.
     CreateDeviceCertificate,
     /// `createDeviceAWSCertificate`: AWS-issued certificate.
+    #[strum(serialize = "createDeviceAWSCertificate")]
     CreateDeviceAwsCertificate,
     /// `registerDeviceCertificateWithoutCA`: register the caller's certificate.
+    #[strum(serialize = "registerDeviceCertificateWithoutCA")]
     RegisterWithoutCa,
 }
 
 impl PreStep {
     /// The CDF key that selects it.
     pub fn key(self) -> &'static str {
-        match self {
-            Self::CreateDeviceCertificate => "createDeviceCertificate",
-            Self::CreateDeviceAwsCertificate => "createDeviceAWSCertificate",
-            Self::RegisterWithoutCa => "registerDeviceCertificateWithoutCA",
-        }
+        self.into()
     }
 
     /// Parameters CDF fills in for the template, as RegisterThing would have received them.
@@ -106,11 +105,11 @@ pub fn parse_section(value: &Value, errors: &mut Vec<TemplateError>) -> CdfSecti
             "ACM Private CA (CDF.acmpca) is not supported; use createDeviceCertificate with a CA registered in IoT",
         ));
     }
-    let chosen: Vec<PreStep> =
-        [PreStep::CreateDeviceCertificate, PreStep::CreateDeviceAwsCertificate, PreStep::RegisterWithoutCa]
-            .into_iter()
-            .filter(|step| flag(map, step.key(), path, errors))
-            .collect();
+    let chosen: Vec<PreStep> = <PreStep as strum::VariantArray>::VARIANTS
+        .iter()
+        .copied()
+        .filter(|step| flag(map, step.key(), path, errors))
+        .collect();
     if chosen.len() > 1 {
         let names: Vec<_> = chosen.iter().map(|s| s.key()).collect();
         errors.push(TemplateError::new(
@@ -233,5 +232,19 @@ pub fn required_string(params: &Value, key: &str, purpose: &str, errors: &mut Ve
             ));
             String::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_steps_are_spelled_as_cdf_keys() {
+        let keys: Vec<_> = <PreStep as strum::VariantArray>::VARIANTS.iter().map(|s| s.key()).collect();
+        assert_eq!(
+            keys,
+            ["createDeviceCertificate", "createDeviceAWSCertificate", "registerDeviceCertificateWithoutCA"]
+        );
     }
 }

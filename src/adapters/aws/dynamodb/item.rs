@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
         record.status = CommandStatus::Failed;
         record.lease_token = None;
-        record.error = Some(CommandError::new(ErrorCode::ThingNotFound, "gone").at(crate::domain::Location::payload().child("thingName")));
+        record.error = Some(
+            CommandError::new(ErrorCode::ThingNotFound, "gone")
+                .at(crate::domain::Location::payload().child("thingName")),
+        );
         record.result =
             Some(CommandResult::DeleteThing(ThingDeleted { thing_name: "t1".into(), ..Default::default() }));
         record.event_published = true;
