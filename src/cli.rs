@@ -12,22 +12,17 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use crate::adapters::aws::{
-    AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3RowSource, S3SecretSink, S3TemplateStore,
-    SnsEventPublisher, SqsCommandQueue, SqsEventPublisher, StackDeployer,
-};
-use crate::adapters::file::FileCaKeyStore;
-use crate::app::rate_limits::{RateLimitedRegistry, RateLimits};
+use crate::adapters::aws::{self, AwsClients, SqsCommandQueue, StackDeployer};
+use crate::app::App;
 use crate::app::templates::UploadRefused;
-use crate::app::{App, Ports};
-use crate::config::{Config, EventsDestination};
+use crate::config::Config;
 use crate::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use crate::domain::command::BulkRequest;
 use crate::domain::template::{Template, TemplateError};
 use crate::domain::{CommandEnvelope, CommandStatus, IdempotencyKey};
-use crate::ports::{CommandSender, ErrorKind, EventPublisher, PortError, SendFailure, SystemClock};
+use crate::ports::CommandSender;
 use crate::worker::Worker;
-use crate::{api, shutdown, telemetry};
+use crate::{api, shutdown, telemetry, wiring};
 
 /// Event-driven AWS IoT provisioning (CDF Provisioning v1.0.0 compatible).
 #[derive(Debug, Parser)]
@@ -249,7 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 });
             }
-            Worker::new(app, Arc::new(queue), config.worker_settings()).run(token).await;
+            Worker::new(app, Arc::new(queue), wiring::worker_settings(&config)).run(token).await;
         }
         CliCommand::Api { bind } => {
             let app = build_app(&config, &clients).await?;
@@ -257,7 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(address = %listener.local_addr()?, "REST facade listening");
             let token = shutdown::on_signal();
-            let router = api::router_with(app, config.api_settings());
+            let router = api::router_with(app, wiring::api_settings(&config));
             axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await?;
         }
         CliCommand::Submit { file, key, wait, timeout_secs } => {
@@ -310,62 +305,7 @@ async fn manage_templates(app: &App, action: TemplateAction) -> anyhow::Result<E
 }
 
 async fn build_app(config: &Config, clients: &AwsClients) -> anyhow::Result<App> {
-    let table = Config::require(&config.table, "CDF_TABLE", "for command records")?;
-    let events: Arc<dyn EventPublisher> = match &config.events {
-        Some(EventsDestination::Sns(topic)) => Arc::new(SnsEventPublisher::new(clients, topic)),
-        Some(EventsDestination::Sqs(queue)) => {
-            Arc::new(SqsEventPublisher::connect(clients, queue).await.context("resolving the events queue")?)
-        }
-        None => bail!("CDF_EVENTS_DESTINATION is required (an SQS queue or an SNS topic ARN)"),
-    };
-    let bucket = Config::require(&config.bucket, "CDF_BUCKET", "for templates, generated keys and CA keys")?;
-    // The producer side of the command queue fans bulk tasks out; without a queue they are
-    // refused with a message saying so, and everything else works.
-    let commands: Arc<dyn CommandSender> = match &config.command_queue {
-        Some(queue) => Arc::new(
-            SqsCommandQueue::connect(clients, queue, config.dead_letter_queue.as_deref())
-                .await
-                .context("resolving the command queue")?,
-        ),
-        None => Arc::new(NoCommandQueue),
-    };
-    let store = DynamoStateStore::new(clients, table);
-    let limits = Arc::new(RateLimits::new(config.iot_rate_share, &config.iot_rate_limits));
-    let ports = Ports {
-        registry: Arc::new(RateLimitedRegistry::new(Arc::new(IotRegistry::new(clients)), limits)),
-        state: Arc::new(store.clone()),
-        bulk: Arc::new(store),
-        rows: Arc::new(S3RowSource::new(clients, bucket)),
-        commands,
-        events,
-        templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
-        secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix)),
-        ca_keys: match &config.ca_keys_dir {
-            Some(dir) => Arc::new(FileCaKeyStore::new(dir)),
-            None => Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
-        },
-        clock: Arc::new(SystemClock),
-    };
-    Ok(App::new(ports, config.app_settings()))
-}
-
-/// The command queue of a process started without `CDF_COMMAND_QUEUE`.
-#[derive(Debug)]
-struct NoCommandQueue;
-
-#[async_trait::async_trait]
-impl CommandSender for NoCommandQueue {
-    async fn send(&self, _body: &str) -> Result<String, PortError> {
-        Err(PortError::new(
-            ErrorKind::Permanent,
-            "sqs:SendMessage",
-            "CDF_COMMAND_QUEUE is not set, so bulk tasks cannot be fanned out",
-        ))
-    }
-
-    async fn send_batch(&self, _bodies: &[String]) -> Result<Vec<SendFailure>, PortError> {
-        self.send("").await.map(|_| Vec::new())
-    }
+    Ok(App::new(aws::ports(config, clients).await?, wiring::app_settings(config)))
 }
 
 async fn submit(

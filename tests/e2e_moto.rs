@@ -7,6 +7,8 @@
 #![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_pass_by_value)]
 
+#[path = "common/binary.rs"]
+mod binary;
 #[path = "common/contract.rs"]
 mod contract;
 #[path = "common/results.rs"]
@@ -18,16 +20,17 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use cdf_provisioning::adapters::aws::{
-    AwsClients, DynamoStateStore, IotRegistry, REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE,
-    REJECTION_REASON_ATTRIBUTE, S3CaKeyStore, S3SecretSink, S3TemplateStore, SqsCommandQueue, SqsEventPublisher,
-    StackDeployer,
+    self, AwsClients, DynamoStateStore, IotRegistry, REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE,
+    REJECTION_REASON_ATTRIBUTE, SqsCommandQueue, StackDeployer,
 };
-use cdf_provisioning::app::{App, AppSettings, Ports};
-use cdf_provisioning::config::Config;
+use cdf_provisioning::app::{App, AppSettings};
+use cdf_provisioning::cli::OUTPUT_VARIABLES;
+use cdf_provisioning::config::{Config, EventsDestination};
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CommandRecord, IdempotencyKey};
 use cdf_provisioning::ports::{BulkStore, Clock, CommandSender, StateStore, SystemClock};
+use cdf_provisioning::wiring;
 use cdf_provisioning::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +42,9 @@ struct Stack {
     name: String,
     outputs: HashMap<String, String>,
     clients: AwsClients,
+    /// The configuration of a process of this deployment: the stack's outputs, every other
+    /// variable at its default.
+    config: Config,
     iot: aws_sdk_iot::Client,
     sqs: aws_sdk_sqs::Client,
 }
@@ -57,14 +63,48 @@ impl Stack {
             ("VisibilityTimeoutSecs".to_owned(), VISIBILITY_SECS.to_string()),
             ("MaxReceiveCount".to_owned(), "4".to_owned()),
         ];
-        let outputs = StackDeployer::new(&clients)
+        let outputs: HashMap<String, String> = StackDeployer::new(&clients)
             .deploy(&name, &template, &params, Duration::from_secs(60))
             .await
             .expect("the stack deploys into the emulator")
             .into_iter()
             .collect();
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self { name, outputs, clients, iot: aws_sdk_iot::Client::new(&config), sqs: aws_sdk_sqs::Client::new(&config) }
+        let variables = Self::variables_of(&outputs);
+        let config =
+            Config::from_lookup(&|var| variables.iter().find(|(v, _)| *v == var).map(|(_, value)| value.clone()))
+                .expect("the stack's outputs are a valid configuration");
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let (iot, sqs) = (aws_sdk_iot::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+        Self { name, outputs, clients, config, iot, sqs }
+    }
+
+    /// The variables a process of this deployment runs with: the stack's outputs as
+    /// `stack deploy` prints them, but for the dead-letter queue, which the worker finds through
+    /// the command queue's redrive policy.
+    fn variables_of(outputs: &HashMap<String, String>) -> Vec<(&'static str, String)> {
+        OUTPUT_VARIABLES
+            .iter()
+            .filter(|(_, var)| *var != "CDF_DEAD_LETTER_QUEUE")
+            .map(|(output, var)| {
+                (*var, outputs.get(*output).unwrap_or_else(|| panic!("stack output {output} missing")).clone())
+            })
+            .collect()
+    }
+
+    /// Starts the real binary's worker on this stack, with the tests' worker settings and
+    /// `env` on top; the caller stops it.
+    fn spawn_worker(&self, env: &[(&str, &str)]) -> std::process::Child {
+        let visibility = VISIBILITY_SECS.to_string();
+        let outputs = Self::variables_of(&self.outputs);
+        let mut variables: Vec<(&str, &str)> = outputs.iter().map(|(var, value)| (*var, value.as_str())).collect();
+        variables.extend([
+            ("CDF_WAIT_TIME_SECS", "1"),
+            ("CDF_VISIBILITY_TIMEOUT_SECS", visibility.as_str()),
+            ("CDF_CONCURRENCY", "4"),
+            ("CDF_LOG_LEVEL", "warn"),
+        ]);
+        variables.extend(env);
+        binary::spawn(&["worker"], &variables)
     }
 
     fn output(&self, key: &str) -> &str {
@@ -75,8 +115,10 @@ impl Stack {
         format!("{}-{suffix}", self.name)
     }
 
+    /// The command queue, resolved as the worker resolves it.
     async fn queue(&self) -> SqsCommandQueue {
-        SqsCommandQueue::connect(&self.clients, self.output("CommandQueueUrl"), None).await.unwrap()
+        let queue = self.config.command_queue.as_deref().unwrap();
+        SqsCommandQueue::connect(&self.clients, queue, self.config.dead_letter_queue.as_deref()).await.unwrap()
     }
 
     fn state(&self) -> DynamoStateStore {
@@ -84,36 +126,21 @@ impl Stack {
     }
 
     async fn app(&self) -> App {
-        self.app_with(Self::settings()).await
+        self.app_with(self.settings()).await
     }
 
-    fn settings() -> AppSettings {
+    /// The settings of this deployment, with the tests' lease and event source.
+    fn settings(&self) -> AppSettings {
         AppSettings {
             event_source: "urn:e2e".into(),
             lease: Duration::from_secs(VISIBILITY_SECS),
-            ..Config::default().app_settings()
+            ..wiring::app_settings(&self.config)
         }
     }
 
+    /// A core on the product's wiring of this deployment.
     async fn app_with(&self, settings: AppSettings) -> App {
-        let events = SqsEventPublisher::connect(&self.clients, self.output("EventsQueueUrl")).await.unwrap();
-        App::new(self.ports(Arc::new(events)).await, settings)
-    }
-
-    async fn ports(&self, events: Arc<dyn cdf_provisioning::ports::EventPublisher>) -> Ports {
-        let bucket = self.output("BucketName");
-        Ports {
-            registry: Arc::new(IotRegistry::new(&self.clients)),
-            state: Arc::new(self.state()),
-            bulk: Arc::new(self.state()),
-            rows: Arc::new(cdf_provisioning::adapters::aws::S3RowSource::new(&self.clients, bucket)),
-            commands: Arc::new(self.queue().await),
-            events,
-            templates: Arc::new(S3TemplateStore::new(&self.clients, bucket, "templates/", ".json")),
-            secrets: Arc::new(S3SecretSink::new(&self.clients, bucket, "secrets/")),
-            ca_keys: Arc::new(S3CaKeyStore::new(&self.clients, bucket, "ca-keys/")),
-            clock: Arc::new(SystemClock),
-        }
+        App::new(aws::ports(&self.config, &self.clients).await.unwrap(), settings)
     }
 
     /// Starts an in-process worker; cancel the token and await the handle to stop it.
@@ -501,24 +528,15 @@ async fn sigterm_stops_the_binary_within_the_grace_period_and_loses_nothing() {
     let grace = 3;
     // Per-service endpoints win over AWS_ENDPOINT_URL, which here points at nothing.
     let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
-        .arg("worker")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_ENDPOINT_URL_SQS", &emulator)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &emulator)
-        .env("AWS_ENDPOINT_URL_IOT", &emulator)
-        .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
-        .env("CDF_TABLE", s.output("TableName"))
-        .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
-        .env("CDF_BUCKET", s.output("BucketName"))
-        .env("AWS_ENDPOINT_URL_S3", &emulator)
-        .env("CDF_WAIT_TIME_SECS", "1")
-        .env("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string())
-        .env("CDF_SHUTDOWN_GRACE_SECS", grace.to_string())
-        .env("CDF_CONCURRENCY", "4")
-        .env("CDF_LOG_LEVEL", "warn")
-        .spawn()
-        .unwrap();
+    let grace_secs = grace.to_string();
+    let mut child = s.spawn_worker(&[
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ENDPOINT_URL_SQS", &emulator),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &emulator),
+        ("AWS_ENDPOINT_URL_IOT", &emulator),
+        ("AWS_ENDPOINT_URL_S3", &emulator),
+        ("CDF_SHUTDOWN_GRACE_SECS", &grace_secs),
+    ]);
     // Wait until the worker is busy, then signal it mid-stream.
     let state = s.state();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -580,10 +598,8 @@ async fn events_can_go_to_an_sns_topic() {
         .await
         .unwrap();
 
-    let app = App::new(
-        s.ports(Arc::new(cdf_provisioning::adapters::aws::SnsEventPublisher::new(&s.clients, topic))).await,
-        Config::default().app_settings(),
-    );
+    let config = Config { events: Some(EventsDestination::Sns(topic)), ..s.config.clone() };
+    let app = App::new(aws::ports(&config, &s.clients).await.unwrap(), wiring::app_settings(&config));
     let envelope = cdf_provisioning::domain::CommandEnvelope::decode(
         &command("sns-1", "getThing", json!({"thingName": thing})),
         "m-1",
@@ -612,7 +628,8 @@ impl Stack {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json") {
-                let key = format!("templates/{}", path.file_name().unwrap().to_str().unwrap());
+                let name = path.file_stem().unwrap().to_str().unwrap();
+                let key = format!("{}{name}{}", self.config.templates_prefix, self.config.templates_suffix);
                 let body = std::fs::read(&path).unwrap();
                 s3.put_object().bucket(bucket).key(key).body(body.into()).send().await.unwrap();
             }
@@ -637,7 +654,7 @@ impl Stack {
         let ca_id = ca.certificate_id().unwrap().to_owned();
         s3.put_object()
             .bucket(bucket)
-            .key(format!("ca-keys/{ca_id}.pem"))
+            .key(format!("{}{ca_id}.pem", self.config.ca_keys_prefix))
             .body(ca_key.expose().as_bytes().to_vec().into())
             .send()
             .await
@@ -850,19 +867,7 @@ async fn a_worker_killed_mid_task_loses_no_row_and_doubles_none() {
     .await;
     let task_id = TaskId::for_key(&IdempotencyKey::new("killed"));
     let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
-        .arg("worker")
-        .env("CDF_COMMAND_QUEUE", s.output("CommandQueueUrl"))
-        .env("CDF_TABLE", s.output("TableName"))
-        .env("CDF_EVENTS_DESTINATION", s.output("EventsQueueUrl"))
-        .env("CDF_BUCKET", s.output("BucketName"))
-        .env("AWS_ENDPOINT_URL", &emulator)
-        .env("CDF_WAIT_TIME_SECS", "1")
-        .env("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string())
-        .env("CDF_CONCURRENCY", "4")
-        .env("CDF_LOG_LEVEL", "warn")
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn_worker(&[("AWS_ENDPOINT_URL", &emulator)]);
     // Killed (SIGKILL, no goodbye) once some rows are done and others are running.
     let state = s.state();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1175,7 +1180,7 @@ async fn register_thing_mode_over_http_provisions_or_answers_400_leaving_nothing
     use cdf_provisioning::app::provision::ProvisioningMode;
     let s = Stack::deploy().await;
     s.examples().await;
-    let mut settings = Stack::settings();
+    let mut settings = s.settings();
     settings.provision.mode = ProvisioningMode::RegisterThing;
     let address = serve(s.app_with(settings).await).await;
     let cdf = [("Accept", MEDIA_TYPE), ("Content-Type", MEDIA_TYPE)];
@@ -1228,9 +1233,9 @@ async fn a_thousand_row_task_with_bad_rows_counts_each_row_once_and_makes_one_de
     let s3 = s.s3(&config);
     let template = grouped_device_template();
     let bucket = s.output("BucketName");
-    let put =
-        |key: &'static str, body: String| s3.put_object().bucket(bucket).key(key).body(body.into_bytes().into()).send();
-    put("templates/fleet.json", template.to_string()).await.unwrap();
+    let put = |key: String, body: String| s3.put_object().bucket(bucket).key(key).body(body.into_bytes().into()).send();
+    let fleet = format!("{}fleet{}", s.config.templates_prefix, s.config.templates_suffix);
+    put(fleet, template.to_string()).await.unwrap();
     let missing_group = s.thing("no-such-group");
     let mut invalid = Vec::new();
     let mut refused_by_iot = Vec::new();
@@ -1251,7 +1256,7 @@ async fn a_thousand_row_task_with_bad_rows_counts_each_row_once_and_makes_one_de
         };
         rows.push_str(&(row.to_string() + "\n"));
     }
-    put("imports/fleet.ndjson", rows).await.unwrap();
+    put("imports/fleet.ndjson".to_owned(), rows).await.unwrap();
     let submit = command(
         "fleet",
         "bulkProvisionThings",

@@ -1,37 +1,40 @@
 //! Shared set-up for tests against the in-memory fakes.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
+pub mod binary;
 pub mod contract;
 pub mod results;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::{
-    ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource,
-    MemorySecrets, MemoryStateStore, MemoryTemplates, TokioClock,
-};
-use cdf_provisioning::app::{App, AppSettings, Ports, RetrySchedule};
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryPorts, MemoryQueue, TokioClock};
+use cdf_provisioning::app::{App, AppSettings, RetrySchedule};
 use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::Clock;
+use cdf_provisioning::wiring;
 
 pub const LEASE: Duration = Duration::from_secs(60);
 
+/// A core on the in-memory fakes; the fakes are reached through it (`f.registry`, `f.state`,
+/// ...: see [`MemoryPorts`]).
 pub struct Fixture {
-    pub registry: Arc<MemoryRegistry>,
-    pub state: Arc<MemoryStateStore>,
-    pub events: Arc<MemoryEvents>,
-    pub templates: Arc<MemoryTemplates>,
-    pub secrets: Arc<MemorySecrets>,
-    pub ca_keys: Arc<MemoryCaKeys>,
+    /// The fakes the core runs on.
+    pub fakes: MemoryPorts,
+    /// A clock tests move by hand; the core's own when the fixture is not on tokio's time.
     pub clock: Arc<ManualClock>,
-    pub bulk: Arc<MemoryBulkStore>,
-    pub rows: Arc<MemoryRowSource>,
-    /// Where the core sends commands (a bulk task's chunks).
-    pub queue: Arc<MemoryQueue>,
     pub app: App,
+}
+
+impl Deref for Fixture {
+    type Target = MemoryPorts;
+
+    fn deref(&self) -> &MemoryPorts {
+        &self.fakes
+    }
 }
 
 impl Fixture {
@@ -76,9 +79,6 @@ impl Fixture {
     }
 
     fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut AppSettings)) -> Self {
-        let registry = Arc::new(MemoryRegistry::with_clock(app_clock.clone()));
-        let state = Arc::new(MemoryStateStore::default());
-        let events = Arc::new(MemoryEvents::default());
         let mut settings = AppSettings {
             event_source: "urn:test".into(),
             lease: LEASE,
@@ -87,29 +87,12 @@ impl Fixture {
                 max_delay: Duration::from_millis(2),
                 max_retries: 5,
             },
-            ..Config::default().app_settings()
+            ..wiring::app_settings(&Config::default())
         };
         adjust(&mut settings);
-        let templates = Arc::new(MemoryTemplates::default());
-        let secrets = Arc::new(MemorySecrets::default());
-        let ca_keys = Arc::new(MemoryCaKeys::default());
-        let bulk = Arc::new(MemoryBulkStore::sharing(state.clone()));
-        let rows = Arc::new(MemoryRowSource::default());
-        let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), 5));
-        let ports = Ports {
-            bulk: bulk.clone(),
-            rows: rows.clone(),
-            commands: queue.clone(),
-            registry: registry.clone(),
-            state: state.clone(),
-            events: events.clone(),
-            templates: templates.clone(),
-            secrets: secrets.clone(),
-            ca_keys: ca_keys.clone(),
-            clock: app_clock,
-        };
-        let app = App::new(ports, settings);
-        Self { registry, state, events, templates, secrets, ca_keys, clock, bulk, rows, queue, app }
+        let fakes = MemoryPorts::new(app_clock, MemoryQueue::new(Duration::from_secs(30), 5));
+        let app = App::new(fakes.ports(), settings);
+        Self { fakes, clock, app }
     }
 
     /// The record of `key`; its result, if any, is checked against the result schema.
