@@ -4,16 +4,13 @@
 //! its reason) or recorded as a permanent failure with a `command.failed` event. None may be
 //! retried as if transient, none may echo an unbounded input, and no key material may appear in
 //! any record or event afterwards.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
-mod common;
-
+use crate::support::Fixture;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, header};
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::{CommandEnvelope, ErrorCode};
-use common::Fixture;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

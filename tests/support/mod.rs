@@ -1,4 +1,11 @@
-//! Shared set-up for tests against the in-memory fakes.
+//! What both test crates share (`tests/it/`, the fast suites, and `tests/e2e/`, against the
+//! emulator), included by each as `mod support`: this directory has no `main.rs`, so it is no
+//! test target of its own.
+//!
+//! - [`Fixture`]: a core on the in-memory fakes, and command envelopes to give it.
+//! - [`results`]: typed command results, each checked against the published schema.
+//! - [`contract`]: the port contracts every adapter keeps, fake or AWS.
+//! - [`binary`]: the service's binary, for the tests that need a real process.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
 pub mod binary;

@@ -1,19 +1,16 @@
 //! Bulk provisioning against the in-memory fakes: acceptance, fan-out through the queue,
 //! exactly-once counting, completion announced once, cancellation, crashes mid-chunk.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::support::{Fixture, envelope, result_of};
 use cdf_provisioning::adapters::memory::{BulkOp, EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
 use cdf_provisioning::ports::{CommandQueue, ErrorKind, QueueMessage};
-use common::{Fixture, envelope, result_of};
 use serde_json::{Value, json};
 
 fn fixture() -> Fixture {

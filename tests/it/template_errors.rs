@@ -1,6 +1,5 @@
 //! Every broken template or parameter set is refused before any AWS call, with the JSON path
 //! at fault and a reason. One row per mistake.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
 use std::collections::BTreeMap;
 

@@ -1,15 +1,12 @@
 //! The REST facade against in-memory fakes, through the router (no socket).
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
-mod common;
-
+use crate::support::Fixture;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use cdf_provisioning::adapters::memory::IotOp;
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::domain::CertificateStatus;
 use cdf_provisioning::ports::{CommandQueue, ErrorKind};
-use common::Fixture;
 use tower::ServiceExt;
 
 async fn call(f: &Fixture, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String, Option<String>) {
@@ -407,7 +404,7 @@ async fn a_keyed_request_cut_short_is_resumed_by_its_repeat_without_a_second_cer
     let (status, _) = post_with_key(&f, "order-18", body).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    tokio::time::sleep(common::LEASE).await;
+    tokio::time::sleep(crate::support::LEASE).await;
     let (status, answer) = post_with_key(&f, "order-18", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(f.registry.certificates().len(), 1, "the certificate of the first attempt was resumed");

@@ -1,19 +1,16 @@
 //! provisionThing against the in-memory fakes: every example template, crash after each step
 //! with resume, compensation of permanent failures, secrets kept out of records and events.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::support::{Fixture, provisioned};
 use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, ErrorCode};
 use cdf_provisioning::ports::ErrorKind;
-use common::{Fixture, provisioned};
 use serde_json::{Value, json};
 
 const CA_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
