@@ -1,9 +1,16 @@
-//! The REST facade served on a local port, and an HTTP client for it.
+//! The REST facade served on a local port, and an HTTP client for it (hyper's, so responses
+//! are read as HTTP says, chunked or not).
+
+use std::net::SocketAddr;
 
 use cdf_provisioning::app::App;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 /// Serves `app`'s REST facade on a local port; returns its address.
-pub(crate) async fn serve(app: App) -> std::net::SocketAddr {
+pub(crate) async fn serve(app: App) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = cdf_provisioning::api::router(app);
@@ -14,27 +21,22 @@ pub(crate) async fn serve(app: App) -> std::net::SocketAddr {
 /// A request and the status it must get: method, path, headers, body, status.
 pub(crate) type Exchange<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str, u16);
 
-/// One HTTP/1.1 exchange over a plain socket (the tests need no HTTP client crate):
-/// status and body.
+/// One HTTP/1.1 exchange: status and body.
 pub(crate) async fn http(
-    address: std::net::SocketAddr,
+    address: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    let mut request = hyper::Request::builder().method(method).uri(format!("http://{address}{path}"));
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    let request = request.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
