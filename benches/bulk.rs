@@ -20,6 +20,9 @@ use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::{CommandQueue, IotOperation, SystemClock};
 use cdf_provisioning::wiring;
 
+#[path = "../tests/support/examples.rs"]
+mod examples;
+
 struct Bench {
     app: App,
     registry: Arc<MemoryRegistry>,
@@ -31,9 +34,8 @@ fn bench(limited: bool) -> Bench {
     let limits = || Arc::new(RateLimits::new(config.iot_rate_share, &config.iot_rate_limits));
     let fakes = MemoryPorts::new(Arc::new(SystemClock), MemoryQueue::new(Duration::from_secs(300), 5));
     fakes.registry.throttle_at(limits());
-    fakes.registry.add_policy("cdf-example-device");
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    fakes.templates.put("aws-issued", &std::fs::read_to_string(format!("{dir}/aws-issued.json")).expect("template"));
+    fakes.registry.add_policy(examples::DEVICE_POLICY);
+    fakes.templates.put("aws-issued", &examples::template("aws-issued"));
     let ports = if limited { fakes.rate_limited_ports(limits()) } else { fakes.ports() };
     Bench { app: App::new(ports, wiring::app_settings(&config)), registry: fakes.registry, queue: fakes.queue }
 }

@@ -3,10 +3,10 @@
 
 use aws_config::BehaviorVersion;
 use cdf_provisioning::domain::record::CommandStatus;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::stack::{Stack, command};
-use crate::support::results;
+use crate::support::{examples, results};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_template_provisions_through_sqs() {
@@ -14,12 +14,10 @@ async fn every_example_template_provisions_through_sqs() {
     let ca_id = s.examples().await;
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = s.s3(&config);
-    let names = ["csr", "aws-issued", "ca-signed", "additional-policies", "group-and-type", "add_thing_to_group"];
+    let names = examples::NAMES;
     let (stop, worker) = s.start_worker().await;
     for name in names {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/requests");
-        let mut request: Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap()).unwrap();
+        let mut request = examples::request(name);
         // Thing names unique to this stack; the CA registered above.
         let thing = s.thing(name.replace('_', "-").as_str());
         request["parameters"]["ThingName"] = json!(thing);

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::http::{Exchange, http, serve};
 use crate::stack::{Stack, grouped_device_template};
+use crate::support::examples;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
@@ -90,8 +91,7 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     assert_eq!(principals.principals().len(), 1, "the array body changed nothing");
 
     // Templates through the API, stored in S3 where the commands read them.
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    let template = examples::template("aws-issued");
     let broken = template.replace(r#"{ "Ref": "ThingName" }"#, r#"{ "Fn::Join": ["-"] }"#);
     assert_ne!(broken, template);
     let (status, text) = http(address, "PUT", "/templates/e2e/uploaded", &cdf, &broken).await;

@@ -19,7 +19,7 @@ use cdf_provisioning::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::binary;
+use crate::support::{binary, examples};
 
 pub(crate) const VISIBILITY_SECS: u64 = 5;
 
@@ -235,9 +235,7 @@ impl Stack {
 
     pub(crate) async fn policy(&self, name: &str, target: &str) {
         if self.iot.get_policy().policy_name(name).send().await.is_err() {
-            let document =
-                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
-            self.iot.create_policy().policy_name(name).policy_document(document).send().await.unwrap();
+            self.iot.create_policy().policy_name(name).policy_document(examples::ALLOW_CONNECT).send().await.unwrap();
         }
         self.iot.attach_policy().policy_name(name).target(target).send().await.unwrap();
     }
@@ -323,23 +321,16 @@ impl Stack {
         let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let s3 = self.s3(&config);
         let bucket = self.output("BucketName");
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let name = path.file_stem().unwrap().to_str().unwrap();
-                let key = format!("{}{name}{}", self.config.templates_prefix, self.config.templates_suffix);
-                let body = std::fs::read(&path).unwrap();
-                s3.put_object().bucket(bucket).key(key).body(body.into()).send().await.unwrap();
-            }
+        for (name, template) in examples::all() {
+            let key = format!("{}{name}{}", self.config.templates_prefix, self.config.templates_suffix);
+            s3.put_object().bucket(bucket).key(key).body(template.into_bytes().into()).send().await.unwrap();
         }
-        let document =
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
-        let _ = self.iot.create_policy().policy_name("cdf-example-device").policy_document(document).send().await;
-        for group in ["cdf-example-eu", "cdf-example-us"] {
+        let policy = self.iot.create_policy().policy_name(examples::DEVICE_POLICY);
+        let _ = policy.policy_document(examples::ALLOW_CONNECT).send().await;
+        for group in examples::GROUPS {
             let _ = self.iot.create_thing_group().thing_group_name(group).send().await;
         }
-        let _ = self.iot.create_thing_type().thing_type_name("cdf-example-thermometer").send().await;
+        let _ = self.iot.create_thing_type().thing_type_name(examples::THING_TYPE).send().await;
         let (ca_pem, ca_key) = cdf_provisioning::crypto::test_ca(&format!("{} CA", self.name)).unwrap();
         let ca = self
             .iot

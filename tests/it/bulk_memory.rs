@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::support::{Fixture, envelope, result_of};
+use crate::support::{Fixture, envelope, examples, result_of};
 use cdf_provisioning::adapters::memory::{BulkOp, EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
@@ -14,13 +14,8 @@ use cdf_provisioning::ports::{CommandQueue, ErrorKind, QueueMessage};
 use serde_json::{Value, json};
 
 fn fixture() -> Fixture {
-    let f = Fixture::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for name in ["aws-issued", "add_thing_to_group"] {
-        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
-    }
-    f.registry.add_policy("cdf-example-device");
-    f.registry.add_group("cdf-example-eu", &[]);
+    let f = Fixture::new().with_examples(&["aws-issued", "add_thing_to_group"]);
+    f.registry.add_group(examples::GROUPS[0], &[]);
     f
 }
 

@@ -224,11 +224,7 @@ fn corpus() -> Vec<(String, String)> {
 }
 
 fn fixture() -> Fixture {
-    let f = Fixture::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for name in ["aws-issued", "csr", "ca-signed"] {
-        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
-    }
+    let f = Fixture::new().with_examples(&["aws-issued", "csr", "ca-signed"]);
     f.templates.put(
         "without-ca",
         r#"{"Parameters":{"ThingName":{"Type":"String"},"CertificateId":{"Type":"String"}},
@@ -236,7 +232,6 @@ fn fixture() -> Fixture {
                          "certificate":{"Type":"AWS::IoT::Certificate","Properties":{"CertificateId":{"Ref":"CertificateId"}}}},
             "CDF":{"registerDeviceCertificateWithoutCA":true}}"#,
     );
-    f.registry.add_policy("cdf-example-device");
     f
 }
 

@@ -5,11 +5,13 @@
 //! - [`Fixture`]: a core on the in-memory fakes, and command envelopes to give it.
 //! - [`results`]: typed command results, each checked against the published schema.
 //! - [`contract`]: the port contracts every adapter keeps, fake or AWS.
+//! - [`examples`]: the shipped example templates and requests, and what they refer to.
 //! - [`binary`]: the service's binary, for the tests that need a real process.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
 pub mod binary;
 pub mod contract;
+pub mod examples;
 pub mod results;
 
 use std::ops::Deref;
@@ -100,6 +102,16 @@ impl Fixture {
         let fakes = MemoryPorts::new(app_clock, MemoryQueue::new(Duration::from_secs(30), 5));
         let app = App::new(fakes.ports(), settings);
         Self { fakes, clock, app }
+    }
+
+    /// Stores the example templates `names` where the core reads templates, and makes the
+    /// policy they attach.
+    pub fn with_examples(self, names: &[&str]) -> Self {
+        for name in names {
+            self.templates.put(name, &examples::template(name));
+        }
+        self.registry.add_policy(examples::DEVICE_POLICY);
+        self
     }
 
     /// The record of `key`; its result, if any, is checked against the result schema.
