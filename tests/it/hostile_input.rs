@@ -279,15 +279,26 @@ async fn every_hostile_message_ends_in_a_specific_bounded_error() {
     }
 }
 
-/// Hostile REST requests: (name, method, uri, content type, body).
-fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, String)> {
+/// A hostile REST request.
+struct RestCase {
+    /// What it tries, for the failure message.
+    name: String,
+    method: &'static str,
+    uri: String,
+    /// The `Content-Type` it claims, if any.
+    content_type: Option<&'static str>,
+    body: String,
+}
+
+/// Hostile REST requests.
+fn rest_corpus() -> Vec<RestCase> {
     const JSON: Option<&str> = Some(MEDIA_TYPE);
     let huge = "x".repeat(300_000);
     let provision =
         |parameters: Value| json!({"provisioningTemplateId": "aws-issued", "parameters": parameters}).to_string();
     let mut cases = Vec::new();
     let mut add = |name: &str, method: &'static str, uri: String, content_type, body: String| {
-        cases.push((name.to_owned(), method, uri, content_type, body));
+        cases.push(RestCase { name: name.to_owned(), method, uri, content_type, body });
     };
     // Paths.
     for (name, path) in [
@@ -426,7 +437,7 @@ fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, Str
 async fn every_hostile_rest_request_answers_a_bounded_client_error_in_the_seeds_json() {
     let cases = rest_corpus();
     assert_eq!(cases.len(), 64, "the README counts them");
-    for (name, method, uri, content_type, body) in cases {
+    for RestCase { name, method, uri, content_type, body } in cases {
         let f = fixture();
         f.registry.add_thing("t1", None, &[]);
         let mut request = Request::builder().method(method).uri(&uri).header(header::ACCEPT, MEDIA_TYPE);
