@@ -10,17 +10,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdf_provisioning::adapters::memory::{
-    MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource, MemorySecrets,
-    MemoryStateStore, MemoryTemplates,
-};
-use cdf_provisioning::adapters::rate_limited::{RateLimitedRegistry, RateLimits};
-use cdf_provisioning::app::{App, Ports};
+use cdf_provisioning::adapters::memory::{MemoryPorts, MemoryQueue, MemoryRegistry};
+use cdf_provisioning::adapters::rate_limited::RateLimits;
+use cdf_provisioning::app::App;
 use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::bulk::TaskId;
 use cdf_provisioning::domain::command::BulkRequest;
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
-use cdf_provisioning::ports::{CommandQueue, DeviceRegistry, IotOperation, SystemClock};
+use cdf_provisioning::ports::{CommandQueue, IotOperation, SystemClock};
+use cdf_provisioning::wiring;
+
+#[path = "../tests/support/examples.rs"]
+mod examples;
 
 struct Bench {
     app: App,
@@ -29,32 +30,14 @@ struct Bench {
 }
 
 fn bench(limited: bool) -> Bench {
-    let registry = Arc::new(MemoryRegistry::default());
-    registry.throttle_at(Arc::new(RateLimits::new(1.0, &BTreeMap::new())));
-    registry.add_policy("cdf-example-device");
-    let templates = Arc::new(MemoryTemplates::default());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    templates.put("aws-issued", &std::fs::read_to_string(format!("{dir}/aws-issued.json")).expect("template"));
-    let queue = Arc::new(MemoryQueue::new(Duration::from_secs(300), 5));
-    let used: Arc<dyn DeviceRegistry> = if limited {
-        Arc::new(RateLimitedRegistry::new(registry.clone(), Arc::new(RateLimits::new(1.0, &BTreeMap::new()))))
-    } else {
-        registry.clone()
-    };
-    let state = Arc::new(MemoryStateStore::default());
-    let ports = Ports {
-        registry: used,
-        bulk: Arc::new(MemoryBulkStore::sharing(state.clone())),
-        state,
-        events: Arc::new(MemoryEvents::default()),
-        templates,
-        secrets: Arc::new(MemorySecrets::default()),
-        ca_keys: Arc::new(MemoryCaKeys::default()),
-        rows: Arc::new(MemoryRowSource::default()),
-        commands: queue.clone(),
-        clock: Arc::new(SystemClock),
-    };
-    Bench { app: App::new(ports, Config::default().app_settings()), registry, queue }
+    let config = Config::default();
+    let limits = || Arc::new(RateLimits::new(config.iot_rate_share, &config.iot_rate_limits));
+    let fakes = MemoryPorts::new(Arc::new(SystemClock), MemoryQueue::new(Duration::from_secs(300), 5));
+    fakes.registry.throttle_at(limits());
+    fakes.registry.add_policy(examples::DEVICE_POLICY);
+    fakes.templates.put("aws-issued", &examples::template("aws-issued"));
+    let ports = if limited { fakes.rate_limited_ports(limits()) } else { fakes.ports() };
+    Bench { app: App::new(ports, wiring::app_settings(&config)), registry: fakes.registry, queue: fakes.queue }
 }
 
 fn request(rows: usize) -> BulkRequest {

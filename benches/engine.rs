@@ -10,6 +10,9 @@ use cdf_provisioning::crypto;
 use cdf_provisioning::domain::template::Template;
 use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
 
+#[path = "../tests/support/examples.rs"]
+mod examples;
+
 /// Runs `f` repeatedly for about `budget` and returns (iterations, elapsed).
 fn measure(budget: Duration, mut f: impl FnMut()) -> (u64, Duration) {
     let start = Instant::now();
@@ -28,11 +31,8 @@ fn report(name: &str, (n, elapsed): (u64, Duration)) {
 }
 
 fn main() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    let template = std::fs::read_to_string(format!("{dir}/group-and-type.json")).expect("example template");
-    let request: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/requests/group-and-type.json")).expect("request"))
-            .expect("request JSON");
+    let template = examples::template("group-and-type");
+    let request = examples::request("group-and-type");
     let parameters: BTreeMap<String, String> =
         serde_json::from_value(request["parameters"].clone()).expect("parameters");
     let budget = Duration::from_secs(3);

@@ -2,20 +2,19 @@
 //! the process with a message naming every variable at fault.
 //!
 //! Each variable and its default are declared once, in [`Config::from_lookup`]. The settings
-//! of the core ([`AppSettings`]) and of the worker ([`WorkerSettings`]) have no defaults of
-//! their own: they are derived from a `Config`, and [`Config::default`] is the configuration
-//! of an empty environment. A test checks the table in `docs/configuration.md` against the
-//! declared defaults, so the documentation cannot drift either.
+//! of the core, the worker and the REST facade have no defaults of their own: the composition
+//! root ([`crate::wiring`]) derives them from a `Config`, and [`Config::default`] is the
+//! configuration of an empty environment. This module knows nothing of the layers that use
+//! it. A test checks the table in `docs/configuration.md` against the declared defaults, so
+//! the documentation cannot drift either.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::app::provision::{ProvisionSettings, ProvisioningMode};
-use crate::app::{AppSettings, RetrySchedule};
+use crate::domain::template::ProvisioningMode;
 use crate::ports::IotOperation;
-use crate::worker::WorkerSettings;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,46 +299,6 @@ impl Config {
     pub fn require<'a>(value: &'a Option<String>, var: &str, purpose: &str) -> Result<&'a str, ConfigError> {
         value.as_deref().ok_or_else(|| ConfigError(vec![format!("{var} is required {purpose}")]))
     }
-
-    /// Settings of the application core.
-    pub fn app_settings(&self) -> AppSettings {
-        AppSettings {
-            event_source: self.event_source.clone(),
-            // A little shorter than the message's invisibility, so that a message coming back
-            // after a crash finds its lease expired, instead of spending a delivery on waiting.
-            lease: self.visibility_timeout - (self.visibility_timeout / 10).max(Duration::from_secs(1)),
-            record_retention: self.record_retention,
-            delete_certificates: self.delete_certificates,
-            delete_policies: self.delete_policies,
-            conflict_retry: RetrySchedule::CONFLICTS,
-            max_failed_attempts: self.max_failed_attempts,
-            provision: ProvisionSettings {
-                certificate_days: self.certificate_expiry_days,
-                mode: self.provisioning_mode,
-            },
-        }
-    }
-
-    /// Settings of the REST facade's guards.
-    pub fn api_settings(&self) -> crate::api::ApiSettings {
-        crate::api::ApiSettings {
-            request_timeout: self.api_timeout,
-            cors_origins: self.api_cors_origins.clone(),
-            bearer_token: self.api_bearer_token.clone(),
-        }
-    }
-
-    /// Settings of the worker loop.
-    pub fn worker_settings(&self) -> WorkerSettings {
-        WorkerSettings {
-            receivers: self.receivers,
-            concurrency: self.concurrency,
-            wait_time: self.wait_time,
-            visibility_timeout: self.visibility_timeout,
-            shutdown_grace: self.shutdown_grace,
-            max_retry_delay: self.max_retry_delay,
-        }
-    }
 }
 
 impl Default for Config {
@@ -407,15 +366,6 @@ mod tests {
             }
         }
         assert_eq!(rows.len(), Config::variables().len(), "docs/configuration.md lists variables not read");
-    }
-
-    #[test]
-    fn a_lease_ends_before_its_message_becomes_visible_again() {
-        for secs in ["5", "60", "900"] {
-            let c = load(&[("CDF_VISIBILITY_TIMEOUT_SECS", secs)]).unwrap();
-            let lease = c.app_settings().lease;
-            assert!(lease < c.visibility_timeout && lease >= c.visibility_timeout * 8 / 10, "{secs}: {lease:?}");
-        }
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! - [`worker`]: poll → decode → dispatch → delete / retry / dead-letter.
 //! - [`api`]: the CDF v1.0.0 REST facade (axum).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
-//! - [`config`], [`telemetry`], [`shutdown`], [`cli`]: the composition root's parts.
+//! - [`config`], [`wiring`], [`telemetry`], [`shutdown`], [`cli`]: the composition root's parts
+//!   (the ports themselves are wired next to their adapters: `adapters::aws::ports`,
+//!   `adapters::memory::MemoryPorts`).
 
 pub mod adapters;
 pub mod api;
@@ -34,4 +36,5 @@ pub mod metrics;
 pub mod ports;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wiring;
 pub mod worker;

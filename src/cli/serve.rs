@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::context::Aws;
 use crate::worker::Worker;
-use crate::{api, shutdown};
+use crate::{api, shutdown, wiring};
 
 /// `worker`: runs the queue worker until a signal.
 pub(super) async fn worker(aws: &Aws) -> anyhow::Result<ExitCode> {
@@ -28,7 +28,7 @@ pub(super) async fn worker(aws: &Aws) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    Worker::new(app, Arc::new(queue), aws.config.worker_settings()).run(token).await;
+    Worker::new(app, Arc::new(queue), wiring::worker_settings(&aws.config)).run(token).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -39,7 +39,7 @@ pub(super) async fn api(aws: &Aws, bind: Option<String>) -> anyhow::Result<ExitC
     let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
     tracing::info!(address = %listener.local_addr()?, "REST facade listening");
     let token = shutdown::on_signal();
-    let router = api::router_with(app, aws.config.api_settings());
+    let router = api::router_with(app, wiring::api_settings(&aws.config));
     axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //!
 //! Clients come from the standard credential chain and honour `AWS_ENDPOINT_URL` and the
 //! per-service `AWS_ENDPOINT_URL_<SERVICE>` variables, so the same code runs against AWS
-//! and against a local emulator.
+//! and against a local emulator. [`ports`] wires them as the product runs them.
 
 mod clients;
 mod cloudformation;
@@ -12,6 +12,7 @@ mod events;
 mod iot;
 mod s3;
 mod sqs;
+mod wiring;
 
 pub use clients::AwsClients;
 pub use cloudformation::{StackDeployer, StackOutputs};
@@ -23,3 +24,4 @@ pub use sqs::{
     REJECTION_CODE_ATTRIBUTE, REJECTION_PATH_ATTRIBUTE, REJECTION_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE,
     SqsCommandQueue,
 };
+pub use wiring::ports;

@@ -1,6 +1,7 @@
 //! Stateful in-memory fakes of every port, with failure injection, for fast tests of the
 //! application and worker layers. They follow the AWS behaviours the core depends on (for
 //! example IoT refusing to delete an ACTIVE certificate) but are not a product backend.
+//! [`MemoryPorts`] wires them, for every test fixture and the benches.
 
 mod bulk;
 mod events;
@@ -9,6 +10,7 @@ mod queue;
 mod registry;
 mod state;
 mod stores;
+mod wiring;
 
 pub use bulk::{BulkOp, MemoryBulkStore};
 pub use events::{EventsOp, MemoryEvents};
@@ -17,6 +19,7 @@ pub use queue::{MemoryQueue, QueueOp};
 pub use registry::{IotOp, MemoryRegistry};
 pub use state::{MemoryStateStore, StoreOp};
 pub use stores::{MemoryCaKeys, MemoryRowSource, MemorySecrets, MemoryTemplates, ObjectOp};
+pub use wiring::MemoryPorts;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -18,21 +18,11 @@ use crate::crypto::Secret;
 use crate::domain::checkpoint::{CertificateStep, Checkpoint};
 pub use crate::domain::command::ProvisionRequest;
 pub use crate::domain::result::{ProvisionResult, ResourceArns};
+pub use crate::domain::template::ProvisioningMode;
 use crate::domain::template::plan::{Plan, ThingSpec};
 use crate::domain::template::{Culprit, Template, TemplateError};
 use crate::domain::{CommandError, ErrorCode, Location, TemplateId, ThingName};
 use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortError, SecretSink, TemplateStore};
-
-/// How templates are executed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProvisioningMode {
-    /// Evaluated here, executed with IoT's step APIs, checkpointed (the default).
-    #[default]
-    Steps,
-    /// Validated here, then handed to `iot:RegisterThing` for AWS's own evaluation (CDF's
-    /// way; 10 TPS, and a crash mid-call cannot be resumed step by step).
-    RegisterThing,
-}
 
 /// Deployment settings of provisioning.
 #[derive(Debug, Clone)]

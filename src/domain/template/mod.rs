@@ -36,6 +36,17 @@ pub const MAX_PARAMETER_VALUE: usize = 4_096;
 const SECTIONS: [&str; 6] =
     ["AWSTemplateFormatVersion", "Description", "Parameters", "Mappings", "Resources", "DeviceConfiguration"];
 
+/// How templates are executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvisioningMode {
+    /// Evaluated here, executed with IoT's step APIs, checkpointed (the default).
+    #[default]
+    Steps,
+    /// Validated here, then handed to `iot:RegisterThing` for AWS's own evaluation (CDF's
+    /// way; 10 TPS, and a crash mid-call cannot be resumed step by step).
+    RegisterThing,
+}
+
 /// Whose input is at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

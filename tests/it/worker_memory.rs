@@ -1,20 +1,17 @@
 //! The worker loop against the in-memory queue and fakes, in paused tokio time:
 //! delete-after-record, duplicates, dead-lettering, retries, graceful shutdown.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
-
-mod common;
 
 use cdf_provisioning::adapters::memory::{IotOp, QueueOp, StoreOp};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::Fixture;
 use cdf_provisioning::adapters::memory::MemoryQueue;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, ErrorCode};
 use cdf_provisioning::ports::{CommandSender, ErrorKind};
 use cdf_provisioning::worker::{Worker, WorkerSettings};
-use common::Fixture;
 use tokio_util::sync::CancellationToken;
 
 const VISIBILITY: Duration = Duration::from_secs(30);

@@ -1,37 +1,49 @@
-//! Shared set-up for tests against the in-memory fakes.
+//! What both test crates share (`tests/it/`, the fast suites, and `tests/e2e/`, against the
+//! emulator), included by each as `mod support`: this directory has no `main.rs`, so it is no
+//! test target of its own.
+//!
+//! - [`Fixture`]: a core on the in-memory fakes, and command envelopes to give it.
+//! - [`results`]: typed command results, each checked against the published schema.
+//! - [`contract`]: the port contracts every adapter keeps, fake or AWS.
+//! - [`examples`]: the shipped example templates and requests, and what they refer to.
+//! - [`binary`]: the service's binary, for the tests that need a real process.
 #![allow(dead_code, unreachable_pub, clippy::needless_pass_by_value)]
 
+pub mod binary;
 pub mod contract;
+pub mod examples;
 pub mod results;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cdf_provisioning::adapters::memory::{
-    ManualClock, MemoryBulkStore, MemoryCaKeys, MemoryEvents, MemoryQueue, MemoryRegistry, MemoryRowSource,
-    MemorySecrets, MemoryStateStore, MemoryTemplates, TokioClock,
-};
-use cdf_provisioning::app::{App, AppSettings, Ports, RetrySchedule};
+use cdf_provisioning::adapters::memory::{ManualClock, MemoryPorts, MemoryQueue, TokioClock};
+use cdf_provisioning::app::{App, AppSettings, RetrySchedule};
 use cdf_provisioning::config::Config;
 use cdf_provisioning::domain::{CommandEnvelope, IdempotencyKey};
 use cdf_provisioning::ports::Clock;
+use cdf_provisioning::wiring;
 
 pub const LEASE: Duration = Duration::from_secs(60);
 
+/// A core on the in-memory fakes; the fakes are reached through it (`f.registry`, `f.state`,
+/// ...: see [`MemoryPorts`]).
 pub struct Fixture {
-    pub registry: Arc<MemoryRegistry>,
-    pub state: Arc<MemoryStateStore>,
-    pub events: Arc<MemoryEvents>,
-    pub templates: Arc<MemoryTemplates>,
-    pub secrets: Arc<MemorySecrets>,
-    pub ca_keys: Arc<MemoryCaKeys>,
+    /// The fakes the core runs on.
+    pub fakes: MemoryPorts,
+    /// A clock tests move by hand; the core's own when the fixture is not on tokio's time.
     pub clock: Arc<ManualClock>,
-    pub bulk: Arc<MemoryBulkStore>,
-    pub rows: Arc<MemoryRowSource>,
-    /// Where the core sends commands (a bulk task's chunks).
-    pub queue: Arc<MemoryQueue>,
     pub app: App,
+}
+
+impl Deref for Fixture {
+    type Target = MemoryPorts;
+
+    fn deref(&self) -> &MemoryPorts {
+        &self.fakes
+    }
 }
 
 impl Fixture {
@@ -76,9 +88,6 @@ impl Fixture {
     }
 
     fn with_clock(clock: Arc<ManualClock>, app_clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut AppSettings)) -> Self {
-        let registry = Arc::new(MemoryRegistry::with_clock(app_clock.clone()));
-        let state = Arc::new(MemoryStateStore::default());
-        let events = Arc::new(MemoryEvents::default());
         let mut settings = AppSettings {
             event_source: "urn:test".into(),
             lease: LEASE,
@@ -87,29 +96,22 @@ impl Fixture {
                 max_delay: Duration::from_millis(2),
                 max_retries: 5,
             },
-            ..Config::default().app_settings()
+            ..wiring::app_settings(&Config::default())
         };
         adjust(&mut settings);
-        let templates = Arc::new(MemoryTemplates::default());
-        let secrets = Arc::new(MemorySecrets::default());
-        let ca_keys = Arc::new(MemoryCaKeys::default());
-        let bulk = Arc::new(MemoryBulkStore::sharing(state.clone()));
-        let rows = Arc::new(MemoryRowSource::default());
-        let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), 5));
-        let ports = Ports {
-            bulk: bulk.clone(),
-            rows: rows.clone(),
-            commands: queue.clone(),
-            registry: registry.clone(),
-            state: state.clone(),
-            events: events.clone(),
-            templates: templates.clone(),
-            secrets: secrets.clone(),
-            ca_keys: ca_keys.clone(),
-            clock: app_clock,
-        };
-        let app = App::new(ports, settings);
-        Self { registry, state, events, templates, secrets, ca_keys, clock, bulk, rows, queue, app }
+        let fakes = MemoryPorts::new(app_clock, MemoryQueue::new(Duration::from_secs(30), 5));
+        let app = App::new(fakes.ports(), settings);
+        Self { fakes, clock, app }
+    }
+
+    /// Stores the example templates `names` where the core reads templates, and makes the
+    /// policy they attach.
+    pub fn with_examples(self, names: &[&str]) -> Self {
+        for name in names {
+            self.templates.put(name, &examples::template(name));
+        }
+        self.registry.add_policy(examples::DEVICE_POLICY);
+        self
     }
 
     /// The record of `key`; its result, if any, is checked against the result schema.

@@ -1,16 +1,15 @@
-//! The port contracts (`tests/common/contract.rs`) against the in-memory fakes; the same
-//! cases run against the AWS adapters on the emulator in `tests/e2e_moto.rs`.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! The port contracts (`tests/support/contract.rs`) against the in-memory fakes; the same
+//! cases run against the AWS adapters on the emulator in the end-to-end tests (`tests/e2e/`).
 
 use std::sync::Arc;
 
+use crate::support::contract::{
+    bulk_store_contract, certificate_window_contract, queue_contract, state_store_contract,
+};
 use cdf_provisioning::adapters::memory::{ManualClock, MemoryBulkStore, MemoryQueue, MemoryRegistry, MemoryStateStore};
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
 use cdf_provisioning::ports::Clock;
-use common::contract::{bulk_store_contract, certificate_window_contract, queue_contract, state_store_contract};
 
 #[tokio::test]
 async fn the_memory_state_store_keeps_the_contract() {

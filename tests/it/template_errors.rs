@@ -1,12 +1,13 @@
 //! Every broken template or parameter set is refused before any AWS call, with the JSON path
 //! at fault and a reason. One row per mistake.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
 use std::collections::BTreeMap;
 
 use cdf_provisioning::domain::template::plan::{CertificateSource, InitialStatus, KeyAlgorithm, Override};
 use cdf_provisioning::domain::template::{Culprit, Template};
 use serde_json::{Value, json};
+
+use crate::support::examples;
 
 /// A real P-256 CSR (the engine checks CSRs in full).
 const CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIHLMHICAQAwEDEOMAwGA1UEAwwFZGV2LTEwWTATBgcqhkjOPQIBBggqhkjOPQMB\nBwNCAATczgfER1Jm/jVSYVGxDY/WW+NB8wi5btkyEb5epHDv+tibWSQyDlnekNgJ\nWbbMSwHSPn5P56V7ikSxMA58XepdoAAwCgYIKoZIzj0EAwIDSQAwRgIhANTISUyq\nNVRyDz2/ZIPvbe7zfy06IC+m8qvjsHN4LzHsAiEA5G8cFzvrAo1w0hWFd3qOVmwS\nLqdxf29elq2oqxIYxEE=\n-----END CERTIFICATE REQUEST-----";
@@ -630,17 +631,10 @@ fn oversized_templates_are_refused() {
 
 #[test]
 fn the_shipped_example_templates_plan_with_their_example_requests() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
     let mut planned = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        let template = Template::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let request: Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/requests/{name}.json")).unwrap()).unwrap();
+    for (name, text) in examples::all() {
+        let template = Template::parse(&text).unwrap();
+        let request = examples::request(&name);
         assert_eq!(request["provisioningTemplateId"], name.as_str());
         let parameters: BTreeMap<String, String> = serde_json::from_value(request["parameters"].clone()).unwrap();
         let cdf = request.get("cdfProvisioningParameters").cloned().unwrap_or(Value::Null);
@@ -757,13 +751,9 @@ fn what_depends_on_a_parameter_value_is_left_for_the_request() {
 
 #[test]
 fn the_shipped_example_templates_have_no_static_errors() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let template: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            assert_eq!(static_errors(&template), Vec::<(String, String)>::new(), "{}", path.display());
-        }
+    for (name, text) in examples::all() {
+        let template: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(static_errors(&template), Vec::<(String, String)>::new(), "{name}");
     }
 }
 

@@ -1,6 +1,5 @@
 //! The example messages in `schemas/examples/` are valid commands, against both the JSON
 //! Schema and the decoder the worker uses.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
 use cdf_provisioning::domain::CommandEnvelope;
 use cdf_provisioning::domain::schema::{COMMAND_SCHEMA_V1, Schema};

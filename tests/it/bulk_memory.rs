@@ -1,29 +1,21 @@
 //! Bulk provisioning against the in-memory fakes: acceptance, fan-out through the queue,
 //! exactly-once counting, completion announced once, cancellation, crashes mid-chunk.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::support::{Fixture, envelope, examples, result_of};
 use cdf_provisioning::adapters::memory::{BulkOp, EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::bulk::{RowOutcome, TaskId, TaskStatus};
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, CommandResult, ErrorCode, IdempotencyKey};
 use cdf_provisioning::ports::{CommandQueue, ErrorKind, QueueMessage};
-use common::{Fixture, envelope, result_of};
 use serde_json::{Value, json};
 
 fn fixture() -> Fixture {
-    let f = Fixture::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for name in ["aws-issued", "add_thing_to_group"] {
-        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
-    }
-    f.registry.add_policy("cdf-example-device");
-    f.registry.add_group("cdf-example-eu", &[]);
+    let f = Fixture::new().with_examples(&["aws-issued", "add_thing_to_group"]);
+    f.registry.add_group(examples::GROUPS[0], &[]);
     f
 }
 

@@ -1,32 +1,19 @@
 //! provisionThing against the in-memory fakes: every example template, crash after each step
 //! with resume, compensation of permanent failures, secrets kept out of records and events.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::support::{Fixture, examples, provisioned};
 use cdf_provisioning::adapters::memory::{IotOp, StoreOp};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, CommandEnvelope, ErrorCode};
 use cdf_provisioning::ports::ErrorKind;
-use common::{Fixture, provisioned};
 use serde_json::{Value, json};
 
 const CA_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-const TEMPLATES: [&str; 6] =
-    ["csr", "aws-issued", "ca-signed", "additional-policies", "group-and-type", "add_thing_to_group"];
-
-fn example(name: &str) -> (String, Value) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    let template = std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap();
-    let request =
-        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/requests/{name}.json")).unwrap()).unwrap();
-    (template, request)
-}
 
 /// A fixture with every example template and what the templates expect to exist.
 fn fixture() -> Fixture {
@@ -34,13 +21,11 @@ fn fixture() -> Fixture {
 }
 
 fn prepare(f: Fixture) -> Fixture {
-    for name in TEMPLATES {
-        f.templates.put(name, &example(name).0);
+    let f = f.with_examples(&examples::NAMES);
+    for group in examples::GROUPS {
+        f.registry.add_group(group, &[]);
     }
-    f.registry.add_policy("cdf-example-device");
-    f.registry.add_group("cdf-example-eu", &[]);
-    f.registry.add_group("cdf-example-us", &[]);
-    f.registry.add_thing_type("cdf-example-thermometer");
+    f.registry.add_thing_type(examples::THING_TYPE);
     let (ca_pem, ca_key) = crypto::test_ca("Example Device CA").unwrap();
     f.registry.add_ca(CA_ID, &ca_pem);
     f.ca_keys.put(CA_ID, ca_key);
@@ -83,9 +68,9 @@ fn assert_provisioned(f: &Fixture, name: &str, key: &str) {
 
 #[tokio::test]
 async fn every_example_template_provisions() {
-    for name in TEMPLATES {
+    for name in examples::NAMES {
         let f = fixture();
-        let (_, request) = example(name);
+        let request = examples::request(name);
         assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done, "{name}");
         assert_provisioned(&f, name, "k");
         let events = f.events.published();
@@ -96,7 +81,7 @@ async fn every_example_template_provisions() {
 #[tokio::test]
 async fn ca_signed_certificates_carry_the_requested_subject_and_validity() {
     let f = fixture();
-    let (_, request) = example("ca-signed");
+    let request = examples::request("ca-signed");
     assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
     let pem = f.registry.certificates()[0].certificate_pem.clone().unwrap();
     let der = pem::parse_der(&pem);
@@ -136,13 +121,13 @@ async fn die_after_iot_call(f: &Fixture, envelope: &CommandEnvelope, k: usize) {
 /// How many IoT calls provisioning example `name` makes when nothing goes wrong.
 async fn iot_calls_of_a_clean_run(name: &str) -> usize {
     let clean = fixture();
-    clean.app.handle(&provision("k", &example(name).1), "t").await;
+    clean.app.handle(&provision("k", &examples::request(name)), "t").await;
     clean.registry.faults.calls().len()
 }
 
 async fn crash_after(name: &str, k: usize) {
     let f = fixture();
-    let (_, request) = example(name);
+    let request = examples::request(name);
     die_after_checkpoint(&f, &provision("k", &request), k).await;
     assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} after {k}");
     assert_provisioned(&f, name, "k");
@@ -154,10 +139,10 @@ async fn crash_after(name: &str, k: usize) {
 
 #[tokio::test]
 async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
-    for name in TEMPLATES {
+    for name in examples::NAMES {
         // How many checkpoint writes a clean run makes.
         let clean = fixture();
-        clean.app.handle(&provision("k", &example(name).1), "t").await;
+        clean.app.handle(&provision("k", &examples::request(name)), "t").await;
         let writes = clean.state.faults.count(StoreOp::Checkpoint);
         assert!(writes >= 1, "{name}: {writes} checkpoint writes");
         for k in 0..=writes {
@@ -171,10 +156,10 @@ async fn a_crash_after_any_step_resumes_to_exactly_one_certificate() {
 /// with what it made not yet noted, still ends in exactly one device.
 #[tokio::test]
 async fn a_crash_right_after_any_iot_call_resumes_to_exactly_one_device() {
-    for name in TEMPLATES {
+    for name in examples::NAMES {
         for k in 1..=iot_calls_of_a_clean_run(name).await {
             let f = fixture();
-            let (_, request) = example(name);
+            let request = examples::request(name);
             die_after_iot_call(&f, &provision("k", &request), k).await;
             assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} after {k}");
             assert_provisioned(&f, name, "k");
@@ -189,7 +174,7 @@ async fn a_crash_then_a_permanent_failure_leaves_nothing_behind() {
     let name = "aws-issued";
     for k in 1..=iot_calls_of_a_clean_run(name).await {
         let f = fixture();
-        let (_, request) = example(name);
+        let request = examples::request(name);
         die_after_iot_call(&f, &provision("k", &request), k).await;
         // The resumed attempt cannot activate the certificate, ever.
         f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
@@ -206,7 +191,7 @@ async fn a_crash_then_a_permanent_failure_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate() {
     let f = fixture();
-    let (_, request) = example("aws-issued");
+    let request = examples::request("aws-issued");
     let envelope = provision("k", &request);
     // Writes: plan; key with certificateRequested; then IoT makes the certificate (INACTIVE).
     let gate = Arc::new(AtomicBool::new(false));
@@ -238,11 +223,11 @@ async fn an_unreadable_checkpoint_stops_the_command_without_a_second_certificate
 async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
     for name in ["csr", "aws-issued", "ca-signed", "additional-policies"] {
         let clean = fixture();
-        clean.app.handle(&provision("k", &example(name).1), "t").await;
+        clean.app.handle(&provision("k", &examples::request(name)), "t").await;
         let writes = clean.state.faults.count(StoreOp::Checkpoint);
         for k in 1..=writes {
             let f = fixture();
-            let request = example(name).1;
+            let request = examples::request(name);
             f.state.faults.fail_nth(StoreOp::Checkpoint, ErrorKind::Transient, k);
             assert!(matches!(f.app.handle(&provision("k", &request), "t1").await, Disposition::Retry { .. }));
             assert_eq!(f.app.handle(&provision("k", &request), "t2").await, Disposition::Done, "{name} at {k}");
@@ -264,7 +249,8 @@ async fn a_failed_checkpoint_leaves_no_orphan_certificate() {
 #[tokio::test]
 async fn a_permanent_failure_is_compensated() {
     let f = fixture();
-    let (template, mut request) = example("additional-policies");
+    let template = examples::template("additional-policies");
+    let mut request = examples::request("additional-policies");
     // The template's policy does not exist: found only after the certificate and thing were made.
     f.templates.put("broken", &template.replace("cdf-example-device", "no-such-policy"));
     request["provisioningTemplateId"] = json!("broken");
@@ -284,7 +270,7 @@ async fn a_permanent_failure_is_compensated() {
 /// compensation then meets `failures` transient failures of `DeleteCertificate`.
 async fn failed_with_undo_failures(failures: usize) -> Fixture {
     let f = fixture();
-    let (_, request) = example("aws-issued");
+    let request = examples::request("aws-issued");
     f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
     f.registry.faults.fail_next(IotOp::DeleteCertificate, ErrorKind::Transient, failures);
     assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
@@ -343,7 +329,7 @@ async fn template_errors_fail_before_any_aws_call() {
 #[tokio::test]
 async fn provisioning_the_same_device_twice_acts_once() {
     let f = fixture();
-    let (_, request) = example("aws-issued");
+    let request = examples::request("aws-issued");
     for t in ["t1", "t2", "t3"] {
         assert_eq!(f.app.handle(&provision("k", &request), t).await, Disposition::Done);
     }
@@ -355,13 +341,13 @@ async fn provisioning_the_same_device_twice_acts_once() {
 async fn register_thing_mode_hands_the_template_to_iot_and_adds_cdfs_policies() {
     use cdf_provisioning::app::provision::ProvisioningMode;
     let f = prepare(Fixture::with_settings(|s| s.provision.mode = ProvisioningMode::RegisterThing));
-    let (template, _) = example("aws-issued");
+    let template = examples::template("aws-issued");
     let with_extras = template.replace(
         "\"createDeviceAWSCertificate\": true",
         "\"createDeviceAWSCertificate\": true, \"attachAdditionalPolicies\": [{\"name\": \"extra\", \"document\": \"{\\\"Statement\\\": []}\"}]",
     );
     f.templates.put("aws-issued", &with_extras);
-    let (_, request) = example("aws-issued");
+    let request = examples::request("aws-issued");
     assert_eq!(f.app.handle(&provision("k", &request), "t").await, Disposition::Done);
     let record = f.record("k");
     assert_eq!(record.status, CommandStatus::Succeeded, "{:?}", record.error);
@@ -423,7 +409,7 @@ async fn override_settings_decide_what_happens_to_an_existing_thing() {
 #[tokio::test]
 async fn the_last_delivery_gives_a_failing_command_up_compensated_and_announced() {
     let f = fixture();
-    let (_, request) = example("aws-issued");
+    let request = examples::request("aws-issued");
     // The certificate is made, then the thing cannot be (an outage that outlasts the deliveries).
     f.registry.faults.fail_next(IotOp::CreateThing, ErrorKind::Transient, 1);
     let envelope = provision("k", &request);

@@ -1,7 +1,6 @@
 //! Property-based tests of the two parsers that take untrusted input: the command decoder and
 //! the template evaluator. Whatever they are given, they answer (no panic), and an error is
 //! specific and bounded: it never repeats an unbounded input.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Contract cases that every implementation of a port must pass: run once against the
-//! in-memory fakes (`tests/contract_memory.rs`) and once against the AWS adapters on the
-//! emulator (`tests/e2e_moto.rs`), so the fakes the fast tests rely on cannot drift from
+//! in-memory fakes (`tests/it/contract_memory.rs`) and once against the AWS adapters on the
+//! emulator (`tests/e2e/`), so the fakes the fast tests rely on cannot drift from
 //! what the product runs on.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 

@@ -1,15 +1,12 @@
 //! The application core against in-memory fakes: idempotency, leases, crash points,
 //! failure injection, and the three commands' rules.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
-mod common;
-
+use crate::support::*;
 use cdf_provisioning::adapters::memory::{EventsOp, IotOp, StoreOp};
 use cdf_provisioning::app::{Disposition, RetryReason};
 use cdf_provisioning::domain::record::CommandStatus;
 use cdf_provisioning::domain::{CertificateStatus, ErrorCode};
 use cdf_provisioning::ports::ErrorKind;
-use common::*;
 use serde_json::json;
 
 fn seed_sensor(f: &Fixture) -> (String, String) {

@@ -4,16 +4,13 @@
 //! its reason) or recorded as a permanent failure with a `command.failed` event. None may be
 //! retried as if transient, none may echo an unbounded input, and no key material may appear in
 //! any record or event afterwards.
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
-mod common;
-
+use crate::support::Fixture;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, header};
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::app::Disposition;
 use cdf_provisioning::domain::{CommandEnvelope, ErrorCode};
-use common::Fixture;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -227,11 +224,7 @@ fn corpus() -> Vec<(String, String)> {
 }
 
 fn fixture() -> Fixture {
-    let f = Fixture::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for name in ["aws-issued", "csr", "ca-signed"] {
-        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
-    }
+    let f = Fixture::new().with_examples(&["aws-issued", "csr", "ca-signed"]);
     f.templates.put(
         "without-ca",
         r#"{"Parameters":{"ThingName":{"Type":"String"},"CertificateId":{"Type":"String"}},
@@ -239,7 +232,6 @@ fn fixture() -> Fixture {
                          "certificate":{"Type":"AWS::IoT::Certificate","Properties":{"CertificateId":{"Ref":"CertificateId"}}}},
             "CDF":{"registerDeviceCertificateWithoutCA":true}}"#,
     );
-    f.registry.add_policy("cdf-example-device");
     f
 }
 
@@ -287,15 +279,26 @@ async fn every_hostile_message_ends_in_a_specific_bounded_error() {
     }
 }
 
-/// Hostile REST requests: (name, method, uri, content type, body).
-fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, String)> {
+/// A hostile REST request.
+struct RestCase {
+    /// What it tries, for the failure message.
+    name: String,
+    method: &'static str,
+    uri: String,
+    /// The `Content-Type` it claims, if any.
+    content_type: Option<&'static str>,
+    body: String,
+}
+
+/// Hostile REST requests.
+fn rest_corpus() -> Vec<RestCase> {
     const JSON: Option<&str> = Some(MEDIA_TYPE);
     let huge = "x".repeat(300_000);
     let provision =
         |parameters: Value| json!({"provisioningTemplateId": "aws-issued", "parameters": parameters}).to_string();
     let mut cases = Vec::new();
     let mut add = |name: &str, method: &'static str, uri: String, content_type, body: String| {
-        cases.push((name.to_owned(), method, uri, content_type, body));
+        cases.push(RestCase { name: name.to_owned(), method, uri, content_type, body });
     };
     // Paths.
     for (name, path) in [
@@ -434,7 +437,7 @@ fn rest_corpus() -> Vec<(String, &'static str, String, Option<&'static str>, Str
 async fn every_hostile_rest_request_answers_a_bounded_client_error_in_the_seeds_json() {
     let cases = rest_corpus();
     assert_eq!(cases.len(), 64, "docs/testing.md counts them");
-    for (name, method, uri, content_type, body) in cases {
+    for RestCase { name, method, uri, content_type, body } in cases {
         let f = fixture();
         f.registry.add_thing("t1", None, &[]);
         let mut request = Request::builder().method(method).uri(&uri).header(header::ACCEPT, MEDIA_TYPE);

@@ -1,15 +1,12 @@
 //! The REST facade against in-memory fakes, through the router (no socket).
-#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
 
-mod common;
-
+use crate::support::{Fixture, examples};
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use cdf_provisioning::adapters::memory::IotOp;
 use cdf_provisioning::api::{MEDIA_TYPE, router};
 use cdf_provisioning::domain::CertificateStatus;
 use cdf_provisioning::ports::{CommandQueue, ErrorKind};
-use common::Fixture;
 use tower::ServiceExt;
 
 async fn call(f: &Fixture, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String, Option<String>) {
@@ -98,11 +95,7 @@ async fn a_missing_or_foreign_accept_header_answers_415() {
 
 #[tokio::test]
 async fn post_things_provisions_and_returns_the_generated_key_inline() {
-    let f = Fixture::new();
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
-    f.templates.put("aws-issued", &template);
-    f.registry.add_policy("cdf-example-device");
+    let f = Fixture::new().with_examples(&["aws-issued"]);
     let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"rest-1"}}"#;
     let (status, text, content_type) = call(&f, "POST", "/things", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
@@ -123,13 +116,8 @@ async fn post_things_provisions_and_returns_the_generated_key_inline() {
 #[tokio::test]
 async fn errors_answer_by_whose_fault_they_are() {
     let f = Fixture::new();
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/csr.json")).unwrap();
-    f.templates.put("csr", &template);
-    let request: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/requests/csr.json")).unwrap(),
-    )
-    .unwrap();
-    let body = request.to_string();
+    f.templates.put("csr", &examples::template("csr"));
+    let body = examples::request("csr").to_string();
 
     // IoT refusing the template's policy document (MalformedPolicyException) is the caller's fault.
     f.registry.faults.fail_next(IotOp::CreatePolicy, ErrorKind::Invalid, 1);
@@ -150,10 +138,7 @@ async fn errors_answer_by_whose_fault_they_are() {
 #[tokio::test]
 async fn bulk_tasks_are_accepted_read_paged_and_unknown_ones_answer_404() {
     let f = Fixture::new();
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/add_thing_to_group.json"))
-            .unwrap();
-    f.templates.put("add_thing_to_group", &template);
+    f.templates.put("add_thing_to_group", &examples::template("add_thing_to_group"));
     f.registry.add_group("g", &[]);
     let body = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "parameters": [
         {"ThingName": "b-1", "ThingGroupName": "g"}, {"ThingName": "b 2", "ThingGroupName": "g"}
@@ -275,12 +260,7 @@ fn documented(
 
 #[tokio::test]
 async fn every_answer_conforms_to_the_openapi_document_it_is_served_with() {
-    let f = Fixture::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates");
-    for name in ["aws-issued", "add_thing_to_group"] {
-        f.templates.put(name, &std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap());
-    }
-    f.registry.add_policy("cdf-example-device");
+    let f = Fixture::new().with_examples(&["aws-issued", "add_thing_to_group"]);
     f.registry.add_group("g", &[("region", "eu")]);
     f.registry.add_thing("t1", Some("sensor"), &[("a", "b")]);
     let cert = f.registry.add_certificate(CertificateStatus::Active);
@@ -358,12 +338,7 @@ async fn post_with_key(f: &Fixture, key: &str, body: &str) -> (StatusCode, serde
 }
 
 fn keyed_fixture() -> Fixture {
-    let f = Fixture::on_tokio_time();
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
-    f.templates.put("aws-issued", &template);
-    f.registry.add_policy("cdf-example-device");
-    f
+    Fixture::on_tokio_time().with_examples(&["aws-issued"])
 }
 
 #[tokio::test]
@@ -407,7 +382,7 @@ async fn a_keyed_request_cut_short_is_resumed_by_its_repeat_without_a_second_cer
     let (status, _) = post_with_key(&f, "order-18", body).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    tokio::time::sleep(common::LEASE).await;
+    tokio::time::sleep(crate::support::LEASE).await;
     let (status, answer) = post_with_key(&f, "order-18", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(f.registry.certificates().len(), 1, "the certificate of the first attempt was resumed");
@@ -505,9 +480,8 @@ async fn a_request_over_the_timeout_answers_503_in_json() {
 #[tokio::test]
 async fn templates_are_uploaded_only_when_valid_then_read_listed_used_and_deleted() {
     let f = Fixture::new();
-    f.registry.add_policy("cdf-example-device");
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/templates/aws-issued.json")).unwrap();
+    f.registry.add_policy(examples::DEVICE_POLICY);
+    let template = examples::template("aws-issued");
     let mut broken: serde_json::Value = serde_json::from_str(&template).unwrap();
     broken["Resources"]["thing"]["Properties"]["ThingName"] = serde_json::json!({"Ref": "Nope"});
     broken["Resources"]["certificate"]["Properties"]["Status"] = serde_json::json!("REVOKED");

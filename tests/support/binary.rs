@@ -1,0 +1,14 @@
+//! The service's binary, started by the tests that need a real process (to signal or kill it).
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Child, Command};
+
+/// Starts `cdf-provisioning <args>` with `env` on top of the test's environment; the caller
+/// waits for it or kills it.
+pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"))
+        .args(args)
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start cdf-provisioning {}: {e}", args.join(" ")))
+}
