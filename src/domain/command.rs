@@ -407,67 +407,6 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_code_and_path_at_fault() {
-        let cases = [
-            ("not json", ErrorCode::InvalidMessage, None),
-            ("[1,2]", ErrorCode::InvalidMessage, Some("/")),
-            (r#"{"schemaVersion":1,"payload":{}}"#, ErrorCode::InvalidMessage, Some("/type")),
-            (r#"{"schemaVersion":1,"type":7,"payload":{}}"#, ErrorCode::InvalidMessage, Some("/type")),
-            (r#"{"schemaVersion":1,"type":"rebootThing","payload":{}}"#, ErrorCode::UnsupportedCommand, Some("/type")),
-            (
-                r#"{"schemaVersion":2,"type":"getThing","payload":{"thingName":"t"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/schemaVersion"),
-            ),
-            (r#"{"schemaVersion":1,"type":"getThing","payload":{}}"#, ErrorCode::ValidationFailed, Some("/payload")),
-            (
-                r#"{"schemaVersion":1,"type":"getThing","payload":{"thingName":"a b"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/payload/thingName"),
-            ),
-            (
-                r#"{"schemaVersion":1,"type":"getThing","payload":{"thingName":"t","extra":1}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/payload"),
-            ),
-            (
-                r#"{"schemaVersion":1,"type":"deleteThing","payload":{"thingName":"t","deleteCertificates":"yes"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/payload/deleteCertificates"),
-            ),
-            (
-                r#"{"schemaVersion":1,"type":"updateThingCertificates","payload":{"thingName":"t","certificateStatus":"IN_ACTIVE"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/payload/certificateStatus"),
-            ),
-            (
-                r#"{"schemaVersion":1,"type":"updateThingCertificates","payload":{"thingName":"t"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/payload"),
-            ),
-            (
-                r#"{"schemaVersion":1,"type":"getThing","idempotencyKey":"","payload":{"thingName":"t"}}"#,
-                ErrorCode::ValidationFailed,
-                Some("/idempotencyKey"),
-            ),
-        ];
-        for (body, code, path) in cases {
-            let err = decode(body).unwrap_err();
-            assert_eq!(err.code, code, "{body}: {err}");
-            assert_eq!(err.path.as_deref(), path, "{body}: {err}");
-        }
-    }
-
-    #[test]
-    fn a_parameter_name_with_a_dot_stays_one_path_segment() {
-        let err = decode(
-            r#"{"schemaVersion":1,"type":"provisionThing","payload":{"provisioningTemplateId":"t","parameters":{"a.b/c":7}}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(err.path.as_deref(), Some("/payload/parameters/a.b~1c"), "{err}");
-    }
-
-    #[test]
     fn the_command_type_list_is_derived_from_the_enum() {
         let names: Vec<_> = CommandType::VARIANTS.iter().map(|t| t.as_str()).collect();
         assert_eq!(

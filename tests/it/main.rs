@@ -11,6 +11,7 @@ mod app_commands;
 mod bulk_memory;
 mod contract_memory;
 mod hostile_input;
+mod locations;
 mod properties;
 mod provision_memory;
 mod schemas;
