@@ -118,16 +118,7 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
 
     // Whose fault, said precisely: what the caller names but does not exist is 404 saying
     // which; the server's own misconfiguration (a CA whose key is not in its store) is 500.
-    let (ca_pem, _) = cdf_provisioning::crypto::test_ca(&format!("{} keyless CA", s.name)).unwrap();
-    let keyless = s
-        .iot
-        .register_ca_certificate()
-        .ca_certificate(&ca_pem)
-        .verification_certificate(&ca_pem)
-        .set_as_active(true)
-        .send()
-        .await
-        .unwrap();
+    let (keyless, _) = s.register_test_ca("keyless CA").await;
     let ca_signed = |name: &str, ca: &str| {
         json!({"provisioningTemplateId": "ca-signed", "parameters": {"ThingName": s.thing(name)},
                "cdfProvisioningParameters": {"caId": ca, "certInfo": {"commonName": name, "country": "DE"}}})
@@ -139,8 +130,7 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let (status, text) = http(address, "POST", "/things", &cdf, &ca_signed("ca-unknown", &unknown_ca)).await;
     assert_eq!(status, 404, "{text}");
     assert!(text.contains(&format!("CA certificate {unknown_ca} is not registered")), "{text}");
-    let (status, text) =
-        http(address, "POST", "/things", &cdf, &ca_signed("ca-keyless", keyless.certificate_id().unwrap())).await;
+    let (status, text) = http(address, "POST", "/things", &cdf, &ca_signed("ca-keyless", &keyless)).await;
     assert_eq!((status, text.as_str()), (500, r#"{"message":"internal error"}"#));
     let no_policy = template
         .replace("cdf-example-device", "no-such-policy")

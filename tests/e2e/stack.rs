@@ -331,17 +331,7 @@ impl Stack {
             let _ = self.iot.create_thing_group().thing_group_name(group).send().await;
         }
         let _ = self.iot.create_thing_type().thing_type_name(examples::THING_TYPE).send().await;
-        let (ca_pem, ca_key) = cdf_provisioning::crypto::test_ca(&format!("{} CA", self.name)).unwrap();
-        let ca = self
-            .iot
-            .register_ca_certificate()
-            .ca_certificate(&ca_pem)
-            .verification_certificate(&ca_pem)
-            .set_as_active(true)
-            .send()
-            .await
-            .unwrap();
-        let ca_id = ca.certificate_id().unwrap().to_owned();
+        let (ca_id, ca_key) = self.register_test_ca("CA").await;
         s3.put_object()
             .bucket(bucket)
             .key(format!("{}{ca_id}.pem", self.config.ca_keys_prefix))
@@ -350,6 +340,21 @@ impl Stack {
             .await
             .unwrap();
         ca_id
+    }
+
+    /// Registers a new ACTIVE test CA in IoT; its id and private key.
+    pub(crate) async fn register_test_ca(&self, label: &str) -> (String, cdf_provisioning::crypto::Secret) {
+        let (ca_pem, ca_key) = cdf_provisioning::crypto::test_ca(&format!("{} {label}", self.name)).unwrap();
+        let registered = self
+            .iot
+            .register_ca_certificate()
+            .ca_certificate(&ca_pem)
+            .verification_certificate(&ca_pem)
+            .set_as_active(true)
+            .send()
+            .await
+            .unwrap();
+        (registered.certificate_id().unwrap().to_owned(), ca_key)
     }
 }
 
