@@ -8,22 +8,29 @@
 //!
 //! - [`domain`]: pure types and rules. Commands are one serde-tagged enum
 //!   ([`domain::Command`]), results one typed enum ([`domain::CommandResult`]), the steps a
-//!   command has done a versioned enum that fails closed ([`domain::checkpoint`]); also
-//!   records and the table's key layout, events, errors, templates and their evaluation.
-//!   No I/O.
+//!   command has done a versioned enum that fails closed ([`domain::checkpoint`]); the ids
+//!   ([`domain::ids`]), typed error locations ([`domain::location`]: a document and an
+//!   RFC 6901 pointer), certificate and CSR checks ([`domain::certificate`]); also records
+//!   and the table's key layout, events, errors, templates and their evaluation. No I/O.
 //! - [`ports`]: the traits the core needs, in domain types: the IoT registry split by what it
 //!   manages, the state store, the command queue (consumer and producer), templates, secrets,
 //!   CA keys, events, the clock.
-//! - [`app`]: the use cases, written once against the ports; `app::dispatch` is the one
-//!   dispatch from a command to its handler.
-//! - [`adapters`]: `aws` (the only place the AWS SDK appears) and `memory` (fakes with typed
-//!   failure injection, held to the same contract suite as the AWS adapters).
-//! - [`worker`]: poll → decode → dispatch → delete / retry / dead-letter.
+//! - [`app`]: the use cases, written once against the ports: [`app::core`] (`App`, its
+//!   ports and settings), [`app::dispatch`] (the one dispatch from a command to its
+//!   handler), [`app::engine`] (exactly once per idempotency key), [`app::bulk`] (accept,
+//!   chunk, cancel).
+//! - [`adapters`]: `aws` (the only place the AWS SDK appears), `memory` (fakes with typed
+//!   failure injection, held to the same contract suite as the AWS adapters) and
+//!   [`adapters::rate_limited`] (the IoT registry within AWS's per-operation quotas).
+//! - [`worker`]: poll → decode → dispatch → delete / retry / dead-letter; each outcome is
+//!   logged and counted in one place (`worker::outcome`).
 //! - [`api`]: the CDF v1.0.0 REST facade (axum).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
-//! - [`config`], [`wiring`], [`telemetry`], [`shutdown`], [`cli`]: the composition root's parts
-//!   (the ports themselves are wired next to their adapters: `adapters::aws::ports`,
-//!   `adapters::memory::MemoryPorts`).
+//! - The composition root: [`config`] (the environment, read once), [`wiring`] (the core's,
+//!   worker's and facade's settings from a `Config`), [`telemetry`], [`shutdown`] and [`cli`]
+//!   (one module per concern: serving, commands, bulk, templates, stack, offline checks). The
+//!   ports are wired next to their adapters: `adapters::aws::ports` for the product,
+//!   `adapters::memory::MemoryPorts` in memory.
 
 pub mod adapters;
 pub mod api;
