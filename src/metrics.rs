@@ -92,6 +92,8 @@ pub struct OutcomeLabel {
 /// Every metric of the process (or of one worker in tests: each [`Metrics`] is its own).
 pub struct Metrics {
     registry: Registry,
+    /// Messages received from the command queue.
+    pub received: Counter,
     /// Messages handled, by command and what became of them.
     pub commands: Family<CommandLabels, Counter>,
     /// Time a message took to handle, by command.
@@ -122,6 +124,7 @@ impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cdf");
+        let received = Counter::default();
         let commands = Family::<CommandLabels, Counter>::default();
         let duration = Family::<CommandLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.01, 2.0, 14))
@@ -130,13 +133,14 @@ impl Metrics {
         let dead_lettered = Family::<CodeLabel, Counter>::default();
         let throttles = Family::<OperationLabel, Counter>::default();
         let bulk_rows = Family::<OutcomeLabel, Counter>::default();
+        registry.register("messages_received", "Messages received from the command queue", received.clone());
         registry.register("commands", "Messages handled, by command and outcome", commands.clone());
         registry.register("command_duration_seconds", "Time to handle a message, by command", duration.clone());
         registry.register("commands_in_flight", "Messages being handled", in_flight.clone());
         registry.register("dead_lettered", "Messages dead-lettered, by error code", dead_lettered.clone());
         registry.register("aws_throttles", "AWS calls answered with a throttle, by operation", throttles.clone());
         registry.register("bulk_rows", "Bulk rows counted, by outcome", bulk_rows.clone());
-        Self { registry, commands, duration, in_flight, dead_lettered, throttles, bulk_rows }
+        Self { registry, received, commands, duration, in_flight, dead_lettered, throttles, bulk_rows }
     }
 
     /// Counts a handled message and the time it took.

@@ -1,6 +1,6 @@
 //! The command line: one subcommand per concern, dispatched once. Offline commands
-//! ([`offline`]: check a template, plan a request) need no configuration and touch no AWS;
-//! every other command loads the configuration and the AWS clients ([`context`]), the one
+//! (`offline`: check a template, plan a request) need no configuration and touch no AWS;
+//! every other command loads the configuration and the AWS clients (`context`), the one
 //! place that picks concrete adapters for the ports.
 
 mod bulk;

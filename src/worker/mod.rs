@@ -9,7 +9,6 @@ mod handler;
 mod outcome;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -39,18 +38,16 @@ pub struct WorkerSettings {
     pub max_retry_delay: Duration,
 }
 
-/// What a worker did, for its shutdown line and tests: a view of its [`Metrics`], plus the
-/// messages it received (which no metric counts).
+/// What a worker did, for its shutdown line and tests: a view of its [`Metrics`].
 #[derive(Debug, Clone)]
 pub struct WorkerStats {
     metrics: Arc<Metrics>,
-    received: Arc<AtomicU64>,
 }
 
 impl WorkerStats {
     /// Messages received.
     pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+        self.metrics.received.get()
     }
 
     /// Messages whose outcome was recorded and that were deleted (or queued for deletion).
@@ -80,7 +77,6 @@ struct Shared {
     queue: Arc<dyn CommandQueue>,
     settings: WorkerSettings,
     metrics: Arc<Metrics>,
-    received: Arc<AtomicU64>,
     acks: mpsc::Sender<String>,
     /// Fired when the grace period is over: unfinished handlers stop without acking.
     abandon: CancellationToken,
@@ -92,7 +88,6 @@ pub struct Worker {
     queue: Arc<dyn CommandQueue>,
     settings: WorkerSettings,
     metrics: Arc<Metrics>,
-    received: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -104,7 +99,7 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// A worker over `queue` running commands with `app`, counting in the process's metrics.
     pub fn new(app: App, queue: Arc<dyn CommandQueue>, settings: WorkerSettings) -> Self {
-        Self { app, queue, settings, metrics: Arc::clone(crate::metrics::global()), received: Arc::default() }
+        Self { app, queue, settings, metrics: Arc::clone(crate::metrics::global()) }
     }
 
     /// The same counting in `metrics` instead (a test's own, say).
@@ -116,7 +111,7 @@ impl Worker {
 
     /// What the worker did (live while it runs).
     pub fn stats(&self) -> WorkerStats {
-        WorkerStats { metrics: Arc::clone(&self.metrics), received: Arc::clone(&self.received) }
+        WorkerStats { metrics: Arc::clone(&self.metrics) }
     }
 
     /// Runs until `shutdown` fires, then stops receiving, gives in-flight commands
@@ -133,7 +128,6 @@ impl Worker {
             queue: self.queue,
             settings: self.settings.clone(),
             metrics: self.metrics,
-            received: self.received,
             acks,
             abandon: CancellationToken::new(),
         });
@@ -207,7 +201,7 @@ async fn receive_loop(shared: Arc<Shared>, permits: Arc<Semaphore>, tracker: Tas
             Ok(messages) => {
                 pauses = receive_backoff();
                 for (message, permit) in messages.into_iter().zip(slots.drain(..)) {
-                    shared.received.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.received.inc();
                     let shared = Arc::clone(&shared);
                     tracker.spawn(async move {
                         handler::handle(&shared, message).await;

@@ -1,14 +1,14 @@
 //! Bulk provisioning on the same engine as `provisionThing`, in three parts:
 //!
-//! - [`accept`]: accepting a task ([`App::accept_bulk`]) checks the template and every row before any
+//! - `accept`: accepting a task ([`App::accept_bulk`]) checks the template and every row before any
 //!   device is made, stores the task with a snapshot of the template, counts the invalid rows,
 //!   and sends the valid ones to the command queue in chunks, in batches. It is idempotent:
 //!   the task id comes from the idempotency key, and each chunk message has its own key, so a
 //!   repeated acceptance sends nothing that runs twice.
-//! - [`chunk`]: a chunk ([`App::run_chunk`]) runs each row once per row key, with the same checkpoints
+//! - `chunk`: a chunk ([`App::run_chunk`]) runs each row once per row key, with the same checkpoints
 //!   and compensation as a queued `provisionThing`, then records the row's result and counts
 //!   it in one conditional write. The row that completes the task announces it, once.
-//! - [`cancel`]: cancelling ([`App::cancel_bulk`]) moves the task to `Cancelling`; rows not started yet are
+//! - `cancel`: cancelling ([`App::cancel_bulk`]) moves the task to `Cancelling`; rows not started yet are
 //!   then skipped, and the task ends `Cancelled`.
 //!
 //! Here: what they share (completing and announcing a task) and the reads of tasks and rows.
