@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 
 use super::PortError;
-use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
 use crate::domain::record::Outcome;
+use crate::domain::{IdempotencyKey, LeaseToken, Timestamp};
 
 /// A page of a task's row results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub trait BulkStore: Send + Sync {
     async fn get_task(&self, task: &TaskId) -> Result<Option<BulkTask>, PortError>;
     /// Stores a row's result and counts it in the task, both or neither. `false` when the row
     /// was counted before (its first result stays). The row item expires with its task.
-    async fn record_row(&self, task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError>;
+    async fn record_row(&self, task: &BulkTask, row: &RowResult, now: Timestamp) -> Result<bool, PortError>;
     /// Records a row's `outcome` on its command record (if `token` still holds its lease),
     /// stores the row's result and counts it in the task, all three or none, in one write.
     /// `ConditionFailed` when any condition does not hold (the lease is gone, or the row was
@@ -35,11 +35,11 @@ pub trait BulkStore: Send + Sync {
     async fn finish_row(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
         task: &BulkTask,
         row: &RowResult,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<(), PortError>;
     /// Moves the task from `from` to `to` if it is still `from`: the task after the change, or
     /// `None` when it was not in `from` (someone else moved it first).
@@ -48,7 +48,7 @@ pub trait BulkStore: Send + Sync {
         task: &TaskId,
         from: TaskStatus,
         to: TaskStatus,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Option<BulkTask>, PortError>;
     /// Records that every row is read and fanned out, with the final totals.
     async fn finish_acceptance(
@@ -57,7 +57,7 @@ pub trait BulkStore: Send + Sync {
         total_rows: u32,
         invalid_rows: u32,
         chunks: u32,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<BulkTask, PortError>;
     /// Notes that `bulk.completed` went out.
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError>;

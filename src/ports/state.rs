@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::PortError;
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, Outcome};
-use crate::domain::{CommandError, IdempotencyKey};
+use crate::domain::{CommandError, IdempotencyKey, LeaseToken, Timestamp};
 
 /// Result of trying to create a command record.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,33 +26,43 @@ pub trait StateStore: Send + Sync {
     async fn take_over(
         &self,
         key: &IdempotencyKey,
-        expected_token: Option<&str>,
-        new_token: &str,
-        lease_expires_at_ms: i64,
-        now_ms: i64,
+        expected_token: Option<&LeaseToken>,
+        new_token: &LeaseToken,
+        lease_until: Timestamp,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError>;
-    /// Extends the lease held by `token`.
-    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError>;
+    /// Extends the lease held by `token` to `lease_until`.
+    async fn renew_lease(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        lease_until: Timestamp,
+    ) -> Result<(), PortError>;
     /// Records the outcome, if `token` still holds the lease.
     async fn finish(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError>;
     /// Gives the lease up after a retryable failure, keeping the error for operators and
     /// counting the failure against the command's retry budget.
     async fn release(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         error: &CommandError,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<(), PortError>;
     /// Saves completed steps, each in its slot (distinct slots), in one write, if `token` still
     /// holds the lease.
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError>;
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), PortError>;
     /// Notes that the completion event went out.
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
     /// Reads a record.
