@@ -18,6 +18,7 @@ use crate::domain::record::{BeginDecision, CommandRecord, NewRecord, Outcome};
 use crate::domain::{
     CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, LeaseToken, Location,
 };
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError};
 
 /// One delivery of a piece of work: whose it is, what it is, which attempt, and whether it is
@@ -209,12 +210,9 @@ impl App {
                     return Err(Pending::Retry { after: Some(retry_after), reason: RetryReason::LeaseHeld });
                 }
                 BeginDecision::TakeOver => {
-                    match self
-                        .ports
-                        .state
-                        .take_over(key, existing.lease_token.as_ref(), lease_token, lease_until, now)
-                        .await
-                    {
+                    let take_over =
+                        TakeOver { expected: existing.lease_token.as_ref(), token: lease_token, lease_until, now };
+                    match self.ports.state.take_over(key, take_over).await {
                         Ok(record) => (record.attempts, record.failures, record.checkpoints),
                         Err(e) => return Err(Pending::retry(RetryReason::RecordUnavailable(e))),
                     }

@@ -16,21 +16,28 @@ pub enum CreateOutcome {
     Exists(Box<CommandRecord>),
 }
 
+/// A new attempt taking a record's lease over ([`StateStore::take_over`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TakeOver<'a> {
+    /// The token the record held when it was read (`None`: no holder); the take-over fails if
+    /// the record holds another one by now.
+    pub expected: Option<&'a LeaseToken>,
+    /// The new attempt's token.
+    pub token: &'a LeaseToken,
+    /// Until when the new lease protects the attempt.
+    pub lease_until: Timestamp,
+    /// The time of the take-over.
+    pub now: Timestamp,
+}
+
 /// Durable command records (DynamoDB). Every write is conditional.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Creates the record if no record has its key.
     async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError>;
-    /// Moves the lease from `expected_token` (the one seen) to `new_token`, counting an
+    /// Moves the lease from the token seen (`expected`) to the new attempt's, counting an
     /// attempt. `ConditionFailed` when the record changed meanwhile.
-    async fn take_over(
-        &self,
-        key: &IdempotencyKey,
-        expected_token: Option<&LeaseToken>,
-        new_token: &LeaseToken,
-        lease_until: Timestamp,
-        now: Timestamp,
-    ) -> Result<CommandRecord, PortError>;
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError>;
     /// Extends the lease held by `token` to `lease_until`.
     async fn renew_lease(
         &self,

@@ -12,6 +12,8 @@ use cdf_provisioning::domain::{
     Arn, CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey, LeaseToken,
     Timestamp,
 };
+use cdf_provisioning::ports::bulk::{Acceptance, FinishedRow};
+use cdf_provisioning::ports::state::TakeOver;
 use cdf_provisioning::ports::{
     BulkStore, Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore,
 };
@@ -77,12 +79,12 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     store.checkpoint(&key, &tok("tok-1"), &[Checkpoint::Groups, Checkpoint::Attached]).await.unwrap();
 
     // A take-over must name the token it saw; it counts an attempt and moves the lease.
-    condition_failed(
-        store.take_over(&key, Some(&tok("tok-stale")), &tok("tok-2"), at(NOW), at(NOW)).await,
-        "take-over with a stale token",
-    );
-    let taken =
-        store.take_over(&key, Some(&tok("tok-1")), &tok("tok-2"), at(NOW + 3 * LEASE_MS), at(NOW + 1)).await.unwrap();
+    let (stale, tok_1, tok_2) = (tok("tok-stale"), tok("tok-1"), tok("tok-2"));
+    let stale_take_over = TakeOver { expected: Some(&stale), token: &tok_2, lease_until: at(NOW), now: at(NOW) };
+    condition_failed(store.take_over(&key, stale_take_over).await, "take-over with a stale token");
+    let take_over =
+        TakeOver { expected: Some(&tok_1), token: &tok_2, lease_until: at(NOW + 3 * LEASE_MS), now: at(NOW + 1) };
+    let taken = store.take_over(&key, take_over).await.unwrap();
     assert_eq!(taken.attempts, 2);
     assert_eq!(taken.lease_token, Some(tok("tok-2")));
     assert_eq!(taken.lease_expires_at_ms, at(NOW + 3 * LEASE_MS));
@@ -256,27 +258,24 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
     let row_key = IdempotencyKey::new(format!("{prefix}-bulk-contract-row-4"));
     records.create(&fresh(&row_key, "tok-row")).await.unwrap();
     let failed = Outcome::Failed(CommandError::new(ErrorCode::NotFound, "no such group").at("/parameters/Group"));
-    let stranger =
-        store.finish_row(&row_key, &tok("tok-stale"), &failed, &task, &row(4, RowOutcome::Failed), at(NOW + 2)).await;
+    let (stale, held) = (tok("tok-stale"), tok("tok-row"));
+    let (row_0, row_4) = (row(0, RowOutcome::Failed), row(4, RowOutcome::Failed));
+    let finished_row = |token, result| FinishedRow { key: &row_key, token, outcome: &failed, result };
+    let stranger = store.finish_row(&task, finished_row(&stale, &row_4), at(NOW + 2)).await;
     condition_failed(stranger, "a row finished without the lease");
-    let twice =
-        store.finish_row(&row_key, &tok("tok-row"), &failed, &task, &row(0, RowOutcome::Failed), at(NOW + 2)).await;
+    let twice = store.finish_row(&task, finished_row(&held, &row_0), at(NOW + 2)).await;
     condition_failed(twice, "a row counted before");
     assert_eq!(records.get(&row_key).await.unwrap().unwrap().status, CommandStatus::InProgress, "no outcome recorded");
     let unchanged = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!((unchanged.success_count, unchanged.failure_count, unchanged.skipped_count), (2, 1, 1), "none counted");
-    store
-        .finish_row(&row_key, &tok("tok-row"), &failed, &task, &row(4, RowOutcome::Failed), at(NOW + 2))
-        .await
-        .unwrap();
+    store.finish_row(&task, finished_row(&held, &row_4), at(NOW + 2)).await.unwrap();
     let finished = records.get(&row_key).await.unwrap().unwrap();
     assert_eq!((finished.status, finished.outcome()), (CommandStatus::Failed, Some(failed.clone())));
     let counted = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!((counted.success_count, counted.failure_count, counted.skipped_count), (2, 2, 1));
     let last = store.rows(&task.task_id, Some(3), 10, None).await.unwrap();
     assert_eq!(last.rows, [row(4, RowOutcome::Failed)], "the row's result reads back");
-    let again =
-        store.finish_row(&row_key, &tok("tok-row"), &failed, &task, &row(4, RowOutcome::Failed), at(NOW + 3)).await;
+    let again = store.finish_row(&task, finished_row(&held, &row_4), at(NOW + 3)).await;
     condition_failed(again, "a row finishes once");
 
     assert_eq!(
@@ -291,7 +290,8 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
         None,
         "only once"
     );
-    let accepted = store.finish_acceptance(&task.task_id, 5, 1, 1, at(NOW + 5)).await.unwrap();
+    let totals = Acceptance { total_rows: 5, invalid_rows: 1, chunks: 1 };
+    let accepted = store.finish_acceptance(&task.task_id, totals, at(NOW + 5)).await.unwrap();
     assert!(
         accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2 && accepted.failure_count == 2
     );

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Faults, MemoryStateStore};
+use crate::domain::Timestamp;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
-use crate::domain::record::Outcome;
-use crate::domain::{IdempotencyKey, LeaseToken, Timestamp};
+use crate::ports::bulk::{Acceptance, FinishedRow};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 /// The bulk store operations of the fake, for failure injection.
@@ -90,16 +90,9 @@ impl BulkStore for MemoryBulkStore {
         })
     }
 
-    async fn finish_row(
-        &self,
-        key: &IdempotencyKey,
-        token: &LeaseToken,
-        outcome: &Outcome,
-        task: &BulkTask,
-        row: &RowResult,
-        now: Timestamp,
-    ) -> Result<(), PortError> {
+    async fn finish_row(&self, task: &BulkTask, row: FinishedRow<'_>, now: Timestamp) -> Result<(), PortError> {
         self.faults.enter(BulkOp::FinishRow).await?;
+        let FinishedRow { key, token, outcome, result: row } = row;
         let records = self
             .records
             .as_ref()
@@ -138,12 +131,11 @@ impl BulkStore for MemoryBulkStore {
     async fn finish_acceptance(
         &self,
         task: &TaskId,
-        total_rows: u32,
-        invalid_rows: u32,
-        chunks: u32,
+        totals: Acceptance,
         now: Timestamp,
     ) -> Result<BulkTask, PortError> {
         self.faults.enter(BulkOp::FinishAcceptance).await?;
+        let Acceptance { total_rows, invalid_rows, chunks } = totals;
         self.with(|tasks| {
             let (stored, _) = tasks
                 .get_mut(task)

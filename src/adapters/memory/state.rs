@@ -9,6 +9,7 @@ use super::Faults;
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
 use crate::domain::{CommandError, IdempotencyKey, LeaseToken, Timestamp};
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 /// The state store operations of the fake, for failure injection and call counts.
@@ -114,21 +115,15 @@ impl StateStore for MemoryStateStore {
         Ok(CreateOutcome::Created)
     }
 
-    async fn take_over(
-        &self,
-        key: &IdempotencyKey,
-        expected_token: Option<&LeaseToken>,
-        new_token: &LeaseToken,
-        lease_until: Timestamp,
-        now: Timestamp,
-    ) -> Result<CommandRecord, PortError> {
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::TakeOver).await?;
+        let TakeOver { expected, token, lease_until, now } = take_over;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
-            .filter(|r| r.lease_token.as_ref() == expected_token && r.status == CommandStatus::InProgress)
+            .filter(|r| r.lease_token.as_ref() == expected && r.status == CommandStatus::InProgress)
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "take_over", "record changed"))?;
-        record.lease_token = Some(new_token.clone());
+        record.lease_token = Some(token.clone());
         record.lease_expires_at_ms = lease_until;
         record.attempts += 1;
         record.updated_at_ms = now;

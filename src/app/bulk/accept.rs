@@ -17,6 +17,7 @@ use crate::domain::command::{BulkChunk, BulkRequest, bounded};
 use crate::domain::template::Template;
 use crate::domain::thing::THING_NAME_PARAMETER;
 use crate::domain::{Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, Location};
+use crate::ports::bulk::Acceptance;
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
 /// How many invalid rows a `strict` refusal lists.
@@ -112,7 +113,11 @@ impl App {
         let accepted = self
             .ports
             .bulk
-            .finish_acceptance(&task_id, fan.total, fan.invalid, fan.chunks, self.now())
+            .finish_acceptance(
+                &task_id,
+                Acceptance { total_rows: fan.total, invalid_rows: fan.invalid, chunks: fan.chunks },
+                self.now(),
+            )
             .await
             .map_err(fail)?;
         self.complete_if_done(&task_id).await?;

@@ -14,6 +14,7 @@ use crate::domain::command::{BulkChunk, ProvisionRequest, fingerprint};
 use crate::domain::record::{CommandRecord, Outcome};
 use crate::domain::result::ChunkReport;
 use crate::domain::{CommandError, CommandResult, CommandType, ErrorCode, LeaseToken};
+use crate::ports::bulk::FinishedRow;
 
 /// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
 /// minute in all; then the chunk is left for a later delivery.
@@ -163,7 +164,8 @@ impl App {
             Ok(result) if !task.row_events => result,
             _ => return self.finish(key, lease_token, &outcome).await.map(RowFinish::Recorded),
         };
-        match self.ports.bulk.finish_row(key, lease_token, &outcome, task, &result, self.now()).await {
+        let finished = FinishedRow { key, token: lease_token, outcome: &outcome, result: &result };
+        match self.ports.bulk.finish_row(task, finished, self.now()).await {
             Ok(()) => Ok(RowFinish::Counted(result)),
             // Whether it failed or only its answer was lost, the record tells: finishing it
             // alone fails if the write took place, and succeeds (still holding the lease) if not.

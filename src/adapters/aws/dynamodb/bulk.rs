@@ -13,8 +13,9 @@ use super::item::{Item, item_key, n, s};
 use super::{DynamoStateStore, FinishUpdate, Finishing};
 use crate::adapters::aws::error::{classify, counted, failed};
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
-use crate::domain::record::{ItemKey, Outcome};
-use crate::domain::{IdempotencyKey, LeaseToken, Timestamp};
+use crate::domain::record::ItemKey;
+use crate::domain::{IdempotencyKey, Timestamp};
+use crate::ports::bulk::{Acceptance, FinishedRow};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 fn task_pk(task: &TaskId) -> String {
@@ -173,15 +174,8 @@ impl BulkStore for DynamoStateStore {
         }
     }
 
-    async fn finish_row(
-        &self,
-        key: &IdempotencyKey,
-        token: &LeaseToken,
-        outcome: &Outcome,
-        bulk_task: &BulkTask,
-        row: &RowResult,
-        now: Timestamp,
-    ) -> Result<(), PortError> {
+    async fn finish_row(&self, bulk_task: &BulkTask, row: FinishedRow<'_>, now: Timestamp) -> Result<(), PortError> {
+        let FinishedRow { key, token, outcome, result: row } = row;
         const OP: &str = "dynamodb:TransactWriteItems(finish row)";
         let finish = match FinishUpdate::of(token, outcome, now)? {
             Finishing::Inline(finish) => finish,
@@ -246,11 +240,10 @@ impl BulkStore for DynamoStateStore {
     async fn finish_acceptance(
         &self,
         task: &TaskId,
-        total_rows: u32,
-        invalid_rows: u32,
-        chunks: u32,
+        totals: Acceptance,
         now: Timestamp,
     ) -> Result<BulkTask, PortError> {
+        let Acceptance { total_rows, invalid_rows, chunks } = totals;
         const OP: &str = "dynamodb:UpdateItem(task accepted)";
         let out = self
             .client

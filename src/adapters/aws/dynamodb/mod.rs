@@ -14,6 +14,7 @@ use super::error::{classify, counted, failed};
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
 use crate::domain::{CommandError, CommandResult, IdempotencyKey, LeaseToken, Timestamp};
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 mod bulk;
@@ -123,14 +124,8 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    async fn take_over(
-        &self,
-        key: &IdempotencyKey,
-        expected_token: Option<&LeaseToken>,
-        new_token: &LeaseToken,
-        lease_until: Timestamp,
-        now: Timestamp,
-    ) -> Result<CommandRecord, PortError> {
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
+        let TakeOver { expected, token, lease_until, now } = take_over;
         const OP: &str = "dynamodb:UpdateItem(take_over)";
         let mut request = self
             .client
@@ -143,16 +138,16 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#att", "attempts")
             .expression_attribute_names("#upd", "updatedAt")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":new", s(new_token.as_str()))
+            .expression_attribute_values(":new", s(token.as_str()))
             .expression_attribute_values(":lease", n(lease_until.as_millis()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.as_millis()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
             .return_values(ReturnValue::AllNew);
-        request = match expected_token {
-            Some(token) => request
+        request = match expected {
+            Some(expected) => request
                 .condition_expression("#st = :running AND #tok = :expected")
-                .expression_attribute_values(":expected", s(token.as_str())),
+                .expression_attribute_values(":expected", s(expected.as_str())),
             None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
         };
         let out = request.send().await.map_err(failed(OP))?;
