@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::app::RetrySchedule;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
-use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
+use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName, Timestamp};
 use crate::ports::{
     AwsGeneratedKey, Certificates, DeviceRegistry, ErrorKind, IotOperation, NewThing, Policies, PortError,
     ThingRegistration, Things,
@@ -226,8 +226,8 @@ impl Certificates for RateLimitedRegistry {
         self.call(IotOperation::DescribeCACertificate, || self.inner.ca_certificate_pem(ca_certificate_id)).await
     }
 
-    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
-        self.call(IotOperation::ListCertificates, || self.inner.recent_inactive_certificates(since_ms)).await
+    async fn recent_inactive_certificates(&self, since: Timestamp) -> Result<Vec<CertificateInfo>, PortError> {
+        self.call(IotOperation::ListCertificates, || self.inner.recent_inactive_certificates(since)).await
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::provision::ProvisionSettings;
 use super::retry::RetrySchedule;
+use crate::domain::Timestamp;
 use crate::ports::{
     BulkStore, CaKeyStore, Clock, CommandSender, DeviceRegistry, EventPublisher, RowSource, SecretSink, StateStore,
     TemplateStore,
@@ -85,12 +86,7 @@ impl App {
     }
 
     /// The time, from the clock port.
-    pub(super) fn now_ms(&self) -> i64 {
-        self.ports.clock.now_ms()
+    pub(super) fn now(&self) -> Timestamp {
+        self.ports.clock.now()
     }
-}
-
-/// A duration in milliseconds, as records count time.
-pub(super) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -110,7 +110,7 @@ impl App {
     ) -> KeyedProvision {
         let command = Command::ProvisionThing(request.clone());
         let hash = crate::domain::command::fingerprint(CommandType::ProvisionThing, payload);
-        let token = uuid::Uuid::new_v4().to_string();
+        let token = crate::domain::LeaseToken::fresh();
         let delivery = Delivery { key, payload_hash: &hash, lease_token: &token, last: false };
         let record = match self.run_once(&command, &delivery).await {
             Ok(record) => record,

@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::core::{App, millis};
+use super::core::App;
 use super::dispatch::Work;
 use super::progress::{Attempt, Progress};
 use crate::domain::checkpoint::Checkpoints;
-use crate::domain::record::{BeginDecision, CommandRecord, Outcome};
-use crate::domain::{CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, Location};
+use crate::domain::record::{BeginDecision, CommandRecord, NewRecord, Outcome};
+use crate::domain::{
+    CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, LeaseToken, Location,
+};
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError};
 
 /// One delivery of a piece of work: whose it is, what it is, which attempt, and whether it is
@@ -27,7 +30,7 @@ pub(crate) struct Delivery<'a> {
     /// Fingerprint of the work's type and payload.
     pub(crate) payload_hash: &'a str,
     /// Identifies this attempt; the lease is held and renewed with it.
-    pub(crate) lease_token: &'a str,
+    pub(crate) lease_token: &'a LeaseToken,
     /// The queue's last delivery: a failure that could pass later is final now.
     pub(crate) last: bool,
 }
@@ -126,15 +129,22 @@ pub(super) fn secret_name(key: &IdempotencyKey, subject: Option<&str>) -> String
 
 impl App {
     /// Runs a queued command once per idempotency key. `lease_token` identifies this attempt
-    /// (the worker renews the lease with it while the command runs).
-    pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: &str) -> Disposition {
+    /// (the worker renews the lease with it while the command runs): a [`LeaseToken::fresh`],
+    /// or any text that no other attempt uses (a test's or a benchmark's own).
+    pub async fn handle(&self, envelope: &CommandEnvelope, lease_token: impl Into<LeaseToken>) -> Disposition {
         self.handle_delivery(envelope, lease_token, false).await
     }
 
     /// [`App::handle`] for a delivery that may be the message's last (`last`): a failure that
     /// could pass later is then final, compensated, recorded and announced, so that no command
     /// ends half-done in the dead-letter queue with its record silent.
-    pub async fn handle_delivery(&self, envelope: &CommandEnvelope, lease_token: &str, last: bool) -> Disposition {
+    pub async fn handle_delivery(
+        &self,
+        envelope: &CommandEnvelope,
+        lease_token: impl Into<LeaseToken>,
+        last: bool,
+    ) -> Disposition {
+        let lease_token = &lease_token.into();
         let delivery =
             Delivery { key: &envelope.idempotency_key, payload_hash: &envelope.payload_hash, lease_token, last };
         let published = match self.run_once(&envelope.command, &delivery).await {
@@ -161,18 +171,18 @@ impl App {
     /// lease, and run from the saved checkpoints. The outcome is left to the caller to record.
     pub(crate) async fn attempt(&self, work: Work<'_>, delivery: &Delivery<'_>) -> Result<Ran, Pending> {
         let Delivery { key, payload_hash, lease_token, last } = *delivery;
-        let now = self.ports.clock.now_ms();
-        let lease_until = now + millis(self.settings.lease);
-        let fresh = CommandRecord::start(
-            key.clone(),
-            work.command_type(),
-            work.subject(),
-            payload_hash.to_owned(),
-            lease_token.to_owned(),
+        let now = self.now();
+        let lease_until = now + self.settings.lease;
+        let fresh = CommandRecord::start(NewRecord {
+            key: key.clone(),
+            command_type: work.command_type(),
+            subject: work.subject(),
+            payload_hash: payload_hash.to_owned(),
+            lease_token: lease_token.clone(),
             now,
-            millis(self.settings.lease),
-            i64::try_from(self.settings.record_retention.as_secs()).unwrap_or(i64::MAX),
-        );
+            lease: self.settings.lease,
+            retention: self.settings.record_retention,
+        });
         let (attempt, failures, checkpoints) = match self.ports.state.create(&fresh).await {
             Err(e) if e.kind == ErrorKind::Unreadable => {
                 return Err(Pending::Reject(CommandError::new(
@@ -196,19 +206,13 @@ impl App {
                     ));
                 }
                 BeginDecision::AlreadyDone => return Ok(Ran::AlreadyFinished(existing)),
-                BeginDecision::Busy { retry_after_ms } => {
-                    return Err(Pending::Retry {
-                        after: Some(Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0))),
-                        reason: RetryReason::LeaseHeld,
-                    });
+                BeginDecision::Busy { retry_after } => {
+                    return Err(Pending::Retry { after: Some(retry_after), reason: RetryReason::LeaseHeld });
                 }
                 BeginDecision::TakeOver => {
-                    match self
-                        .ports
-                        .state
-                        .take_over(key, existing.lease_token.as_deref(), lease_token, lease_until, now)
-                        .await
-                    {
+                    let take_over =
+                        TakeOver { expected: existing.lease_token.as_ref(), token: lease_token, lease_until, now };
+                    match self.ports.state.take_over(key, take_over).await {
                         Ok(record) => (record.attempts, record.failures, record.checkpoints),
                         Err(e) => return Err(Pending::retry(RetryReason::RecordUnavailable(e))),
                     }
@@ -232,8 +236,7 @@ impl App {
                     Ok(result) => Outcome::Succeeded(result),
                     Err(error) if error.is_retryable() && last => Outcome::Failed(error.exhausted()),
                     Err(error) if error.is_retryable() => {
-                        let now = self.ports.clock.now_ms();
-                        if let Err(e) = self.ports.state.release(key, lease_token, &error, now).await {
+                        if let Err(e) = self.ports.state.release(key, lease_token, &error, self.now()).await {
                             tracing::warn!(idempotency_key = %key, error = %e, "could not release the lease");
                         }
                         return Err(Pending::retry(RetryReason::Failed(error)));
@@ -249,10 +252,10 @@ impl App {
     pub(super) async fn finish(
         &self,
         key: &IdempotencyKey,
-        lease_token: &str,
+        lease_token: &LeaseToken,
         outcome: &Outcome,
     ) -> Result<Box<CommandRecord>, Pending> {
-        match self.ports.state.finish(key, lease_token, outcome, self.ports.clock.now_ms()).await {
+        match self.ports.state.finish(key, lease_token, outcome, self.now()).await {
             Ok(record) => Ok(Box::new(record)),
             Err(e) if e.kind == ErrorKind::ConditionFailed => Err(Pending::retry(RetryReason::LeaseLost)),
             Err(e) => Err(Pending::retry(RetryReason::OutcomeNotRecorded(e))),
@@ -276,7 +279,7 @@ impl App {
             record.command_type,
             record.subject.as_deref(),
             &outcome,
-            self.ports.clock.now_ms(),
+            self.now(),
         );
         // An outcome that is not announced (a bulk chunk's) owes nothing.
         if let Some(event) = event
@@ -299,21 +302,13 @@ impl App {
         subject: Option<String>,
         error: &CommandError,
     ) -> Result<(), PortError> {
-        let event = CloudEvent::rejected(
-            &self.settings.event_source,
-            key,
-            message_id,
-            subject,
-            error,
-            self.ports.clock.now_ms(),
-        );
+        let event = CloudEvent::rejected(&self.settings.event_source, key, message_id, subject, error, self.now());
         self.ports.events.publish(&event).await
     }
 
     /// Extends the lease of a running attempt (the worker's heartbeat).
-    pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &str) -> Result<(), PortError> {
-        let until = self.ports.clock.now_ms() + millis(self.settings.lease);
-        self.ports.state.renew_lease(key, lease_token, until).await
+    pub async fn renew_lease(&self, key: &IdempotencyKey, lease_token: &LeaseToken) -> Result<(), PortError> {
+        self.ports.state.renew_lease(key, lease_token, self.now() + self.settings.lease).await
     }
 
     /// Reads a command's record (the `status` CLI command).

@@ -8,7 +8,7 @@
 //! checkpoints take one write) without weakening what a crash can leave behind.
 
 use crate::domain::checkpoint::{Checkpoint, Checkpoints};
-use crate::domain::{CommandError, ErrorCode, IdempotencyKey};
+use crate::domain::{CommandError, ErrorCode, IdempotencyKey, LeaseToken};
 use crate::ports::StateStore;
 
 /// The checkpoints of one attempt.
@@ -16,7 +16,7 @@ pub struct Progress<'a> {
     saved: Checkpoints,
     /// Deferred steps not written yet (applied to `saved` already).
     unwritten: Vec<Checkpoint>,
-    durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a str)>,
+    durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a LeaseToken)>,
     /// Which attempt this is.
     pub attempt: Attempt,
 }
@@ -36,7 +36,7 @@ impl<'a> Progress<'a> {
     pub fn durable(
         state: &'a dyn StateStore,
         key: &'a IdempotencyKey,
-        token: &'a str,
+        token: &'a LeaseToken,
         saved: Checkpoints,
         attempt: Attempt,
     ) -> Self {

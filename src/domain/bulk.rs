@@ -15,6 +15,7 @@ use super::error::CommandError;
 use super::ids::IdempotencyKey;
 pub use super::ids::TaskId;
 use super::thing::{Arn, CertificateId, THING_NAME_PARAMETER};
+use super::time::Timestamp;
 
 /// Rows per chunk message: 100 rows keep a message far below SQS's 256 KiB and a chunk's run
 /// well inside a visibility timeout, and make a 100,000-row task about a thousand messages.
@@ -97,16 +98,16 @@ pub struct BulkTask {
     pub skipped_count: u32,
     /// Chunk messages the rows were fanned out in.
     pub chunks: u32,
-    /// Creation time (unix ms).
-    pub created_at_ms: i64,
-    /// Last change (unix ms).
-    pub updated_at_ms: i64,
+    /// Creation time.
+    pub created_at_ms: Timestamp,
+    /// Last change.
+    pub updated_at_ms: Timestamp,
     /// Whether every row has been read and fanned out, so that `total_rows` and
     /// `invalid_rows` are final; the task cannot complete before.
     pub accepted: bool,
     /// Whether `bulk.completed` went out.
     pub event_published: bool,
-    /// When the store may forget the task and its rows (unix seconds).
+    /// When the store may forget the task and its rows (unix seconds; see [`Timestamp::expiry`]).
     pub expires_at: i64,
 }
 
@@ -139,22 +140,13 @@ impl BulkTask {
             percentage_progress: self.percentage_progress(),
             success_count: self.success_count,
             failure_count: self.failure_count,
-            creation_date: iso_time(self.created_at_ms),
-            last_modified_date: iso_time(self.updated_at_ms),
+            creation_date: self.created_at_ms.whole_seconds().to_rfc3339(),
+            last_modified_date: self.updated_at_ms.whole_seconds().to_rfc3339(),
             total_rows: self.total_rows,
             invalid_rows: self.invalid_rows,
             skipped_count: self.skipped_count,
         }
     }
-}
-
-fn iso_time(ms: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.replace_nanosecond(0).ok())
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// The seed's `BulkRegistrationTask` (what REST answers and what results carry).
@@ -349,8 +341,8 @@ mod tests {
             failure_count: 2,
             skipped_count: 0,
             chunks: 1,
-            created_at_ms: 1_764_000_000_123,
-            updated_at_ms: 1_764_000_060_000,
+            created_at_ms: Timestamp::from_millis(1_764_000_000_123),
+            updated_at_ms: Timestamp::from_millis(1_764_000_060_000),
             accepted: true,
             event_published: false,
             expires_at: 0,

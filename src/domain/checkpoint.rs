@@ -14,6 +14,7 @@ use super::error::{CommandError, ErrorCode};
 use super::registry::IssuedCertificate;
 pub use super::registry::Registration;
 use super::template::plan::Plan;
+use super::time::Timestamp;
 
 /// The version of the stored checkpoint format this code writes and reads.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -69,8 +70,8 @@ pub struct KeyStep {
 pub struct CertificateRequested {
     /// Hex SubjectPublicKeyInfo of the CSR.
     pub public_key: String,
-    /// When the request was about to be sent (unix ms).
-    pub at_ms: i64,
+    /// When the request was about to be sent.
+    pub at_ms: Timestamp,
 }
 
 /// The device certificate and whether this command made it.

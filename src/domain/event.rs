@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::bulk::BulkTaskView;
@@ -14,6 +12,7 @@ use super::command::CommandType;
 use super::error::CommandError;
 use super::ids::IdempotencyKey;
 use super::record::Outcome;
+use super::time::Timestamp;
 
 /// Namespace of event ids (a UUIDv5 of this crate's name under the URL namespace).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1b_5e3a_9c2d_5b7e_8a41_2f0c_d3e9_b871);
@@ -55,20 +54,16 @@ impl CloudEvent {
         key: &IdempotencyKey,
         subject: Option<String>,
         data: Value,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Self {
         let id = Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{}\n{}", key.as_str(), event_type).as_bytes());
-        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            .format(&Rfc3339)
-            .unwrap_or_default();
         Self {
             specversion: "1.0".into(),
             id: id.to_string(),
             source: source.to_owned(),
             event_type: event_type.to_owned(),
             subject,
-            time,
+            time: now.to_rfc3339(),
             datacontenttype: "application/json".into(),
             data,
         }
@@ -82,7 +77,7 @@ impl CloudEvent {
         command_type: CommandType,
         subject: Option<&str>,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Option<Self> {
         let (event_type, data) = match outcome {
             Outcome::Succeeded(result) => {
@@ -96,16 +91,16 @@ impl CloudEvent {
                 json!({"idempotencyKey": key.as_str(), "commandType": command_type.as_str(), "error": error}),
             ),
         };
-        Some(Self::new(source, event_type, key, subject.map(str::to_owned), data, now_ms))
+        Some(Self::new(source, event_type, key, subject.map(str::to_owned), data, now))
     }
 
     /// The event announcing that every row of a bulk task is counted, with the counts;
     /// `key` is the idempotency key the task was submitted with.
-    pub fn bulk_completed(source: &str, key: &IdempotencyKey, task: &BulkTaskView, now_ms: i64) -> Self {
+    pub fn bulk_completed(source: &str, key: &IdempotencyKey, task: &BulkTaskView, now: Timestamp) -> Self {
         let mut data = serde_json::to_value(task).unwrap_or_else(|_| json!({}));
         data["idempotencyKey"] = Value::String(key.as_str().to_owned());
         let key = IdempotencyKey::new(format!("task:{}", task.task_id));
-        Self::new(source, BULK_COMPLETED, &key, Some(format!("task/{}", task.task_id)), data, now_ms)
+        Self::new(source, BULK_COMPLETED, &key, Some(format!("task/{}", task.task_id)), data, now)
     }
 
     /// The event announcing that a message was refused and moved to the dead-letter queue.
@@ -115,12 +110,12 @@ impl CloudEvent {
         sqs_message_id: &str,
         subject: Option<String>,
         error: &CommandError,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Self {
         let data = json!({"idempotencyKey": key.as_str(), "sqsMessageId": sqs_message_id, "error": error});
         // A refused duplicate key must not collide with the original command's events.
         let id_key = IdempotencyKey::new(format!("{}\nrejected:{}", key.as_str(), sqs_message_id));
-        let mut event = Self::new(source, COMMAND_REJECTED, &id_key, subject, data, now_ms);
+        let mut event = Self::new(source, COMMAND_REJECTED, &id_key, subject, data, now);
         event.data["idempotencyKey"] = Value::String(key.as_str().to_owned());
         event
     }
@@ -134,6 +129,10 @@ mod tests {
     use crate::domain::result::CommandResult;
     use crate::domain::schema::{EVENT_SCHEMA_V1, Schema};
 
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
     fn deleted() -> Outcome {
         Outcome::Succeeded(CommandResult::DeleteThing(ThingDeleted { thing_name: "t".into(), ..Default::default() }))
     }
@@ -142,12 +141,12 @@ mod tests {
     fn ids_are_stable_per_key_and_type() {
         let key = IdempotencyKey::new("k1");
         let ok = deleted();
-        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 1_000).unwrap();
-        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, 9_000).unwrap();
+        let a = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, at(1_000)).unwrap();
+        let b = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &ok, at(9_000)).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.event_type, "thing.deleted");
         let failed = Outcome::Failed(CommandError::new(ErrorCode::ThingNotFound, "x"));
-        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &failed, 1_000).unwrap();
+        let c = CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &failed, at(1_000)).unwrap();
         assert_ne!(a.id, c.id);
         assert_eq!(c.event_type, COMMAND_FAILED);
     }
@@ -159,10 +158,10 @@ mod tests {
         let err = CommandError::new(ErrorCode::ValidationFailed, "bad")
             .at(crate::domain::Location::payload().child("thingName"));
         let events = [
-            CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), 0).unwrap(),
-            CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), 0)
+            CloudEvent::for_outcome("src", &key, CommandType::DeleteThing, Some("t"), &deleted(), at(0)).unwrap(),
+            CloudEvent::for_outcome("src", &key, CommandType::GetThing, None, &Outcome::Failed(err.clone()), at(0))
                 .unwrap(),
-            CloudEvent::rejected("src", &key, "m-1", None, &err, 1_764_000_000_000),
+            CloudEvent::rejected("src", &key, "m-1", None, &err, at(1_764_000_000_000)),
         ];
         assert_eq!(events[0].data["commandType"], "deleteThing");
         assert_eq!(events[0].data["result"]["thingName"], "t");

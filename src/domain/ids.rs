@@ -1,5 +1,6 @@
 //! The ids commands, tasks and templates are known by, in one place: a command's idempotency
-//! key, the bulk task id derived from it, and a template's id.
+//! key, the bulk task id derived from it, a template's id, and the token of the attempt
+//! holding a command's lease.
 
 use std::fmt;
 
@@ -94,6 +95,53 @@ impl TemplateId {
 }
 
 impl fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one attempt at a command: the attempt holding a record's lease proves it with
+/// this token on every conditional write (renew, checkpoint, finish, release).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// A token no other attempt has: a random UUID (v4). The one random value of the domain.
+    pub fn fresh() -> Self {
+        Self(Uuid::new_v4().to_string())
+    }
+
+    /// A token as stored (read back from a record).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&LeaseToken> for LeaseToken {
+    fn from(token: &LeaseToken) -> Self {
+        token.clone()
+    }
+}
+
+impl From<&str> for LeaseToken {
+    fn from(token: &str) -> Self {
+        Self::new(token)
+    }
+}
+
+impl From<&String> for LeaseToken {
+    fn from(token: &String) -> Self {
+        Self::new(token.as_str())
+    }
+}
+
+impl fmt::Display for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

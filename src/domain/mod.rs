@@ -1,7 +1,8 @@
 //! Pure domain types and rules: commands, their records, outcomes, errors and events.
 //!
 //! Nothing here performs I/O or knows about the AWS SDK; every function is deterministic
-//! given its inputs (time is passed in), which keeps this layer cheap to test exhaustively.
+//! given its inputs (time is passed in as a [`Timestamp`]; the one random value is a fresh
+//! [`LeaseToken`]), which keeps this layer cheap to test exhaustively.
 
 pub mod bulk;
 pub mod certificate;
@@ -18,11 +19,13 @@ pub mod schema;
 pub mod secret;
 pub mod template;
 pub mod thing;
+pub mod time;
 
+pub use self::time::Timestamp;
 pub use command::{Command, CommandEnvelope, CommandType};
 pub use error::{CommandError, ErrorCode};
 pub use event::CloudEvent;
-pub use ids::{IdempotencyKey, TaskId, TemplateId};
+pub use ids::{IdempotencyKey, LeaseToken, TaskId, TemplateId};
 pub use location::Location;
 pub use record::{BeginDecision, CommandRecord, CommandStatus, ItemKey};
 pub use result::CommandResult;

@@ -10,13 +10,16 @@
 //! items (bulk tasks and their rows) get their own prefixes, so a partition can be queried
 //! for everything that belongs to one command or task.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::StoredCheckpoints;
 use super::command::CommandType;
 use super::error::CommandError;
-use super::ids::{IdempotencyKey, TaskId};
+use super::ids::{IdempotencyKey, LeaseToken, TaskId};
 use super::result::CommandResult;
+use super::time::Timestamp;
 
 /// Where an item lives in the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -122,9 +125,9 @@ pub struct CommandRecord {
     pub status: CommandStatus,
     /// Token of the attempt holding the lease.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_token: Option<String>,
-    /// Until when the lease protects the attempt (unix ms).
-    pub lease_expires_at_ms: i64,
+    pub lease_token: Option<LeaseToken>,
+    /// Until when the lease protects the attempt.
+    pub lease_expires_at_ms: Timestamp,
     /// How many attempts have started (crashed ones included).
     pub attempts: u32,
     /// How many attempts ended in a failure that may pass later (throttling, an outage): the
@@ -142,11 +145,11 @@ pub struct CommandRecord {
     pub checkpoints: StoredCheckpoints,
     /// Whether the completion event has been published.
     pub event_published: bool,
-    /// Creation time (unix ms).
-    pub created_at_ms: i64,
-    /// Last change (unix ms).
-    pub updated_at_ms: i64,
-    /// When the store may forget the record (unix seconds; DynamoDB TTL).
+    /// Creation time.
+    pub created_at_ms: Timestamp,
+    /// Last change.
+    pub updated_at_ms: Timestamp,
+    /// When the store may forget the record (unix seconds; DynamoDB TTL; see [`Timestamp::expiry`]).
     pub expires_at: i64,
 }
 
@@ -157,56 +160,68 @@ pub enum BeginDecision {
     TakeOver,
     /// An outcome is recorded: do not run again; publish the event if it is still owed.
     AlreadyDone,
-    /// Another attempt holds a live lease: try again after this many milliseconds.
+    /// Another attempt holds a live lease: try again after its time left.
     Busy {
         /// Time left on the other attempt's lease.
-        retry_after_ms: i64,
+        retry_after: Duration,
     },
     /// The key was used with another payload: refuse this message.
     PayloadMismatch,
 }
 
+/// What the first attempt of a command starts its record with.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// The command's idempotency key.
+    pub key: IdempotencyKey,
+    /// Which command.
+    pub command_type: CommandType,
+    /// What the command is about, when it names something.
+    pub subject: Option<String>,
+    /// Fingerprint of the command's type and payload.
+    pub payload_hash: String,
+    /// The attempt's token: it holds the lease from the start.
+    pub lease_token: LeaseToken,
+    /// The time of the attempt.
+    pub now: Timestamp,
+    /// How long the lease protects the attempt.
+    pub lease: Duration,
+    /// How long the store keeps the record.
+    pub retention: Duration,
+}
+
 impl CommandRecord {
     /// A fresh record for the first attempt of a command.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        idempotency_key: IdempotencyKey,
-        command_type: CommandType,
-        subject: Option<String>,
-        payload_hash: String,
-        lease_token: String,
-        now_ms: i64,
-        lease_ms: i64,
-        retention_secs: i64,
-    ) -> Self {
+    pub fn start(new: NewRecord) -> Self {
+        let NewRecord { key, command_type, subject, payload_hash, lease_token, now, lease, retention } = new;
         Self {
-            idempotency_key,
+            idempotency_key: key,
             command_type,
             subject,
             payload_hash,
             status: CommandStatus::InProgress,
             lease_token: Some(lease_token),
-            lease_expires_at_ms: now_ms + lease_ms,
+            lease_expires_at_ms: now + lease,
             attempts: 1,
             failures: 0,
             result: None,
             error: None,
             checkpoints: StoredCheckpoints::new(),
             event_published: false,
-            created_at_ms: now_ms,
-            updated_at_ms: now_ms,
-            expires_at: now_ms / 1000 + retention_secs,
+            created_at_ms: now,
+            updated_at_ms: now,
+            expires_at: now.expiry(retention),
         }
     }
 
-    /// Decides what a new attempt carrying `payload_hash` may do with this record at `now_ms`.
-    pub fn decide(&self, payload_hash: &str, now_ms: i64) -> BeginDecision {
+    /// Decides what a new attempt carrying `payload_hash` may do with this record at `now`.
+    pub fn decide(&self, payload_hash: &str, now: Timestamp) -> BeginDecision {
         if self.payload_hash != payload_hash {
             BeginDecision::PayloadMismatch
         } else if self.status.is_terminal() {
             BeginDecision::AlreadyDone
-        } else if self.lease_expires_at_ms > now_ms {
-            BeginDecision::Busy { retry_after_ms: self.lease_expires_at_ms - now_ms }
+        } else if self.lease_expires_at_ms > now {
+            BeginDecision::Busy { retry_after: self.lease_expires_at_ms.saturating_since(now) }
         } else {
             BeginDecision::TakeOver
         }
@@ -228,32 +243,36 @@ mod tests {
     use crate::domain::error::ErrorCode;
 
     fn record(now: i64) -> CommandRecord {
-        CommandRecord::start(
-            IdempotencyKey::new("k"),
-            CommandType::GetThing,
-            Some("t".into()),
-            "h1".into(),
-            "tok".into(),
-            now,
-            30_000,
-            86_400,
-        )
+        CommandRecord::start(NewRecord {
+            key: IdempotencyKey::new("k"),
+            command_type: CommandType::GetThing,
+            subject: Some("t".into()),
+            payload_hash: "h1".into(),
+            lease_token: LeaseToken::new("tok"),
+            now: Timestamp::from_millis(now),
+            lease: Duration::from_millis(30_000),
+            retention: Duration::from_secs(86_400),
+        })
+    }
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
     }
 
     #[test]
     fn a_live_lease_makes_others_wait() {
         let r = record(1_000);
-        assert_eq!(r.decide("h1", 11_000), BeginDecision::Busy { retry_after_ms: 20_000 });
-        assert_eq!(r.decide("h1", 31_000), BeginDecision::TakeOver);
+        assert_eq!(r.decide("h1", at(11_000)), BeginDecision::Busy { retry_after: Duration::from_millis(20_000) });
+        assert_eq!(r.decide("h1", at(31_000)), BeginDecision::TakeOver);
         assert_eq!(r.expires_at, 1 + 86_400);
     }
 
     #[test]
     fn another_payload_is_refused_before_anything_else() {
         let mut r = record(0);
-        assert_eq!(r.decide("h2", 0), BeginDecision::PayloadMismatch);
+        assert_eq!(r.decide("h2", at(0)), BeginDecision::PayloadMismatch);
         r.status = CommandStatus::Succeeded;
-        assert_eq!(r.decide("h2", 0), BeginDecision::PayloadMismatch);
+        assert_eq!(r.decide("h2", at(0)), BeginDecision::PayloadMismatch);
     }
 
     #[test]
@@ -261,7 +280,7 @@ mod tests {
         let mut r = record(0);
         r.status = CommandStatus::Failed;
         r.error = Some(CommandError::new(ErrorCode::ThingNotFound, "gone"));
-        assert_eq!(r.decide("h1", 0), BeginDecision::AlreadyDone);
+        assert_eq!(r.decide("h1", at(0)), BeginDecision::AlreadyDone);
         assert!(matches!(r.outcome(), Some(Outcome::Failed(e)) if e.code == ErrorCode::ThingNotFound));
     }
 }

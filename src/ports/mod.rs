@@ -31,7 +31,7 @@ pub use state::{CreateOutcome, StateStore};
 pub use storage::{CaKeyStore, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
 
 pub use crate::domain::registry::IssuedCertificate;
-use crate::domain::{CommandError, ErrorCode};
+use crate::domain::{CommandError, ErrorCode, Timestamp};
 
 /// What kind of failure a port call met, sorted by what the caller should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,8 +102,8 @@ impl PortError {
 
 /// The time, injected so that tests control it.
 pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
+    /// The current instant.
+    fn now(&self) -> Timestamp;
 }
 
 /// The system clock.
@@ -111,8 +111,7 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        let now = time::OffsetDateTime::now_utc();
-        i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(time::OffsetDateTime::now_utc())
     }
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::PortError;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, Registration, ThingInfo};
 use crate::domain::secret::Secret;
-use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName};
+use crate::domain::{Arn, CertificateId, CertificateStatus, ThingName, Timestamp};
 
 /// Things, their principals and their groups.
 #[async_trait]
@@ -84,10 +84,10 @@ pub trait Certificates: Send + Sync {
     ) -> Result<IssuedCertificate, PortError>;
     /// The PEM of a CA certificate registered in IoT.
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError>;
-    /// INACTIVE certificates created at or after `since_ms` (unix ms), with their PEMs: the
+    /// INACTIVE certificates created at or after `since`, with their PEMs: the
     /// candidates when a resumed attempt looks for the certificate its crashed predecessor
     /// requested but never recorded.
-    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError>;
+    async fn recent_inactive_certificates(&self, since: Timestamp) -> Result<Vec<CertificateInfo>, PortError>;
 }
 
 /// Policies and what they are attached to.

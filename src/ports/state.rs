@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::PortError;
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, Outcome};
-use crate::domain::{CommandError, IdempotencyKey};
+use crate::domain::{CommandError, IdempotencyKey, LeaseToken, Timestamp};
 
 /// Result of trying to create a command record.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,43 +16,60 @@ pub enum CreateOutcome {
     Exists(Box<CommandRecord>),
 }
 
+/// A new attempt taking a record's lease over ([`StateStore::take_over`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TakeOver<'a> {
+    /// The token the record held when it was read (`None`: no holder); the take-over fails if
+    /// the record holds another one by now.
+    pub expected: Option<&'a LeaseToken>,
+    /// The new attempt's token.
+    pub token: &'a LeaseToken,
+    /// Until when the new lease protects the attempt.
+    pub lease_until: Timestamp,
+    /// The time of the take-over.
+    pub now: Timestamp,
+}
+
 /// Durable command records (DynamoDB). Every write is conditional.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Creates the record if no record has its key.
     async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError>;
-    /// Moves the lease from `expected_token` (the one seen) to `new_token`, counting an
+    /// Moves the lease from the token seen (`expected`) to the new attempt's, counting an
     /// attempt. `ConditionFailed` when the record changed meanwhile.
-    async fn take_over(
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError>;
+    /// Extends the lease held by `token` to `lease_until`.
+    async fn renew_lease(
         &self,
         key: &IdempotencyKey,
-        expected_token: Option<&str>,
-        new_token: &str,
-        lease_expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<CommandRecord, PortError>;
-    /// Extends the lease held by `token`.
-    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError>;
+        token: &LeaseToken,
+        lease_until: Timestamp,
+    ) -> Result<(), PortError>;
     /// Records the outcome, if `token` still holds the lease.
     async fn finish(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError>;
     /// Gives the lease up after a retryable failure, keeping the error for operators and
     /// counting the failure against the command's retry budget.
     async fn release(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         error: &CommandError,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<(), PortError>;
     /// Saves completed steps, each in its slot (distinct slots), in one write, if `token` still
     /// holds the lease.
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError>;
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), PortError>;
     /// Notes that the completion event went out.
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
     /// Reads a record.

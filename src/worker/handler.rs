@@ -10,7 +10,7 @@ use super::Shared;
 use super::outcome::{Handled, Measured};
 use crate::app::{Disposition, RetryReason};
 use crate::domain::command::Rejected;
-use crate::domain::{CommandEnvelope, IdempotencyKey};
+use crate::domain::{CommandEnvelope, IdempotencyKey, LeaseToken};
 use crate::ports::{ErrorKind, QueueMessage};
 
 pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
@@ -37,7 +37,7 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
             span.record("subject", crate::domain::command::bounded(&subject));
         }
 
-        let token = uuid::Uuid::new_v4().to_string();
+        let token = LeaseToken::fresh();
         // The queue's last delivery: a failure that could pass later must end the command now.
         let last = shared.queue.max_deliveries().is_some_and(|max| message.receive_count >= max);
         let work = shared.app.handle_delivery(&envelope, &token, last);
@@ -82,7 +82,7 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
 /// Keeps the lease alive and the message invisible while the command runs; returns only when
 /// the lease is lost (another attempt took the command over), so that this attempt stops.
 /// The lease is renewed first: the message stays invisible at least as long as the lease lives.
-async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey, token: &str) {
+async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey, token: &LeaseToken) {
     let period = (shared.settings.visibility_timeout / 3).max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {

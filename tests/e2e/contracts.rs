@@ -19,7 +19,7 @@ async fn the_aws_adapters_keep_the_port_contracts() {
     )
     .unwrap();
     let registry = IotRegistry::new(&s.clients);
-    contract::certificate_window_contract(&registry, &key.csr_pem, SystemClock.now_ms()).await;
+    contract::certificate_window_contract(&registry, &key.csr_pem, SystemClock.now()).await;
     let queue = s.queue().await;
     contract::queue_contract(&queue, &queue).await;
 }

@@ -21,7 +21,7 @@ async fn the_memory_registry_keeps_the_certificate_window_contract() {
     let clock = Arc::new(ManualClock::at(1_764_000_000_000));
     let registry = MemoryRegistry::with_clock(clock.clone());
     let key = crypto::generate_key_and_csr(KeyAlgorithm::EcdsaP256, &CertInfo::default(), "contract").unwrap();
-    certificate_window_contract(&registry, &key.csr_pem, clock.now_ms()).await;
+    certificate_window_contract(&registry, &key.csr_pem, clock.now()).await;
 }
 
 #[tokio::test]

@@ -6,11 +6,14 @@
 
 use cdf_provisioning::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
 use cdf_provisioning::domain::checkpoint::{Checkpoint, Checkpoints, PolicyStep};
-use cdf_provisioning::domain::record::Outcome;
+use cdf_provisioning::domain::record::{NewRecord, Outcome};
 use cdf_provisioning::domain::registry::ThingDeleted;
 use cdf_provisioning::domain::{
-    Arn, CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey,
+    Arn, CommandError, CommandRecord, CommandResult, CommandStatus, CommandType, ErrorCode, IdempotencyKey, LeaseToken,
+    Timestamp,
 };
+use cdf_provisioning::ports::bulk::{Acceptance, FinishedRow};
+use cdf_provisioning::ports::state::TakeOver;
 use cdf_provisioning::ports::{
     BulkStore, Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore,
 };
@@ -18,17 +21,25 @@ use cdf_provisioning::ports::{
 const NOW: i64 = 1_764_000_000_000;
 const LEASE_MS: i64 = 60_000;
 
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn tok(token: &str) -> LeaseToken {
+    LeaseToken::new(token)
+}
+
 fn fresh(key: &IdempotencyKey, token: &str) -> CommandRecord {
-    CommandRecord::start(
-        key.clone(),
-        CommandType::DeleteThing,
-        Some("contract-thing".into()),
-        "hash-1".into(),
-        token.into(),
-        NOW,
-        LEASE_MS,
-        86_400,
-    )
+    CommandRecord::start(NewRecord {
+        key: key.clone(),
+        command_type: CommandType::DeleteThing,
+        subject: Some("contract-thing".into()),
+        payload_hash: "hash-1".into(),
+        lease_token: tok(token),
+        now: at(NOW),
+        lease: std::time::Duration::from_millis(u64::try_from(LEASE_MS).unwrap()),
+        retention: std::time::Duration::from_secs(86_400),
+    })
 }
 
 fn condition_failed<T: std::fmt::Debug>(result: Result<T, cdf_provisioning::ports::PortError>, what: &str) {
@@ -56,37 +67,44 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert_eq!(store.get(&key).await.unwrap(), Some(record.clone()), "the record reads back exactly");
 
     // Only the holder's token renews, checkpoints or finishes.
-    condition_failed(store.renew_lease(&key, "tok-stale", NOW + 2 * LEASE_MS).await, "renew by a stranger");
-    store.renew_lease(&key, "tok-1", NOW + 2 * LEASE_MS).await.unwrap();
+    condition_failed(store.renew_lease(&key, &tok("tok-stale"), at(NOW + 2 * LEASE_MS)).await, "renew by a stranger");
+    store.renew_lease(&key, &tok("tok-1"), at(NOW + 2 * LEASE_MS)).await.unwrap();
     let step = Checkpoint::Policy(PolicyStep { name: "contract-policy".into(), created: true });
     condition_failed(
-        store.checkpoint(&key, "tok-stale", std::slice::from_ref(&step)).await,
+        store.checkpoint(&key, &tok("tok-stale"), std::slice::from_ref(&step)).await,
         "checkpoint by a stranger",
     );
-    store.checkpoint(&key, "tok-1", std::slice::from_ref(&step)).await.unwrap();
+    store.checkpoint(&key, &tok("tok-1"), std::slice::from_ref(&step)).await.unwrap();
     // Several steps in one write.
-    store.checkpoint(&key, "tok-1", &[Checkpoint::Groups, Checkpoint::Attached]).await.unwrap();
+    store.checkpoint(&key, &tok("tok-1"), &[Checkpoint::Groups, Checkpoint::Attached]).await.unwrap();
 
     // A take-over must name the token it saw; it counts an attempt and moves the lease.
-    condition_failed(store.take_over(&key, Some("tok-stale"), "tok-2", NOW, NOW).await, "take-over with a stale token");
-    let taken = store.take_over(&key, Some("tok-1"), "tok-2", NOW + 3 * LEASE_MS, NOW + 1).await.unwrap();
+    let (stale, tok_1, tok_2) = (tok("tok-stale"), tok("tok-1"), tok("tok-2"));
+    let stale_take_over = TakeOver { expected: Some(&stale), token: &tok_2, lease_until: at(NOW), now: at(NOW) };
+    condition_failed(store.take_over(&key, stale_take_over).await, "take-over with a stale token");
+    let take_over =
+        TakeOver { expected: Some(&tok_1), token: &tok_2, lease_until: at(NOW + 3 * LEASE_MS), now: at(NOW + 1) };
+    let taken = store.take_over(&key, take_over).await.unwrap();
     assert_eq!(taken.attempts, 2);
-    assert_eq!(taken.lease_token.as_deref(), Some("tok-2"));
-    assert_eq!(taken.lease_expires_at_ms, NOW + 3 * LEASE_MS);
+    assert_eq!(taken.lease_token, Some(tok("tok-2")));
+    assert_eq!(taken.lease_expires_at_ms, at(NOW + 3 * LEASE_MS));
     let saved = Checkpoints::decode(&taken.checkpoints).unwrap();
     assert!(
         saved.groups && saved.attached && saved.policies["contract-policy"].created,
         "checkpoints, several saved in one write, survive a take-over"
     );
-    condition_failed(store.checkpoint(&key, "tok-1", &[Checkpoint::Attached]).await, "checkpoint by the old holder");
+    condition_failed(
+        store.checkpoint(&key, &tok("tok-1"), &[Checkpoint::Attached]).await,
+        "checkpoint by the old holder",
+    );
 
     // A retryable failure gives the lease up, keeps the error and counts against the budget
     // (the take-over above did not: it was an attempt, not a failure).
     assert_eq!(taken.failures, 0);
     let throttled = CommandError::new(ErrorCode::Throttled, "slow down");
-    store.release(&key, "tok-2", &throttled, NOW + 2).await.unwrap();
+    store.release(&key, &tok("tok-2"), &throttled, at(NOW + 2)).await.unwrap();
     let released = store.get(&key).await.unwrap().unwrap();
-    assert_eq!(released.lease_expires_at_ms, NOW + 2);
+    assert_eq!(released.lease_expires_at_ms, at(NOW + 2));
     assert_eq!(released.error, Some(throttled));
     assert_eq!(released.status, CommandStatus::InProgress);
     assert_eq!(released.failures, 1);
@@ -94,24 +112,26 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     // The outcome is recorded once, by the holder, and clears the retryable error.
     let result = CommandResult::DeleteThing(ThingDeleted { thing_name: "contract-thing".into(), ..Default::default() });
     condition_failed(
-        store.finish(&key, "tok-1", &Outcome::Succeeded(result.clone()), NOW + 3).await,
+        store.finish(&key, &tok("tok-1"), &Outcome::Succeeded(result.clone()), at(NOW + 3)).await,
         "finish by the old holder",
     );
-    let finished = store.finish(&key, "tok-2", &Outcome::Succeeded(result.clone()), NOW + 3).await.unwrap();
+    let finished = store.finish(&key, &tok("tok-2"), &Outcome::Succeeded(result.clone()), at(NOW + 3)).await.unwrap();
     assert_eq!(finished.status, CommandStatus::Succeeded);
     assert_eq!(finished.result, Some(result));
     assert_eq!(finished.error, None);
     assert_eq!(finished.lease_token, None);
     assert!(!finished.event_published);
     condition_failed(
-        store.finish(&key, "tok-2", &Outcome::Failed(CommandError::new(ErrorCode::NotFound, "x")), NOW + 4).await,
+        store
+            .finish(&key, &tok("tok-2"), &Outcome::Failed(CommandError::new(ErrorCode::NotFound, "x")), at(NOW + 4))
+            .await,
         "a second outcome",
     );
-    condition_failed(store.renew_lease(&key, "tok-2", NOW + 5).await, "renewing a finished command");
+    condition_failed(store.renew_lease(&key, &tok("tok-2"), at(NOW + 5)).await, "renewing a finished command");
     store.mark_event_published(&key).await.unwrap();
     let done = store.get(&key).await.unwrap().unwrap();
     assert!(done.event_published);
-    assert_eq!(done.updated_at_ms, NOW + 3);
+    assert_eq!(done.updated_at_ms, at(NOW + 3));
 
     // A result larger than any one DynamoDB item (400 KB) is stored and read back whole.
     let key = IdempotencyKey::new(format!("{prefix}-contract-large"));
@@ -124,7 +144,7 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     });
     assert!(serde_json::to_string(&large).unwrap().len() > 500_000);
     store.create(&fresh(&key, "tok-1")).await.unwrap();
-    let finished = store.finish(&key, "tok-1", &Outcome::Succeeded(large.clone()), NOW + 3).await.unwrap();
+    let finished = store.finish(&key, &tok("tok-1"), &Outcome::Succeeded(large.clone()), at(NOW + 3)).await.unwrap();
     assert_eq!(finished.result.as_ref(), Some(&large));
     assert_eq!(store.get(&key).await.unwrap().unwrap().result, Some(large.clone()));
     match store.create(&fresh(&key, "tok-9")).await.unwrap() {
@@ -135,15 +155,15 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
 
 /// Certificate adoption's window: `recent_inactive_certificates(since)` lists an INACTIVE
 /// certificate made from `csr` from a little before its creation on, and not when `since`
-/// is after it. `now_ms` is the implementation's "now".
-pub async fn certificate_window_contract(certificates: &dyn Certificates, csr: &str, now_ms: i64) {
+/// is after it. `now` is the implementation's "now".
+pub async fn certificate_window_contract(certificates: &dyn Certificates, csr: &str, now: Timestamp) {
     let issued = certificates.create_certificate_from_csr(csr, false).await.unwrap();
-    let before = certificates.recent_inactive_certificates(now_ms - 600_000).await.unwrap();
+    let before = certificates.recent_inactive_certificates(now - std::time::Duration::from_secs(600)).await.unwrap();
     assert!(
         before.iter().any(|c| c.certificate_id == issued.certificate_id),
         "a certificate made after `since` is listed"
     );
-    let after = certificates.recent_inactive_certificates(now_ms + 600_000).await.unwrap();
+    let after = certificates.recent_inactive_certificates(now + std::time::Duration::from_secs(600)).await.unwrap();
     assert!(
         after.iter().all(|c| c.certificate_id != issued.certificate_id),
         "a certificate made before `since` is not listed"
@@ -192,8 +212,8 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
         failure_count: 0,
         skipped_count: 0,
         chunks: 1,
-        created_at_ms: NOW,
-        updated_at_ms: NOW,
+        created_at_ms: at(NOW),
+        updated_at_ms: at(NOW),
         accepted: false,
         event_published: false,
         expires_at: NOW / 1000 + 86_400,
@@ -217,12 +237,12 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
     for (n, outcome) in
         [(0, RowOutcome::Succeeded), (1, RowOutcome::Failed), (2, RowOutcome::Succeeded), (3, RowOutcome::Skipped)]
     {
-        assert!(store.record_row(&task, &row(n, outcome), NOW + 1).await.unwrap(), "row {n} counts");
+        assert!(store.record_row(&task, &row(n, outcome), at(NOW + 1)).await.unwrap(), "row {n} counts");
     }
-    assert!(!store.record_row(&task, &row(0, RowOutcome::Failed), NOW + 2).await.unwrap(), "a row counts once");
+    assert!(!store.record_row(&task, &row(0, RowOutcome::Failed), at(NOW + 2)).await.unwrap(), "a row counts once");
     let counted = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!((counted.success_count, counted.failure_count, counted.skipped_count), (2, 1, 1));
-    assert_eq!(counted.updated_at_ms, NOW + 1);
+    assert_eq!(counted.updated_at_ms, at(NOW + 1));
 
     let page = store.rows(&task.task_id, None, 2, None).await.unwrap();
     assert_eq!(page.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [0, 1]);
@@ -238,36 +258,40 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
     let row_key = IdempotencyKey::new(format!("{prefix}-bulk-contract-row-4"));
     records.create(&fresh(&row_key, "tok-row")).await.unwrap();
     let failed = Outcome::Failed(CommandError::new(ErrorCode::NotFound, "no such group").at("/parameters/Group"));
-    let stranger = store.finish_row(&row_key, "tok-stale", &failed, &task, &row(4, RowOutcome::Failed), NOW + 2).await;
+    let (stale, held) = (tok("tok-stale"), tok("tok-row"));
+    let (row_0, row_4) = (row(0, RowOutcome::Failed), row(4, RowOutcome::Failed));
+    let finished_row = |token, result| FinishedRow { key: &row_key, token, outcome: &failed, result };
+    let stranger = store.finish_row(&task, finished_row(&stale, &row_4), at(NOW + 2)).await;
     condition_failed(stranger, "a row finished without the lease");
-    let twice = store.finish_row(&row_key, "tok-row", &failed, &task, &row(0, RowOutcome::Failed), NOW + 2).await;
+    let twice = store.finish_row(&task, finished_row(&held, &row_0), at(NOW + 2)).await;
     condition_failed(twice, "a row counted before");
     assert_eq!(records.get(&row_key).await.unwrap().unwrap().status, CommandStatus::InProgress, "no outcome recorded");
     let unchanged = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!((unchanged.success_count, unchanged.failure_count, unchanged.skipped_count), (2, 1, 1), "none counted");
-    store.finish_row(&row_key, "tok-row", &failed, &task, &row(4, RowOutcome::Failed), NOW + 2).await.unwrap();
+    store.finish_row(&task, finished_row(&held, &row_4), at(NOW + 2)).await.unwrap();
     let finished = records.get(&row_key).await.unwrap().unwrap();
     assert_eq!((finished.status, finished.outcome()), (CommandStatus::Failed, Some(failed.clone())));
     let counted = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!((counted.success_count, counted.failure_count, counted.skipped_count), (2, 2, 1));
     let last = store.rows(&task.task_id, Some(3), 10, None).await.unwrap();
     assert_eq!(last.rows, [row(4, RowOutcome::Failed)], "the row's result reads back");
-    let again = store.finish_row(&row_key, "tok-row", &failed, &task, &row(4, RowOutcome::Failed), NOW + 3).await;
+    let again = store.finish_row(&task, finished_row(&held, &row_4), at(NOW + 3)).await;
     condition_failed(again, "a row finishes once");
 
     assert_eq!(
-        store.transition(&task.task_id, TaskStatus::Cancelling, TaskStatus::Cancelled, NOW + 3).await.unwrap(),
+        store.transition(&task.task_id, TaskStatus::Cancelling, TaskStatus::Cancelled, at(NOW + 3)).await.unwrap(),
         None
     );
     let cancelling =
-        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, NOW + 3).await.unwrap();
+        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, at(NOW + 3)).await.unwrap();
     assert_eq!(cancelling.map(|t| t.status), Some(TaskStatus::Cancelling));
     assert_eq!(
-        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, NOW + 4).await.unwrap(),
+        store.transition(&task.task_id, TaskStatus::InProgress, TaskStatus::Cancelling, at(NOW + 4)).await.unwrap(),
         None,
         "only once"
     );
-    let accepted = store.finish_acceptance(&task.task_id, 5, 1, 1, NOW + 5).await.unwrap();
+    let totals = Acceptance { total_rows: 5, invalid_rows: 1, chunks: 1 };
+    let accepted = store.finish_acceptance(&task.task_id, totals, at(NOW + 5)).await.unwrap();
     assert!(
         accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2 && accepted.failure_count == 2
     );

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Faults, MemoryStateStore};
-use crate::domain::IdempotencyKey;
+use crate::domain::Timestamp;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
-use crate::domain::record::Outcome;
+use crate::ports::bulk::{Acceptance, FinishedRow};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 /// The bulk store operations of the fake, for failure injection.
@@ -52,13 +52,13 @@ impl MemoryBulkStore {
 }
 
 /// Counts `row` in `stored`.
-fn count(stored: &mut BulkTask, row: RowOutcome, now_ms: i64) {
+fn count(stored: &mut BulkTask, row: RowOutcome, now: Timestamp) {
     match row {
         RowOutcome::Succeeded => stored.success_count += 1,
         RowOutcome::Failed => stored.failure_count += 1,
         RowOutcome::Skipped => stored.skipped_count += 1,
     }
-    stored.updated_at_ms = now_ms;
+    stored.updated_at_ms = now;
 }
 
 #[async_trait]
@@ -75,7 +75,7 @@ impl BulkStore for MemoryBulkStore {
         Ok(self.with(|tasks| tasks.get(task).map(|(t, _)| t.clone())))
     }
 
-    async fn record_row(&self, task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError> {
+    async fn record_row(&self, task: &BulkTask, row: &RowResult, now: Timestamp) -> Result<bool, PortError> {
         self.faults.enter(BulkOp::RecordRow).await?;
         self.with(|tasks| {
             let (stored, rows) = tasks
@@ -85,21 +85,14 @@ impl BulkStore for MemoryBulkStore {
                 return Ok(false);
             }
             rows.insert(row.row, row.clone());
-            count(stored, row.outcome, now_ms);
+            count(stored, row.outcome, now);
             Ok(true)
         })
     }
 
-    async fn finish_row(
-        &self,
-        key: &IdempotencyKey,
-        token: &str,
-        outcome: &Outcome,
-        task: &BulkTask,
-        row: &RowResult,
-        now_ms: i64,
-    ) -> Result<(), PortError> {
+    async fn finish_row(&self, task: &BulkTask, row: FinishedRow<'_>, now: Timestamp) -> Result<(), PortError> {
         self.faults.enter(BulkOp::FinishRow).await?;
+        let FinishedRow { key, token, outcome, result: row } = row;
         let records = self
             .records
             .as_ref()
@@ -110,9 +103,9 @@ impl BulkStore for MemoryBulkStore {
                 tasks.get_mut(&task.task_id).filter(|(_, rows)| !rows.contains_key(&row.row)).ok_or_else(|| {
                     PortError::new(ErrorKind::ConditionFailed, "finish_row", "no such task, or row counted")
                 })?;
-            records.finish_now(key, token, outcome, now_ms)?;
+            records.finish_now(key, token, outcome, now)?;
             rows.insert(row.row, row.clone());
-            count(stored, row.outcome, now_ms);
+            count(stored, row.outcome, now);
             Ok(())
         })
     }
@@ -122,14 +115,14 @@ impl BulkStore for MemoryBulkStore {
         task: &TaskId,
         from: TaskStatus,
         to: TaskStatus,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Option<BulkTask>, PortError> {
         self.faults.enter(BulkOp::Transition).await?;
         Ok(self.with(|tasks| {
             let (stored, _) = tasks.get_mut(task)?;
             (stored.status == from).then(|| {
                 stored.status = to;
-                stored.updated_at_ms = now_ms;
+                stored.updated_at_ms = now;
                 stored.clone()
             })
         }))
@@ -138,12 +131,11 @@ impl BulkStore for MemoryBulkStore {
     async fn finish_acceptance(
         &self,
         task: &TaskId,
-        total_rows: u32,
-        invalid_rows: u32,
-        chunks: u32,
-        now_ms: i64,
+        totals: Acceptance,
+        now: Timestamp,
     ) -> Result<BulkTask, PortError> {
         self.faults.enter(BulkOp::FinishAcceptance).await?;
+        let Acceptance { total_rows, invalid_rows, chunks } = totals;
         self.with(|tasks| {
             let (stored, _) = tasks
                 .get_mut(task)
@@ -152,7 +144,7 @@ impl BulkStore for MemoryBulkStore {
             stored.invalid_rows = invalid_rows;
             stored.chunks = chunks;
             stored.accepted = true;
-            stored.updated_at_ms = now_ms;
+            stored.updated_at_ms = now;
             Ok(stored.clone())
         })
     }

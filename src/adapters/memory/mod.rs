@@ -23,6 +23,7 @@ pub use wiring::MemoryPorts;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::domain::Timestamp;
 use crate::ports::Clock;
 
 /// A clock that only moves when told to.
@@ -46,24 +47,24 @@ impl ManualClock {
 #[derive(Debug)]
 pub struct TokioClock {
     start: tokio::time::Instant,
-    base_ms: i64,
+    base: Timestamp,
 }
 
 impl TokioClock {
     /// A clock showing `base_ms` now and moving with tokio's time from here.
     pub fn starting_at(base_ms: i64) -> Self {
-        Self { start: tokio::time::Instant::now(), base_ms }
+        Self { start: tokio::time::Instant::now(), base: Timestamp::from_millis(base_ms) }
     }
 }
 
 impl Clock for TokioClock {
-    fn now_ms(&self) -> i64 {
-        self.base_ms + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    fn now(&self) -> Timestamp {
+        self.base + self.start.elapsed()
     }
 }
 
 impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use super::Faults;
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, Outcome};
-use crate::domain::{CommandError, IdempotencyKey};
+use crate::domain::{CommandError, IdempotencyKey, LeaseToken, Timestamp};
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 /// The state store operations of the fake, for failure injection and call counts.
@@ -60,9 +61,9 @@ impl MemoryStateStore {
     pub(super) fn finish_now(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError> {
         self.update("finish", key, Some(token), |r| {
             match outcome {
@@ -77,7 +78,7 @@ impl MemoryStateStore {
                 }
             }
             r.lease_token = None;
-            r.updated_at_ms = now_ms;
+            r.updated_at_ms = now;
             r.clone()
         })
     }
@@ -86,7 +87,7 @@ impl MemoryStateStore {
         &self,
         op: &'static str,
         key: &IdempotencyKey,
-        token: Option<&str>,
+        token: Option<&LeaseToken>,
         change: impl FnOnce(&mut CommandRecord) -> T,
     ) -> Result<T, PortError> {
         let mut records = self.records.lock().expect("records lock");
@@ -94,7 +95,7 @@ impl MemoryStateStore {
             .get_mut(key.as_str())
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, op, "no such record"))?;
         if let Some(token) = token
-            && (record.lease_token.as_deref() != Some(token) || record.status.is_terminal())
+            && (record.lease_token.as_ref() != Some(token) || record.status.is_terminal())
         {
             return Err(PortError::new(ErrorKind::ConditionFailed, op, "lease not held"));
         }
@@ -114,60 +115,64 @@ impl StateStore for MemoryStateStore {
         Ok(CreateOutcome::Created)
     }
 
-    async fn take_over(
-        &self,
-        key: &IdempotencyKey,
-        expected_token: Option<&str>,
-        new_token: &str,
-        lease_expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<CommandRecord, PortError> {
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::TakeOver).await?;
+        let TakeOver { expected, token, lease_until, now } = take_over;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
-            .filter(|r| r.lease_token.as_deref() == expected_token && r.status == CommandStatus::InProgress)
+            .filter(|r| r.lease_token.as_ref() == expected && r.status == CommandStatus::InProgress)
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "take_over", "record changed"))?;
-        record.lease_token = Some(new_token.to_owned());
-        record.lease_expires_at_ms = lease_expires_at_ms;
+        record.lease_token = Some(token.clone());
+        record.lease_expires_at_ms = lease_until;
         record.attempts += 1;
-        record.updated_at_ms = now_ms;
+        record.updated_at_ms = now;
         Ok(record.clone())
     }
 
-    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
+    async fn renew_lease(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        lease_until: Timestamp,
+    ) -> Result<(), PortError> {
         self.faults.enter(StoreOp::RenewLease).await?;
-        self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_expires_at_ms)
+        self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_until)
     }
 
     async fn finish(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::Finish).await?;
-        self.finish_now(key, token, outcome, now_ms)
+        self.finish_now(key, token, outcome, now)
     }
 
     async fn release(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         error: &CommandError,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<(), PortError> {
         self.faults.enter(StoreOp::Release).await?;
         self.update("release", key, Some(token), |r| {
-            r.lease_expires_at_ms = now_ms;
+            r.lease_expires_at_ms = now;
             r.failures += 1;
             r.error = Some(error.clone());
-            r.updated_at_ms = now_ms;
+            r.updated_at_ms = now;
         })
     }
 
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError> {
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), PortError> {
         self.faults.enter(StoreOp::Checkpoint).await?;
         // Stored in the encoded form, as in DynamoDB, so resuming decodes the same text.
         self.update("checkpoint", key, Some(token), |r| {

@@ -17,6 +17,7 @@ use crate::domain::command::{BulkChunk, BulkRequest, bounded};
 use crate::domain::template::Template;
 use crate::domain::thing::THING_NAME_PARAMETER;
 use crate::domain::{Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, Location};
+use crate::ports::bulk::Acceptance;
 use crate::ports::{MAX_SEND_BATCH, PortError};
 
 /// How many invalid rows a `strict` refusal lists.
@@ -60,7 +61,7 @@ impl App {
             }
         }
 
-        let now = self.now_ms();
+        let now = self.now();
         let fresh = BulkTask {
             task_id: task_id.clone(),
             idempotency_key: key.clone(),
@@ -79,7 +80,7 @@ impl App {
             updated_at_ms: now,
             accepted: false,
             event_published: false,
-            expires_at: now / 1000 + i64::try_from(self.settings().record_retention.as_secs()).unwrap_or(i64::MAX),
+            expires_at: now.expiry(self.settings().record_retention),
         };
         // A task accepted before (the same key again) keeps its snapshot and counters.
         let task = self.ports.bulk.create_task(&fresh).await.map_err(fail)?;
@@ -97,7 +98,7 @@ impl App {
                 Ok(row) => fan.chunk.push(row),
                 Err(invalid) => {
                     fan.invalid += 1;
-                    self.ports.bulk.record_row(&task, &invalid, self.now_ms()).await.map_err(fail)?;
+                    self.ports.bulk.record_row(&task, &invalid, self.now()).await.map_err(fail)?;
                 }
             }
             if fan.chunk.len() >= ROWS_PER_CHUNK
@@ -112,7 +113,11 @@ impl App {
         let accepted = self
             .ports
             .bulk
-            .finish_acceptance(&task_id, fan.total, fan.invalid, fan.chunks, self.now_ms())
+            .finish_acceptance(
+                &task_id,
+                Acceptance { total_rows: fan.total, invalid_rows: fan.invalid, chunks: fan.chunks },
+                self.now(),
+            )
             .await
             .map_err(fail)?;
         self.complete_if_done(&task_id).await?;

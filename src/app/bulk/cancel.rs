@@ -12,7 +12,7 @@ impl App {
         let moved = self
             .ports
             .bulk
-            .transition(task_id, TaskStatus::InProgress, TaskStatus::Cancelling, self.now_ms())
+            .transition(task_id, TaskStatus::InProgress, TaskStatus::Cancelling, self.now())
             .await
             .map_err(fail)?;
         if moved.is_some() {

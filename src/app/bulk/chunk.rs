@@ -13,7 +13,8 @@ use crate::domain::bulk::{BulkRow, BulkTask, RowOutcome, RowResult, row_key};
 use crate::domain::command::{BulkChunk, ProvisionRequest, fingerprint};
 use crate::domain::record::{CommandRecord, Outcome};
 use crate::domain::result::ChunkReport;
-use crate::domain::{CommandError, CommandResult, CommandType, ErrorCode};
+use crate::domain::{CommandError, CommandResult, CommandType, ErrorCode, LeaseToken};
+use crate::ports::bulk::FinishedRow;
 
 /// Retries of a row that failed retryably: 0.5 s doubling to 8 s, with jitter, for about a
 /// minute in all; then the chunk is left for a later delivery.
@@ -73,7 +74,7 @@ impl App {
             let (result, counted) = match ran {
                 RowRun::Counted(result) => (result, true),
                 RowRun::Finished(result) => {
-                    let counted = self.ports.bulk.record_row(&task, &result, self.now_ms()).await.map_err(fail)?;
+                    let counted = self.ports.bulk.record_row(&task, &result, self.now()).await.map_err(fail)?;
                     (result, counted)
                 }
             };
@@ -110,7 +111,7 @@ impl App {
         let key = row_key(&task.task_id, row.row);
         let payload = serde_json::to_value(&request).unwrap_or_default();
         let hash = fingerprint(CommandType::ProvisionThing, &payload);
-        let token = uuid::Uuid::new_v4().to_string();
+        let token = LeaseToken::fresh();
         let work = Work::Row { task, request: &request };
         let delivery = Delivery { key: &key, payload_hash: &hash, lease_token: &token, last };
         let thing_name = request.thing_name().map(str::to_owned);
@@ -163,7 +164,8 @@ impl App {
             Ok(result) if !task.row_events => result,
             _ => return self.finish(key, lease_token, &outcome).await.map(RowFinish::Recorded),
         };
-        match self.ports.bulk.finish_row(key, lease_token, &outcome, task, &result, self.now_ms()).await {
+        let finished = FinishedRow { key, token: lease_token, outcome: &outcome, result: &result };
+        match self.ports.bulk.finish_row(task, finished, self.now()).await {
             Ok(()) => Ok(RowFinish::Counted(result)),
             // Whether it failed or only its answer was lost, the record tells: finishing it
             // alone fails if the write took place, and succeeds (still holding the lease) if not.

@@ -33,7 +33,7 @@ impl App {
             let done = self
                 .ports
                 .bulk
-                .transition(task_id, task.status, task.final_status(), self.now_ms())
+                .transition(task_id, task.status, task.final_status(), self.now())
                 .await
                 .map_err(fail)?;
             match done {
@@ -46,7 +46,7 @@ impl App {
                 &self.settings().event_source,
                 &task.idempotency_key,
                 &task.view(),
-                self.now_ms(),
+                self.now(),
             );
             self.ports.events.publish(&event).await.map_err(fail)?;
             self.ports.bulk.mark_task_event_published(task_id).await.map_err(fail)?;

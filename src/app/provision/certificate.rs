@@ -1,6 +1,8 @@
 //! The device certificate: from a CSR, AWS-issued, registered (with or without a CA), or signed
 //! here with the deployment's CA; and the key made here when the source needs one.
 
+use std::time::Duration;
+
 use super::{Provisioner, created, fail, missing_as};
 use crate::app::progress::Progress;
 use crate::crypto::{self, Secret};
@@ -144,18 +146,18 @@ impl Provisioner<'_> {
             }));
         }
         if let Some(public_key) = public_key {
-            let at_ms = self.clock.now_ms();
+            let at_ms = self.clock.now();
             progress.save(Checkpoint::CertificateRequested(CertificateRequested { public_key, at_ms })).await?;
         }
         Ok(created(self.registry.create_certificate_from_csr(csr, false).await.map_err(fail)?))
     }
 
     /// The certificate for `public_key` (hex of its DER) an earlier attempt obtained after its
-    /// note at `noted_at_ms`, if any.
+    /// note at `noted_at`, if any.
     async fn obtained_before(
         &self,
         public_key: &str,
-        noted_at_ms: i64,
+        noted_at: crate::domain::Timestamp,
         thing_name: Option<&str>,
     ) -> Result<Option<CertificateInfo>, CommandError> {
         let ours = |c: &CertificateInfo| {
@@ -165,7 +167,8 @@ impl Provisioner<'_> {
                 .is_some_and(|key| hex::encode(key) == public_key)
         };
         // Certificates listed a little before the note still count: clocks differ.
-        let recent = self.registry.recent_inactive_certificates(noted_at_ms - 300_000).await.map_err(fail)?;
+        let recent =
+            self.registry.recent_inactive_certificates(noted_at - Duration::from_secs(300)).await.map_err(fail)?;
         if let Some(cert) = recent.into_iter().find(ours) {
             return Ok(Some(cert));
         }

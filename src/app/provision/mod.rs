@@ -182,8 +182,7 @@ fn created(certificate: IssuedCertificate) -> CertificateStep {
 
 impl Provisioner<'_> {
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now_ms()) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        self.clock.now().to_datetime()
     }
 }
 

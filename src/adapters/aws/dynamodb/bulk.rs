@@ -12,9 +12,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use super::item::{Item, item_key, n, s};
 use super::{DynamoStateStore, FinishUpdate, Finishing};
 use crate::adapters::aws::error::{classify, counted, failed};
-use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
-use crate::domain::record::{ItemKey, Outcome};
+use crate::domain::record::ItemKey;
+use crate::domain::{IdempotencyKey, Timestamp};
+use crate::ports::bulk::{Acceptance, FinishedRow};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
 fn task_pk(task: &TaskId) -> String {
@@ -45,8 +46,8 @@ fn task_item(t: &BulkTask) -> Result<Item, PortError> {
         ("failureCount".to_owned(), n(t.failure_count)),
         ("skippedCount".to_owned(), n(t.skipped_count)),
         ("chunks".to_owned(), n(t.chunks)),
-        ("createdAt".to_owned(), n(t.created_at_ms)),
-        ("updatedAt".to_owned(), n(t.updated_at_ms)),
+        ("createdAt".to_owned(), n(t.created_at_ms.as_millis())),
+        ("updatedAt".to_owned(), n(t.updated_at_ms.as_millis())),
         ("accepted".to_owned(), AttributeValue::Bool(t.accepted)),
         ("eventPublished".to_owned(), AttributeValue::Bool(t.event_published)),
         ("expiresAt".to_owned(), n(t.expires_at)),
@@ -83,8 +84,8 @@ fn task_from_item(item: &Item) -> Result<BulkTask, PortError> {
         failure_count: count("failureCount")?,
         skipped_count: count("skippedCount")?,
         chunks: count("chunks")?,
-        created_at_ms: int("createdAt")?,
-        updated_at_ms: int("updatedAt")?,
+        created_at_ms: Timestamp::from_millis(int("createdAt")?),
+        updated_at_ms: Timestamp::from_millis(int("updatedAt")?),
         accepted: item.get("accepted").and_then(|v| v.as_bool().ok()).copied().ok_or_else(|| unreadable("accepted"))?,
         event_published: item
             .get("eventPublished")
@@ -150,13 +151,13 @@ impl BulkStore for DynamoStateStore {
         out.item().map(task_from_item).transpose()
     }
 
-    async fn record_row(&self, bulk_task: &BulkTask, row: &RowResult, now_ms: i64) -> Result<bool, PortError> {
+    async fn record_row(&self, bulk_task: &BulkTask, row: &RowResult, now: Timestamp) -> Result<bool, PortError> {
         const OP: &str = "dynamodb:TransactWriteItems(row)";
         let written = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(self.row_put(OP, bulk_task, row)?).build())
-            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now_ms)?).build())
+            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now)?).build())
             .send()
             .await;
         match written {
@@ -173,17 +174,10 @@ impl BulkStore for DynamoStateStore {
         }
     }
 
-    async fn finish_row(
-        &self,
-        key: &IdempotencyKey,
-        token: &str,
-        outcome: &Outcome,
-        bulk_task: &BulkTask,
-        row: &RowResult,
-        now_ms: i64,
-    ) -> Result<(), PortError> {
+    async fn finish_row(&self, bulk_task: &BulkTask, row: FinishedRow<'_>, now: Timestamp) -> Result<(), PortError> {
+        let FinishedRow { key, token, outcome, result: row } = row;
         const OP: &str = "dynamodb:TransactWriteItems(finish row)";
-        let finish = match FinishUpdate::of(token, outcome, now_ms)? {
+        let finish = match FinishUpdate::of(token, outcome, now)? {
             Finishing::Inline(finish) => finish,
             // Too large for one item: the caller records the outcome and the row apart.
             Finishing::TooLarge { .. } => {
@@ -205,7 +199,7 @@ impl BulkStore for DynamoStateStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(record).build())
             .transact_items(TransactWriteItem::builder().put(self.row_put(OP, bulk_task, row)?).build())
-            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now_ms)?).build())
+            .transact_items(TransactWriteItem::builder().update(self.count_update(OP, bulk_task, row, now)?).build())
             .send()
             .await
             .map_err(failed(OP))?;
@@ -217,7 +211,7 @@ impl BulkStore for DynamoStateStore {
         task: &TaskId,
         from: TaskStatus,
         to: TaskStatus,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Option<BulkTask>, PortError> {
         let out = self
             .client
@@ -230,7 +224,7 @@ impl BulkStore for DynamoStateStore {
             .expression_attribute_names("#upd", "updatedAt")
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":from", s(from.as_str()))
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(now.as_millis()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -246,11 +240,10 @@ impl BulkStore for DynamoStateStore {
     async fn finish_acceptance(
         &self,
         task: &TaskId,
-        total_rows: u32,
-        invalid_rows: u32,
-        chunks: u32,
-        now_ms: i64,
+        totals: Acceptance,
+        now: Timestamp,
     ) -> Result<BulkTask, PortError> {
+        let Acceptance { total_rows, invalid_rows, chunks } = totals;
         const OP: &str = "dynamodb:UpdateItem(task accepted)";
         let out = self
             .client
@@ -268,7 +261,7 @@ impl BulkStore for DynamoStateStore {
             .expression_attribute_values(":invalid", n(invalid_rows))
             .expression_attribute_values(":chunks", n(chunks))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(now.as_millis()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
@@ -367,7 +360,7 @@ impl DynamoStateStore {
         op: &'static str,
         bulk_task: &BulkTask,
         row: &RowResult,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Update, PortError> {
         build(
             op,
@@ -379,7 +372,7 @@ impl DynamoStateStore {
                 .expression_attribute_names("#count", counter(row.outcome))
                 .expression_attribute_names("#upd", "updatedAt")
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":now", n(now.as_millis()))
                 .build(),
         )
     }

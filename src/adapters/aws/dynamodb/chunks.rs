@@ -9,7 +9,7 @@ use super::DynamoStateStore;
 use super::item::{Item, from_item, n, record_of, s};
 use crate::adapters::aws::error::failed;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey};
-use crate::domain::{CommandResult, IdempotencyKey};
+use crate::domain::{CommandResult, IdempotencyKey, LeaseToken, Timestamp};
 use crate::ports::{ErrorKind, PortError};
 
 /// Largest result kept inside the record item. A larger one (a thing with hundreds of
@@ -20,17 +20,17 @@ pub(super) const INLINE_RESULT_BYTES: usize = 64 * 1024;
 pub(super) const RESULT_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Where a result stored in chunks is: the attempt that wrote it, and how many chunks.
-fn result_chunks(item: &Item) -> Result<Option<(String, usize)>, PortError> {
+fn result_chunks(item: &Item) -> Result<Option<(LeaseToken, usize)>, PortError> {
     let unreadable = || PortError::new(ErrorKind::Unreadable, "dynamodb:decode", "result chunk reference is malformed");
     let Some(count) = item.get("resultChunks") else { return Ok(None) };
     let count = count.as_n().ok().and_then(|c| c.parse().ok()).ok_or_else(unreadable)?;
     let token = item.get("resultToken").and_then(|t| t.as_s().ok()).ok_or_else(unreadable)?;
-    Ok(Some((token.clone(), count)))
+    Ok(Some((LeaseToken::new(token), count)))
 }
 
 /// Sort key prefix of the result chunks one attempt wrote: chunks of a stale attempt can never
 /// be mistaken for the holder's.
-fn chunk_prefix(token: &str) -> String {
+fn chunk_prefix(token: &LeaseToken) -> String {
     format!("result#{token}#")
 }
 
@@ -60,7 +60,12 @@ impl DynamoStateStore {
         Ok(record)
     }
 
-    async fn read_result(&self, key: &IdempotencyKey, token: &str, count: usize) -> Result<CommandResult, PortError> {
+    async fn read_result(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        count: usize,
+    ) -> Result<CommandResult, PortError> {
         const OP: &str = "dynamodb:Query(result)";
         let unreadable = |why: String| PortError::new(ErrorKind::Unreadable, OP, why);
         let items: Vec<Item> = self
@@ -91,7 +96,12 @@ impl DynamoStateStore {
     }
 
     /// Writes a large result as chunk items carrying the record's expiry; returns their count.
-    async fn write_result_chunks(&self, key: &IdempotencyKey, token: &str, text: &str) -> Result<usize, PortError> {
+    async fn write_result_chunks(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        text: &str,
+    ) -> Result<usize, PortError> {
         const OP: &str = "dynamodb:PutItem(result chunk)";
         let record_key = ItemKey::command(key);
         let expires_at = self
@@ -126,10 +136,10 @@ impl DynamoStateStore {
     pub(super) async fn finish_with_chunks(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         result: &CommandResult,
         text: &str,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError> {
         const OP: &str = "dynamodb:UpdateItem(finish)";
         let count = self.write_result_chunks(key, token, text).await?;
@@ -148,9 +158,9 @@ impl DynamoStateStore {
             .expression_attribute_names("#err", "error")
             .expression_attribute_values(":done", s(CommandStatus::Succeeded.as_str()))
             .expression_attribute_values(":count", n(count))
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(now.as_millis()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token.as_str()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey};
-use crate::domain::{CommandError, CommandResult, IdempotencyKey};
+use crate::domain::{CommandError, CommandResult, IdempotencyKey, LeaseToken, Timestamp};
 use crate::ports::{ErrorKind, PortError};
 
 /// A DynamoDB item.
@@ -32,12 +32,12 @@ pub(super) fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         ("commandType".to_owned(), s(r.command_type.as_str())),
         ("payloadHash".to_owned(), s(&r.payload_hash)),
         ("status".to_owned(), s(r.status.as_str())),
-        ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms)),
+        ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms.as_millis())),
         ("attempts".to_owned(), n(r.attempts)),
         ("failures".to_owned(), n(r.failures)),
         ("eventPublished".to_owned(), AttributeValue::Bool(r.event_published)),
-        ("createdAt".to_owned(), n(r.created_at_ms)),
-        ("updatedAt".to_owned(), n(r.updated_at_ms)),
+        ("createdAt".to_owned(), n(r.created_at_ms.as_millis())),
+        ("updatedAt".to_owned(), n(r.updated_at_ms.as_millis())),
         ("expiresAt".to_owned(), n(r.expires_at)),
         ("checkpoints".to_owned(), AttributeValue::M(r.checkpoints.iter().map(|(k, v)| (k.clone(), s(v))).collect())),
     ]);
@@ -45,7 +45,7 @@ pub(super) fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         item.insert("subject".into(), s(subject));
     }
     if let Some(token) = &r.lease_token {
-        item.insert("leaseToken".into(), s(token));
+        item.insert("leaseToken".into(), s(token.as_str()));
     }
     if let Some(result) = &r.result {
         item.insert("result".into(), s(json(result)?));
@@ -80,6 +80,7 @@ pub(super) fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
     let number = |field: &str| -> Result<i64, PortError> {
         item.get(field).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| bad(field))
     };
+    let instant = |field: &str| number(field).map(Timestamp::from_millis);
     let command_type =
         serde_json::from_value(serde_json::Value::String(text("commandType")?)).map_err(|_| bad("commandType"))?;
     let status = CommandStatus::parse(&text("status")?).ok_or_else(|| bad("status"))?;
@@ -91,8 +92,8 @@ pub(super) fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
         subject: optional_text("subject")?,
         payload_hash: text("payloadHash")?,
         status,
-        lease_token: optional_text("leaseToken")?,
-        lease_expires_at_ms: number("leaseExpiresAt")?,
+        lease_token: optional_text("leaseToken")?.map(LeaseToken::new),
+        lease_expires_at_ms: instant("leaseExpiresAt")?,
         attempts: u32::try_from(number("attempts")?).map_err(|_| bad("attempts"))?,
         // Absent from records written before the count existed: none counted then.
         failures: match item.get("failures") {
@@ -115,8 +116,8 @@ pub(super) fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .ok_or_else(|| bad("eventPublished"))?,
-        created_at_ms: number("createdAt")?,
-        updated_at_ms: number("updatedAt")?,
+        created_at_ms: instant("createdAt")?,
+        updated_at_ms: instant("updatedAt")?,
         expires_at: number("expiresAt")?,
     })
 }
@@ -129,23 +130,26 @@ pub(super) fn record_of(op: &'static str, attributes: Option<&Item>) -> Result<C
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::domain::checkpoint::Checkpoint;
+    use crate::domain::record::NewRecord;
     use crate::domain::registry::ThingDeleted;
     use crate::domain::{CommandType, ErrorCode};
 
     #[test]
     fn records_round_trip_through_items() {
-        let mut record = CommandRecord::start(
-            IdempotencyKey::new("k1"),
-            CommandType::DeleteThing,
-            Some("t1".into()),
-            "abc".into(),
-            "tok".into(),
-            1_700_000_000_000,
-            60_000,
-            86_400,
-        );
+        let mut record = CommandRecord::start(NewRecord {
+            key: IdempotencyKey::new("k1"),
+            command_type: CommandType::DeleteThing,
+            subject: Some("t1".into()),
+            payload_hash: "abc".into(),
+            lease_token: LeaseToken::new("tok"),
+            now: Timestamp::from_millis(1_700_000_000_000),
+            lease: Duration::from_millis(60_000),
+            retention: Duration::from_secs(86_400),
+        });
         assert_eq!(from_item(&to_item(&record).unwrap()).unwrap(), record);
         record.status = CommandStatus::Failed;
         record.lease_token = None;
@@ -163,16 +167,16 @@ mod tests {
 
     #[test]
     fn a_missing_or_malformed_field_is_unreadable_not_a_default() {
-        let record = CommandRecord::start(
-            IdempotencyKey::new("k1"),
-            CommandType::GetThing,
-            None,
-            "abc".into(),
-            "tok".into(),
-            1_700_000_000_000,
-            60_000,
-            86_400,
-        );
+        let record = CommandRecord::start(NewRecord {
+            key: IdempotencyKey::new("k1"),
+            command_type: CommandType::GetThing,
+            subject: None,
+            payload_hash: "abc".into(),
+            lease_token: LeaseToken::new("tok"),
+            now: Timestamp::from_millis(1_700_000_000_000),
+            lease: Duration::from_millis(60_000),
+            retention: Duration::from_secs(86_400),
+        });
         for field in ["leaseExpiresAt", "attempts", "status", "eventPublished", "createdAt"] {
             let mut item = to_item(&record).unwrap();
             item.remove(field);

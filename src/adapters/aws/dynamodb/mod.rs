@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::error::{classify, counted, failed};
 use crate::domain::checkpoint::Checkpoint;
 use crate::domain::record::{CommandRecord, CommandStatus, ItemKey, Outcome};
-use crate::domain::{CommandError, CommandResult, IdempotencyKey};
+use crate::domain::{CommandError, CommandResult, IdempotencyKey, LeaseToken, Timestamp};
+use crate::ports::state::TakeOver;
 use crate::ports::{CreateOutcome, ErrorKind, PortError, StateStore};
 
 mod bulk;
@@ -60,7 +61,7 @@ impl FinishUpdate {
     /// Only the attempt holding the lease records the outcome, once.
     const CONDITION: &'static str = "#st = :running AND #tok = :token";
 
-    fn of<'a>(token: &str, outcome: &'a Outcome, now_ms: i64) -> Result<Finishing<'a>, PortError> {
+    fn of<'a>(token: &LeaseToken, outcome: &'a Outcome, now: Timestamp) -> Result<Finishing<'a>, PortError> {
         let (status, field, value) = match outcome {
             Outcome::Succeeded(result) => (CommandStatus::Succeeded, "result", json(result)?),
             Outcome::Failed(error) => (CommandStatus::Failed, "error", json(error)?),
@@ -85,9 +86,9 @@ impl FinishUpdate {
         let values = HashMap::from([
             (":done".to_owned(), s(status.as_str())),
             (":value".to_owned(), s(value)),
-            (":now".to_owned(), n(now_ms)),
+            (":now".to_owned(), n(now.as_millis())),
             (":running".to_owned(), s(CommandStatus::InProgress.as_str())),
-            (":token".to_owned(), s(token)),
+            (":token".to_owned(), s(token.as_str())),
         ]);
         Ok(Finishing::Inline(Self { expression, names, values }))
     }
@@ -123,14 +124,8 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    async fn take_over(
-        &self,
-        key: &IdempotencyKey,
-        expected_token: Option<&str>,
-        new_token: &str,
-        lease_expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<CommandRecord, PortError> {
+    async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
+        let TakeOver { expected, token, lease_until, now } = take_over;
         const OP: &str = "dynamodb:UpdateItem(take_over)";
         let mut request = self
             .client
@@ -143,23 +138,28 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#att", "attempts")
             .expression_attribute_names("#upd", "updatedAt")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":new", s(new_token))
-            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":new", s(token.as_str()))
+            .expression_attribute_values(":lease", n(lease_until.as_millis()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(now.as_millis()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
             .return_values(ReturnValue::AllNew);
-        request = match expected_token {
-            Some(token) => request
+        request = match expected {
+            Some(expected) => request
                 .condition_expression("#st = :running AND #tok = :expected")
-                .expression_attribute_values(":expected", s(token)),
+                .expression_attribute_values(":expected", s(expected.as_str())),
             None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
         };
         let out = request.send().await.map_err(failed(OP))?;
         record_of(OP, out.attributes())
     }
 
-    async fn renew_lease(&self, key: &IdempotencyKey, token: &str, lease_expires_at_ms: i64) -> Result<(), PortError> {
+    async fn renew_lease(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        lease_until: Timestamp,
+    ) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -169,9 +169,9 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#lease", "leaseExpiresAt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
-            .expression_attribute_values(":lease", n(lease_expires_at_ms))
+            .expression_attribute_values(":lease", n(lease_until.as_millis()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token.as_str()))
             .send()
             .await
             .map_err(failed("dynamodb:UpdateItem(renew_lease)"))?;
@@ -181,15 +181,15 @@ impl StateStore for DynamoStateStore {
     async fn finish(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         outcome: &Outcome,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<CommandRecord, PortError> {
         const OP: &str = "dynamodb:UpdateItem(finish)";
-        let finish = match FinishUpdate::of(token, outcome, now_ms)? {
+        let finish = match FinishUpdate::of(token, outcome, now)? {
             Finishing::Inline(finish) => finish,
             Finishing::TooLarge { result, text } => {
-                return self.finish_with_chunks(key, token, result, &text, now_ms).await;
+                return self.finish_with_chunks(key, token, result, &text, now).await;
             }
         };
         let out = self
@@ -211,9 +211,9 @@ impl StateStore for DynamoStateStore {
     async fn release(
         &self,
         key: &IdempotencyKey,
-        token: &str,
+        token: &LeaseToken,
         error: &CommandError,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<(), PortError> {
         self.client
             .update_item()
@@ -228,17 +228,22 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#upd", "updatedAt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(now.as_millis()))
             .expression_attribute_values(":error", s(json(error)?))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(token.as_str()))
             .send()
             .await
             .map_err(failed("dynamodb:UpdateItem(release)"))?;
         Ok(())
     }
 
-    async fn checkpoint(&self, key: &IdempotencyKey, token: &str, checkpoints: &[Checkpoint]) -> Result<(), PortError> {
+    async fn checkpoint(
+        &self,
+        key: &IdempotencyKey,
+        token: &LeaseToken,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), PortError> {
         if checkpoints.is_empty() {
             return Ok(());
         }
@@ -252,7 +257,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
-            .expression_attribute_values(":token", s(token));
+            .expression_attribute_values(":token", s(token.as_str()));
         let mut sets = Vec::with_capacity(checkpoints.len());
         for (i, checkpoint) in checkpoints.iter().enumerate() {
             sets.push(format!("#cp.#s{i} = :v{i}"));

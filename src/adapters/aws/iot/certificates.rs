@@ -7,7 +7,7 @@ use super::IotRegistry;
 use crate::adapters::aws::error::failed;
 use crate::domain::registry::{CertificateInfo, IssuedCertificate};
 use crate::domain::secret::Secret;
-use crate::domain::{Arn, CertificateId, CertificateStatus};
+use crate::domain::{Arn, CertificateId, CertificateStatus, Timestamp};
 use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, IotOperation, PortError};
 
 /// For calls that are not idempotent (each makes a new certificate): no retry by the SDK. A
@@ -166,17 +166,17 @@ impl Certificates for IotRegistry {
             .ok_or_else(|| PortError::new(ErrorKind::Transient, op, "no certificate PEM in the response"))
     }
 
-    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+    async fn recent_inactive_certificates(&self, since: Timestamp) -> Result<Vec<CertificateInfo>, PortError> {
         let op = IotOperation::ListCertificates.op();
         let mut pages = self.client.list_certificates().ascending_order(false).page_size(50).into_paginator().send();
         let mut found = Vec::new();
-        // Newest first: the first page that reaches back before `since_ms` is the last one read.
+        // Newest first: the first page that reaches back before `since` is the last one read.
         while let Some(page) = pages.next().await {
             let page = page.map_err(failed(op))?;
             let mut reached_older = false;
             for cert in page.certificates() {
-                let created_ms = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));
-                if created_ms < since_ms {
+                let created_at = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));
+                if Timestamp::from_millis(created_at) < since {
                     reached_older = true;
                 } else if cert.status() == Some(&IotStatus::Inactive)
                     && let Some(id) = cert.certificate_id()

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{IotOp, MemoryRegistry, not_found};
 use crate::domain::registry::{CertificateInfo, IssuedCertificate};
 use crate::domain::secret::Secret;
-use crate::domain::{CertificateId, CertificateStatus};
+use crate::domain::{CertificateId, CertificateStatus, Timestamp};
 use crate::ports::{AwsGeneratedKey, Certificates, ErrorKind, PortError};
 
 #[async_trait]
@@ -67,29 +67,22 @@ impl Certificates for MemoryRegistry {
         }
         // A real certificate for a real CSR (so its public key can be matched); a stand-in otherwise.
         let (ca, key) = self.ca.get_or_init(|| crate::crypto::test_ca("Memory CA").expect("a CA can be made"));
-        let signed = crate::crypto::sign_csr(
-            csr_pem,
-            ca,
-            key,
-            365,
-            time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(self.clock.now_ms()),
-        )
-        .ok();
-        let now_ms = self.clock.now_ms();
+        let signed = crate::crypto::sign_csr(csr_pem, ca, key, 365, self.clock.now().to_datetime()).ok();
+        let now = self.clock.now();
         Ok(self.with(|r| {
             let pem = signed.unwrap_or_else(|| {
                 format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id)
             });
-            r.new_certificate(None, pem, active, now_ms)
+            r.new_certificate(None, pem, active, now)
         }))
     }
 
     async fn create_keys_and_certificate(&self, active: bool) -> Result<AwsGeneratedKey, PortError> {
         self.enter(IotOp::CreateKeysAndCertificate).await?;
-        let now_ms = self.clock.now_ms();
+        let now = self.clock.now();
         let cert = self.with(|r| {
             let pem = format!("-----BEGIN CERTIFICATE-----\nFAKE{}\n-----END CERTIFICATE-----\n", r.next_id);
-            r.new_certificate(None, pem, active, now_ms)
+            r.new_certificate(None, pem, active, now)
         });
         Ok(AwsGeneratedKey {
             certificate: cert,
@@ -107,7 +100,7 @@ impl Certificates for MemoryRegistry {
         self.enter(IotOp::RegisterCertificate).await?;
         let id = crate::domain::certificate::certificate_id(certificate_pem)
             .map_err(|e| PortError::new(ErrorKind::Invalid, IotOp::RegisterCertificate.into(), e.to_string()))?;
-        let now_ms = self.clock.now_ms();
+        let now = self.clock.now();
         self.with(|r| {
             if let Some(ca) = ca_certificate_pem
                 && !r.cas.values().any(|p| p == ca)
@@ -125,7 +118,7 @@ impl Certificates for MemoryRegistry {
                     "certificate exists",
                 ));
             }
-            Ok(r.new_certificate(Some(id.to_string()), certificate_pem.to_owned(), active, now_ms))
+            Ok(r.new_certificate(Some(id.to_string()), certificate_pem.to_owned(), active, now))
         })
     }
 
@@ -138,7 +131,7 @@ impl Certificates for MemoryRegistry {
         let id = crate::domain::certificate::certificate_id(certificate_pem).map_err(|e| {
             PortError::new(ErrorKind::Invalid, IotOp::RegisterCertificateWithoutCA.into(), e.to_string())
         })?;
-        let now_ms = self.clock.now_ms();
+        let now = self.clock.now();
         self.with(|r| {
             if r.certificates.contains_key(id.as_str()) {
                 return Err(PortError::new(
@@ -147,7 +140,7 @@ impl Certificates for MemoryRegistry {
                     "certificate exists",
                 ));
             }
-            Ok(r.new_certificate(Some(id.to_string()), certificate_pem.to_owned(), active, now_ms))
+            Ok(r.new_certificate(Some(id.to_string()), certificate_pem.to_owned(), active, now))
         })
     }
 
@@ -161,13 +154,13 @@ impl Certificates for MemoryRegistry {
         })
     }
 
-    async fn recent_inactive_certificates(&self, since_ms: i64) -> Result<Vec<CertificateInfo>, PortError> {
+    async fn recent_inactive_certificates(&self, since: Timestamp) -> Result<Vec<CertificateInfo>, PortError> {
         self.enter(IotOp::ListCertificates).await?;
         Ok(self.with(|r| {
             r.certificates
                 .values()
                 .filter(|c| c.certificate_status == CertificateStatus::Inactive)
-                .filter(|c| r.created_ms.get(c.certificate_id.as_str()).is_some_and(|at| *at >= since_ms))
+                .filter(|c| r.created_at.get(c.certificate_id.as_str()).is_some_and(|at| *at >= since))
                 .cloned()
                 .collect()
         }))

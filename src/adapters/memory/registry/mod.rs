@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::Faults;
 use crate::domain::registry::{CertificateInfo, GroupInfo, IssuedCertificate, PolicyInfo, ThingInfo};
 use crate::domain::secret::Secret;
-use crate::domain::{Arn, CertificateId, CertificateStatus};
+use crate::domain::{Arn, CertificateId, CertificateStatus, Timestamp};
 use crate::ports::{Clock, ErrorKind, IotOperation, PortError, SystemClock};
 
 /// The IoT operations of the fake, for failure injection and call counts.
@@ -41,18 +41,18 @@ struct Registry {
     cas: BTreeMap<String, String>,
     /// RegisterThing calls: (template body, parameters)
     registered: Vec<(String, BTreeMap<String, String>)>,
-    /// Certificate id → creation time (unix ms), for the adoption window.
-    created_ms: BTreeMap<String, i64>,
+    /// Certificate id → creation time, for the adoption window.
+    created_at: BTreeMap<String, Timestamp>,
     next_id: u64,
 }
 
 impl Registry {
-    fn new_certificate(&mut self, id: Option<String>, pem: String, active: bool, now_ms: i64) -> IssuedCertificate {
+    fn new_certificate(&mut self, id: Option<String>, pem: String, active: bool, now: Timestamp) -> IssuedCertificate {
         self.next_id += 1;
         let id = id.unwrap_or_else(|| format!("{:064x}", self.next_id));
         let arn = format!("{ARN_PREFIX}:cert/{id}");
         let status = if active { CertificateStatus::Active } else { CertificateStatus::Inactive };
-        self.created_ms.insert(id.clone(), now_ms);
+        self.created_at.insert(id.clone(), now);
         let issued =
             IssuedCertificate { certificate_id: CertificateId::new(&id), arn: Arn::new(arn), certificate_pem: pem };
         self.certificates.insert(
