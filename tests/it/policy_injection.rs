@@ -150,10 +150,25 @@ fn hostile() -> Vec<Case> {
             site(r#"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}],"x":""#),
             "/parameters/Site",
         ),
-        request(
+        template(
             "a whole document from a parameter",
             with_document(json!({"Ref": "Site"}), json!({})),
             site(r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#),
+            "/Resources/policy/Properties/PolicyDocument/Ref",
+        ),
+        request(
+            "a whole document through Fn::Sub",
+            with_document(json!({"Fn::Sub": "${Site}"}), json!({})),
+            site(r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#),
+            "/parameters/Site",
+        ),
+        request(
+            "an escaped wildcard through an AllowedPattern admitting backslashes",
+            with_document(
+                text_form()["Resources"]["policy"]["Properties"]["PolicyDocument"].clone(),
+                site_pattern("[a-z0-9\\\\]+"),
+            ),
+            site("x\\u002a"),
             "/parameters/Site",
         ),
         request(
@@ -184,6 +199,15 @@ fn hostile() -> Vec<Case> {
                 site_pattern(".*"),
             ),
             site(INJECTION),
+            "/parameters/Site",
+        ),
+        request(
+            "a statement appended through an unquoted paste",
+            with_document(
+                json!({"Fn::Sub": r#"{"Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"x"}${Site}]}"#}),
+                site_pattern("[a-z,{}]*"),
+            ),
+            site(",{}"),
             "/parameters/Site",
         ),
         request(

@@ -64,6 +64,17 @@ impl Guard<'_> {
     /// Checks a `PolicyDocument` expression evaluated in `scope`.
     pub(super) fn policy_document(&self, scope: &Scope<'_>, expression: &Value, path: &str) -> Vec<TemplateError> {
         let mut errors = Vec::new();
+        if let Some(name) = expression.get("Ref").and_then(Value::as_str)
+            && self.caller_given(name)
+        {
+            errors.push(TemplateError::new(
+                &child(path, "Ref"),
+                format!("the policy document is parameter {name:?} as a whole, which would let a caller write the policy; write the document in the template and fill in only resource values"),
+            ));
+            return errors;
+        }
+        // In a document written as JSON text, a quote or a backslash can only change its structure.
+        let text_form = matches!(scope.eval(expression, path), Ok(Value::String(_)));
         let names: BTreeSet<String> =
             flowing(expression).into_iter().filter(|n| scope.parameters.contains_key(n)).collect();
         if names.is_empty() {
@@ -76,7 +87,15 @@ impl Guard<'_> {
             if inert(value) {
                 continue;
             }
-            if self.declared_admits(name, value) {
+            if text_form && value.contains(['"', '\\']) {
+                errors.push(TemplateError::request(
+                    &child("/parameters", name),
+                    format!(
+                        "parameter {name:?} is pasted into the policy document written as JSON text at {path}, where quotes and backslashes are never allowed (got {:?})",
+                        bounded(value)
+                    ),
+                ));
+            } else if self.declared_admits(name, value) {
                 widened.push(name.clone());
             } else {
                 errors.push(TemplateError::request(
