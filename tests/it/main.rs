@@ -12,6 +12,7 @@ mod bulk_memory;
 mod contract_memory;
 mod hostile_input;
 mod locations;
+mod policy_injection;
 mod properties;
 mod provision_memory;
 mod schemas;

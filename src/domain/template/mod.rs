@@ -12,6 +12,7 @@ pub mod eval;
 mod extensions;
 pub mod overrides;
 pub mod plan;
+mod policy_guard;
 mod resources;
 
 use self::resources::{certificate_spec, policy_spec, resource_parts, thing_spec};
@@ -101,6 +102,8 @@ pub struct Template {
     pub body: Map<String, Value>,
     /// Declared parameters: name → default.
     pub parameters: BTreeMap<String, Option<String>>,
+    /// What each declared parameter admits (`AllowedPattern`, `AllowedValues`).
+    pub rules: BTreeMap<String, ParameterRules>,
     /// The CDF extensions.
     pub cdf: CdfSection,
 }
@@ -128,7 +131,7 @@ impl Template {
                 format!("unknown section {key:?}; expected Parameters, Mappings, Resources"),
             ));
         }
-        let parameters = parse_parameters(body.get("Parameters"), &mut errors);
+        let (parameters, rules) = parse_parameters(body.get("Parameters"), &mut errors);
         match body.get("Mappings") {
             None => {}
             Some(Value::Object(maps)) => {
@@ -153,12 +156,20 @@ impl Template {
                 .push(TemplateError::new("/Resources", format!("Resources must be an object, not {}", kind(other)))),
             None => errors.push(TemplateError::new("/Resources", "the template has no Resources section")),
         }
-        if errors.is_empty() { Ok(Self { body, parameters, cdf }) } else { Err(errors) }
+        if errors.is_empty() { Ok(Self { body, parameters, rules, cdf }) } else { Err(errors) }
     }
 
-    /// The template body IoT's RegisterThing would receive (no `CDF` section).
+    /// The template body IoT's RegisterThing would receive (no `CDF` section, and no
+    /// `AllowedPattern` or `AllowedValues`, which this service checks and IoT does not know).
     pub fn body_text(&self) -> String {
-        Value::Object(self.body.clone()).to_string()
+        let mut body = self.body.clone();
+        if let Some(Value::Object(parameters)) = body.get_mut("Parameters") {
+            for declaration in parameters.values_mut().filter_map(Value::as_object_mut) {
+                declaration.remove("AllowedPattern");
+                declaration.remove("AllowedValues");
+            }
+        }
+        Value::Object(body).to_string()
     }
 
     /// Resolves parameters and resources into a [`Plan`]; reports every problem found.
@@ -206,6 +217,12 @@ impl Template {
         }
         for name in injected {
             values.entry((*name).to_owned()).or_insert_with(|| placeholder(name));
+        }
+        for (name, rules) in &self.rules {
+            let Some(value) = values.get(name).filter(|_| !injected.contains(&name.as_str())) else { continue };
+            if rules.admits(value) == Some(false) {
+                errors.push(TemplateError::request(&child("/parameters", name), rules.refusal(value)));
+            }
         }
         let ignored_parameters: Vec<String> =
             request_parameters.keys().filter(|k| !self.parameters.contains_key(*k)).cloned().collect();
@@ -255,6 +272,11 @@ impl Template {
         let mut thing = None;
         let mut certificate: Option<CertificateSpec> = None;
         let mut policies = Vec::new();
+        let guard = policy_guard::Guard {
+            declared: &self.parameters,
+            rules: &self.rules,
+            injected: self.cdf.pre_step.map_or(&[], PreStep::injected_parameters),
+        };
         for (logical, resource) in resources {
             let at = child("/Resources", logical);
             let Some((kind_name, properties, overrides)) = resource_parts(resource, &at, &mut errors) else { continue };
@@ -275,7 +297,7 @@ impl Template {
                     certificate = Some(c);
                 }),
                 "AWS::IoT::Policy" => {
-                    policy_spec(&scope, logical, properties, overrides, &at).map(|p| policies.push(p))
+                    policy_spec(&scope, &guard, logical, properties, overrides, &at).map(|p| policies.push(p))
                 }
                 other => Err(vec![TemplateError::new(
                     &child(&at, "Type"),
@@ -320,12 +342,16 @@ fn placeholder_prefix() -> String {
     format!("{UNKNOWN_MARK}cdf:")
 }
 
-fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> BTreeMap<String, Option<String>> {
+/// Declared parameters and what they admit.
+type Parameters = (BTreeMap<String, Option<String>>, BTreeMap<String, ParameterRules>);
+
+fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> Parameters {
     let mut out = BTreeMap::new();
-    let Some(value) = value else { return out };
+    let mut all_rules = BTreeMap::new();
+    let Some(value) = value else { return (out, all_rules) };
     let Value::Object(map) = value else {
         errors.push(TemplateError::new("/Parameters", format!("Parameters must be an object, not {}", kind(value))));
-        return out;
+        return (out, all_rules);
     };
     for (name, declaration) in map {
         let at = child("/Parameters", name);
@@ -341,7 +367,8 @@ fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> B
             )),
             None => errors.push(TemplateError::new(&child(&at, "Type"), "the parameter has no Type")),
         }
-        for key in decl.keys().filter(|k| !["Type", "Default", "Description"].contains(&k.as_str())) {
+        let known = ["Type", "Default", "Description", "AllowedPattern", "AllowedValues"];
+        for key in decl.keys().filter(|k| !known.contains(&k.as_str())) {
             errors.push(TemplateError::new(&child(&at, key), format!("unknown parameter attribute {key:?}")));
         }
         let default = match decl.get("Default") {
@@ -355,9 +382,98 @@ fn parse_parameters(value: Option<&Value>, errors: &mut Vec<TemplateError>) -> B
                 None
             }
         };
+        let rules = parameter_rules(decl, &at, errors);
+        if let Some(d) = &default
+            && rules.admits(d) == Some(false)
+        {
+            errors.push(TemplateError::new(&child(&at, "Default"), rules.refusal(d)));
+        }
+        if rules.allowed_pattern.is_some() || rules.allowed_values.is_some() {
+            all_rules.insert(name.clone(), rules);
+        }
         out.insert(name.clone(), default);
     }
-    out
+    (out, all_rules)
+}
+
+fn parameter_rules(decl: &Map<String, Value>, at: &str, errors: &mut Vec<TemplateError>) -> ParameterRules {
+    let allowed_pattern = match decl.get("AllowedPattern") {
+        None => None,
+        Some(Value::String(p)) => match ParameterRules::compile(p) {
+            Ok(_) => Some(p.clone()),
+            Err(e) => {
+                errors.push(TemplateError::new(
+                    &child(at, "AllowedPattern"),
+                    format!("AllowedPattern is not a valid regular expression: {}", crate::domain::error::bounded(&e)),
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            errors.push(TemplateError::new(
+                &child(at, "AllowedPattern"),
+                format!("AllowedPattern must be a string, not {}", kind(other)),
+            ));
+            None
+        }
+    };
+    let allowed_values = match decl.get("AllowedValues") {
+        None => None,
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            Some(items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        }
+        Some(_) => {
+            errors.push(TemplateError::new(
+                &child(at, "AllowedValues"),
+                "AllowedValues must be a non-empty list of strings",
+            ));
+            None
+        }
+    };
+    ParameterRules { allowed_pattern, allowed_values }
+}
+
+/// What a parameter admits, as its declaration says (CloudFormation's attributes): a value
+/// must be one of `AllowedValues` and match `AllowedPattern` in full. A value pasted into a
+/// policy document beyond letters, digits and `_.,:@=-` needs one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParameterRules {
+    /// A regular expression the whole value must match.
+    pub allowed_pattern: Option<String>,
+    /// The only values accepted.
+    pub allowed_values: Option<Vec<String>>,
+}
+
+impl ParameterRules {
+    /// Compiles a pattern anchored at both ends.
+    fn compile(pattern: &str) -> Result<regex::Regex, String> {
+        regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build().map_err(|e| e.to_string())
+    }
+
+    /// Whether `value` is admitted; `None` when nothing is declared.
+    pub fn admits(&self, value: &str) -> Option<bool> {
+        if self.allowed_pattern.is_none() && self.allowed_values.is_none() {
+            return None;
+        }
+        let in_values = self.allowed_values.as_ref().is_none_or(|v| v.iter().any(|a| a == value));
+        let matches = self.allowed_pattern.as_ref().is_none_or(|p| Self::compile(p).is_ok_and(|r| r.is_match(value)));
+        Some(in_values && matches)
+    }
+
+    fn refusal(&self, value: &str) -> String {
+        let got = crate::domain::error::bounded(value);
+        match (&self.allowed_values, &self.allowed_pattern) {
+            (Some(values), _) if !values.iter().any(|a| a == value) => {
+                let listed: Vec<String> = values.iter().take(10).map(|v| crate::domain::error::bounded(v)).collect();
+                format!("the value {got:?} is not one of the template's AllowedValues ({})", listed.join(", "))
+            }
+            (_, Some(pattern)) => format!(
+                "the value {got:?} does not match the template's AllowedPattern {:?}",
+                crate::domain::error::bounded(pattern)
+            ),
+            _ => format!("the value {got:?} is not admitted by the template"),
+        }
+    }
 }
 
 /// A resource's type, properties and override settings.

@@ -372,6 +372,7 @@ pub(super) fn certificate_spec(
 
 pub(super) fn policy_spec(
     scope: &Scope<'_>,
+    guard: &super::policy_guard::Guard<'_>,
     logical: &str,
     properties: &Map<String, Value>,
     overrides: Option<&Map<String, Value>>,
@@ -381,11 +382,23 @@ pub(super) fn policy_spec(
     let props = child(at, "Properties");
     unknown_properties(properties, &["PolicyName", "PolicyDocument"], at, &mut errors);
     check_override_keys(overrides, &[], at, &mut errors);
+    if let Some(v) = properties.get("PolicyName") {
+        errors.extend(guard.policy_name(v, &child(&props, "PolicyName")));
+    }
     let name = optional_string(scope, properties, "PolicyName", &props, &mut errors);
     let document = match properties.get("PolicyDocument") {
         None => None,
         Some(v) => match scope.eval(v, &child(&props, "PolicyDocument")) {
-            Ok(doc) => policy_document(&doc, &child(&props, "PolicyDocument"), &mut errors),
+            Ok(doc) => {
+                // Refused values are reported as the request's, before what they did to the document.
+                let refused = guard.policy_document(scope, v, &child(&props, "PolicyDocument"));
+                if refused.is_empty() {
+                    policy_document(&doc, &child(&props, "PolicyDocument"), &mut errors)
+                } else {
+                    errors.extend(refused);
+                    None
+                }
+            }
             Err(e) => {
                 errors.push(e);
                 None
