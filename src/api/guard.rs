@@ -32,6 +32,30 @@ impl Default for ApiSettings {
     }
 }
 
+/// Who sent a request, as far as the facade can tell: the holder of the bearer token (known by
+/// a fingerprint of it, never the token itself), or anonymous when no token is configured. Keyed
+/// REST requests are scoped to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Caller(String);
+
+impl Caller {
+    /// A caller without a token.
+    pub(super) fn anonymous() -> Self {
+        Self("anonymous".to_owned())
+    }
+
+    /// The holder of `token`: `token-` and 16 hex digits of a SHA-256 of it.
+    pub(super) fn holding(token: &Secret) -> Self {
+        let digest = Sha256::new().chain_update(b"cdf-provisioning caller\0").chain_update(token.expose()).finalize();
+        Self(format!("token-{}", &hex::encode(digest)[..16]))
+    }
+
+    /// The caller's name in record keys.
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Paths that answer without a token: the orchestrator's probes.
 const OPEN_PATHS: [&str; 2] = ["/health", "/ready"];
 
@@ -53,8 +77,14 @@ pub(super) async fn timeout(State(settings): State<Arc<ApiSettings>>, request: R
 /// Refuses a request without the configured bearer token with 401 (probes and CORS
 /// preflights excepted). Tokens are compared by their SHA-256, so the comparison takes the
 /// same time whatever the guess.
-pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
-    let Some(token) = &settings.bearer_token else { return next.run(request).await };
+///
+/// The request then carries its [`Caller`]: the token's fingerprint, or anonymous without a
+/// token.
+pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request: Request, next: Next) -> Response {
+    let Some(token) = &settings.bearer_token else {
+        request.extensions_mut().insert(Caller::anonymous());
+        return next.run(request).await;
+    };
     if request.method() == Method::OPTIONS || OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -65,6 +95,7 @@ pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, request: Re
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose().as_bytes()) {
+        request.extensions_mut().insert(Caller::holding(token));
         return next.run(request).await;
     }
     let mut response = cdf_json(StatusCode::UNAUTHORIZED, &json!({"message": "a valid bearer token is required"}));
