@@ -492,10 +492,29 @@ async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
         assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
         assert!(body.contains("bearer token"), "{body}");
     }
-    let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get(Some("Bearer s3cret"))).await;
-    assert_eq!(status, StatusCode::OK);
+    for auth in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+        let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get(Some(auth))).await;
+        assert_eq!(status, StatusCode::OK, "{auth}: the scheme is case-insensitive");
+    }
     let probe = Request::builder().uri("/health").body(Body::empty()).unwrap();
     assert_eq!(send(router_with(f.app.clone(), settings), probe).await.0, StatusCode::OK);
+}
+
+#[test]
+fn the_api_command_refuses_to_start_open_on_all_interfaces() {
+    let run = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"));
+        command.args(["api", "--bind", "0.0.0.0:0"]).env_remove("CDF_API_BEARER_TOKEN").env_remove("CDF_API_INSECURE");
+        command.env("AWS_REGION", "us-east-1").env("AWS_EC2_METADATA_DISABLED", "true");
+        command.envs(extra.iter().copied()).output().unwrap()
+    };
+    let open = run(&[]);
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(!open.status.success(), "{stderr}");
+    assert!(stderr.contains("refusing to serve the REST API") && stderr.contains("CDF_API_INSECURE"), "{stderr}");
+    let short = run(&[("CDF_API_BEARER_TOKEN", "short")]);
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success() && stderr.contains("16 characters"), "{stderr}");
 }
 
 #[tokio::test]
