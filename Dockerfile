@@ -16,6 +16,8 @@ COPY infra /opt/cdf-provisioning/infra
 COPY schemas /opt/cdf-provisioning/schemas
 WORKDIR /opt/cdf-provisioning
 USER cdf
+# The API binds all interfaces in a container, so `api` starts only with CDF_API_BEARER_TOKEN
+# set (at least 16 characters), or with CDF_API_INSECURE=true behind an authorizer of your own.
 ENV CDF_LOG_FORMAT=json CDF_API_BIND=0.0.0.0:3004
 ENTRYPOINT ["cdf-provisioning"]
 CMD ["worker"]

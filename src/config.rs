@@ -101,6 +101,9 @@ pub struct Config {
     pub api_cors_origins: Vec<String>,
     /// `CDF_API_BEARER_TOKEN`: when set, REST requests must carry it as a bearer token.
     pub api_bearer_token: Option<crate::domain::secret::Secret>,
+    /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
+    /// hosts reach (it refuses to by default, and logs a warning when allowed).
+    pub api_insecure: bool,
     /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
     /// facade always serves it).
     pub metrics_bind: Option<String>,
@@ -279,6 +282,7 @@ impl Config {
                 .map(|o| o.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
             api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
+            api_insecure: r.flag("CDF_API_INSECURE", false),
             metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),

@@ -1,7 +1,9 @@
 //! The facade's HTTP guards, around every route: a request timeout, CORS for configured
-//! origins (off by default), and an optional bearer token (CDF's API had none and relied on
-//! API Gateway in front; either way works).
+//! origins (off by default), and a bearer token (CDF's API had none and relied on API Gateway
+//! in front; either way works). Without a token the facade starts only on a loopback address,
+//! unless the operator says otherwise ([`startup_check`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,66 @@ impl Default for ApiSettings {
     }
 }
 
+/// The shortest bearer token the facade accepts.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// How the facade is exposed, as [`startup_check`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Every route but the probes needs the bearer token.
+    Guarded,
+    /// No token, on a loopback address: reachable from this host only.
+    Loopback,
+    /// No token on an address others reach, allowed by `CDF_API_INSECURE=true`: every route is
+    /// open to whoever reaches it (to be logged loudly).
+    Insecure,
+}
+
+/// The check before the facade starts serving on `address` with `token`: closed by default.
+/// Without a token it may only listen on a loopback address, unless `insecure` (the operator's
+/// explicit `CDF_API_INSECURE=true`, for a facade behind its own authorizer); a token shorter
+/// than [`MIN_TOKEN_CHARS`] is refused. The error says what to configure.
+pub fn startup_check(address: SocketAddr, token: Option<&Secret>, insecure: bool) -> Result<Exposure, String> {
+    match token {
+        Some(token) if token.expose().chars().count() < MIN_TOKEN_CHARS => {
+            Err(format!("CDF_API_BEARER_TOKEN is shorter than {MIN_TOKEN_CHARS} characters; use a long random token"))
+        }
+        Some(_) => Ok(Exposure::Guarded),
+        None if address.ip().to_canonical().is_loopback() => Ok(Exposure::Loopback),
+        None if insecure => Ok(Exposure::Insecure),
+        None => Err(format!(
+            "refusing to serve the REST API on {address} without a bearer token: every route, template \
+             uploads included, would be open to whoever reaches it. Set CDF_API_BEARER_TOKEN (at least \
+             {MIN_TOKEN_CHARS} characters), bind a loopback address (CDF_API_BIND=127.0.0.1:3004), or, \
+             behind an authorizer of your own, set CDF_API_INSECURE=true"
+        )),
+    }
+}
+
+/// Who sent a request, as far as the facade can tell: the holder of the bearer token (known by
+/// a fingerprint of it, never the token itself), or anonymous when no token is configured. Keyed
+/// REST requests are scoped to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Caller(String);
+
+impl Caller {
+    /// A caller without a token.
+    pub(super) fn anonymous() -> Self {
+        Self("anonymous".to_owned())
+    }
+
+    /// The holder of `token`: `token-` and 16 hex digits of a SHA-256 of it.
+    pub(super) fn holding(token: &Secret) -> Self {
+        let digest = Sha256::new().chain_update(b"cdf-provisioning caller\0").chain_update(token.expose()).finalize();
+        Self(format!("token-{}", &hex::encode(digest)[..16]))
+    }
+
+    /// The caller's name in record keys.
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Paths that answer without a token: the orchestrator's probes.
 const OPEN_PATHS: [&str; 2] = ["/health", "/ready"];
 
@@ -51,10 +113,16 @@ pub(super) async fn timeout(State(settings): State<Arc<ApiSettings>>, request: R
 }
 
 /// Refuses a request without the configured bearer token with 401 (probes and CORS
-/// preflights excepted). Tokens are compared by their SHA-256, so the comparison takes the
+/// preflights excepted). The scheme is case-insensitive (`Bearer`, `bearer`). Tokens are compared by their SHA-256, so the comparison takes the
 /// same time whatever the guess.
-pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
-    let Some(token) = &settings.bearer_token else { return next.run(request).await };
+///
+/// The request then carries its [`Caller`]: the token's fingerprint, or anonymous without a
+/// token.
+pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request: Request, next: Next) -> Response {
+    let Some(token) = &settings.bearer_token else {
+        request.extensions_mut().insert(Caller::anonymous());
+        return next.run(request).await;
+    };
     if request.method() == Method::OPTIONS || OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -62,9 +130,11 @@ pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, request: Re
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start_matches(' '));
     if Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose().as_bytes()) {
+        request.extensions_mut().insert(Caller::holding(token));
         return next.run(request).await;
     }
     let mut response = cdf_json(StatusCode::UNAUTHORIZED, &json!({"message": "a valid bearer token is required"}));
@@ -101,4 +171,49 @@ pub(super) async fn cors(State(settings): State<Arc<ApiSettings>>, request: Requ
     headers.insert(header::VARY, HeaderValue::from_static("origin"));
     headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("content-type, retry-after"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(address: &str) -> SocketAddr {
+        address.parse().unwrap()
+    }
+
+    #[test]
+    fn the_api_does_not_start_open_on_an_address_others_reach() {
+        for address in ["0.0.0.0:3004", "[::]:3004", "10.0.0.7:3004", "192.168.1.2:80"] {
+            let refused = startup_check(at(address), None, false).unwrap_err();
+            assert!(refused.contains("CDF_API_BEARER_TOKEN") && refused.contains("CDF_API_INSECURE"), "{refused}");
+            assert_eq!(startup_check(at(address), None, true), Ok(Exposure::Insecure), "{address}");
+        }
+        for address in ["127.0.0.1:3004", "127.0.0.2:0", "[::1]:3004", "[::ffff:127.0.0.1]:3004"] {
+            assert_eq!(startup_check(at(address), None, false), Ok(Exposure::Loopback), "{address}");
+        }
+        let token = Secret::new("0123456789abcdef".into());
+        assert_eq!(startup_check(at("0.0.0.0:3004"), Some(&token), false), Ok(Exposure::Guarded));
+    }
+
+    #[test]
+    fn a_token_shorter_than_the_minimum_is_refused_wherever_the_api_listens() {
+        let short = Secret::new("0123456789abcde".into());
+        for address in ["0.0.0.0:3004", "127.0.0.1:3004"] {
+            for insecure in [false, true] {
+                let refused = startup_check(at(address), Some(&short), insecure).unwrap_err();
+                assert!(refused.contains("16 characters"), "{refused}");
+            }
+        }
+    }
+
+    #[test]
+    fn callers_are_named_by_a_fingerprint_of_their_token_never_the_token() {
+        let token = Secret::new("a-long-enough-token-1".into());
+        let caller = Caller::holding(&token);
+        assert_eq!(caller, Caller::holding(&Secret::new("a-long-enough-token-1".into())));
+        assert_ne!(caller, Caller::holding(&Secret::new("a-long-enough-token-2".into())));
+        assert!(caller.as_str().starts_with("token-") && caller.as_str().len() == 22, "{}", caller.as_str());
+        assert!(!caller.as_str().contains(token.expose()));
+        assert_eq!(Caller::anonymous().as_str(), "anonymous");
+    }
 }

@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ mod guard;
 pub mod openapi;
 mod templates;
 
-pub use guard::ApiSettings;
+pub use guard::{ApiSettings, Exposure, MIN_TOKEN_CHARS, startup_check};
 
 use crate::app::provision::Provisioned;
 use crate::app::{App, KeyedProvision};
@@ -344,7 +344,15 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
 /// request runs through a command record, once per key: a repeat answers 201 with the same
 /// result (the generated key included), 409 while the first is still running, 422 if the key
 /// was used for another request.
-async fn provision_thing(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+///
+/// Keys are the caller's own ([`guard::Caller`]): the record is `rest:<caller>:<key>`, apart
+/// from queued commands' and other callers' records.
+async fn provision_thing(
+    State(app): State<App>,
+    caller: Option<Extension<guard::Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let body =
         known_fields(object_body(&body)?, &["provisioningTemplateId", "parameters", "cdfProvisioningParameters"]);
@@ -356,16 +364,19 @@ async fn provision_thing(State(app): State<App>, headers: HeaderMap, body: Bytes
     })?;
     let provisioned = match key {
         None => app.provision_inline(&request).await.map_err(ApiError)?,
-        Some(key) => match app.provision_keyed(&key, &request, &body).await {
-            KeyedProvision::Provisioned(provisioned) => *provisioned,
-            KeyedProvision::InProgress => {
-                let message = "a request with this Idempotency-Key is still running; retry later";
-                let mut response = cdf_json(StatusCode::CONFLICT, &json!({"message": message}));
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return Ok(response);
+        Some(key) => {
+            let caller = caller.map_or_else(guard::Caller::anonymous, |Extension(caller)| caller);
+            match app.provision_keyed(caller.as_str(), &key, &request, &body).await {
+                KeyedProvision::Provisioned(provisioned) => *provisioned,
+                KeyedProvision::InProgress => {
+                    let message = "a request with this Idempotency-Key is still running; retry later";
+                    let mut response = cdf_json(StatusCode::CONFLICT, &json!({"message": message}));
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Ok(response);
+                }
+                KeyedProvision::Failed(error) => return Err(ApiError(error)),
             }
-            KeyedProvision::Failed(error) => return Err(ApiError(error)),
-        },
+        }
     };
     Ok(cdf_json(StatusCode::CREATED, &ProvisionResponse::from(provisioned)))
 }

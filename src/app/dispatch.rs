@@ -102,12 +102,19 @@ impl App {
     /// compensated, announced). The generated key goes to the secret sink like a queued
     /// command's and is read back for the answer, so a repeated request gets it too.
     /// `payload` is the request body as a queue payload (it fingerprints the request).
+    ///
+    /// The record's key is `key` in the REST namespace of `caller` ([`IdempotencyKey::rest`]):
+    /// a request meets only the records of its own caller's keyed requests, never a queued
+    /// command's (whose key went to the secret sink for someone else) nor a bulk row's, so the
+    /// key read back from the secret sink is only ever the one this caller's request generated.
     pub async fn provision_keyed(
         &self,
+        caller: &str,
         key: &IdempotencyKey,
         request: &ProvisionRequest,
         payload: &serde_json::Value,
     ) -> KeyedProvision {
+        let key = &IdempotencyKey::rest(caller, key.as_str());
         let command = Command::ProvisionThing(request.clone());
         let hash = crate::domain::command::fingerprint(CommandType::ProvisionThing, payload);
         let token = crate::domain::LeaseToken::fresh();
@@ -126,7 +133,10 @@ impl App {
             return KeyedProvision::Failed(CommandError::new(ErrorCode::Transient, reason.to_string()));
         }
         match (record.outcome(), record.command_type) {
-            (Some(Outcome::Succeeded(CommandResult::ProvisionThing(result))), CommandType::ProvisionThing) => {
+            // The record is this caller's own (its key is in the caller's REST namespace).
+            (Some(Outcome::Succeeded(CommandResult::ProvisionThing(result))), CommandType::ProvisionThing)
+                if record.idempotency_key.is_rest() =>
+            {
                 let private_key = match &result.private_key_secret {
                     None => None,
                     Some(_) => match self.ports.secrets.read(&secret_name(key, record.subject.as_deref())).await {

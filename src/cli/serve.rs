@@ -32,14 +32,30 @@ pub(super) async fn worker(aws: &Aws) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `api`: serves the REST facade until a signal.
+/// `api`: serves the REST facade until a signal. Refuses to start open (without a bearer token
+/// on an address other hosts reach) unless `CDF_API_INSECURE=true` ([`api::startup_check`]).
 pub(super) async fn api(aws: &Aws, bind: Option<String>) -> anyhow::Result<ExitCode> {
-    let app = aws.app().await?;
     let bind = bind.unwrap_or_else(|| aws.config.api_bind.clone());
     let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
-    tracing::info!(address = %listener.local_addr()?, "REST facade listening");
+    let address = listener.local_addr()?;
+    let settings = wiring::api_settings(&aws.config);
+    match api::startup_check(address, settings.bearer_token.as_ref(), aws.config.api_insecure) {
+        Err(why) => anyhow::bail!(why),
+        Ok(api::Exposure::Insecure) => tracing::warn!(
+            %address,
+            "INSECURE: the REST API serves without a bearer token on an address other hosts reach \
+             (CDF_API_INSECURE=true); every route, template uploads and deletes included, is open to \
+             whoever reaches it. Keep it behind an authorizer of your own"
+        ),
+        Ok(api::Exposure::Loopback) => {
+            tracing::info!(%address, "no bearer token: the REST API answers this host only");
+        }
+        Ok(api::Exposure::Guarded) => {}
+    }
+    let app = aws.app().await?;
+    tracing::info!(%address, "REST facade listening");
     let token = shutdown::on_signal();
-    let router = api::router_with(app, wiring::api_settings(&aws.config));
+    let router = api::router_with(app, settings);
     axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await?;
     Ok(ExitCode::SUCCESS)
 }

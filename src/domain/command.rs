@@ -285,6 +285,16 @@ impl CommandEnvelope {
             .get("idempotencyKey")
             .and_then(Value::as_str)
             .map_or_else(|| IdempotencyKey::new(fallback_key), IdempotencyKey::new);
+        if idempotency_key.is_rest() {
+            return Err(CommandError::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "an idempotency key may not start with '{}': that prefix is the REST facade's",
+                    super::ids::REST_KEY_PREFIX
+                ),
+            )
+            .at(Location::message().child("idempotencyKey")));
+        }
         let tagged = serde_json::json!({"type": command_type, "payload": payload});
         let command: Command = serde_path_to_error::deserialize(tagged).map_err(|e| {
             CommandError::new(ErrorCode::ValidationFailed, e.inner().to_string())

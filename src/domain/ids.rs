@@ -19,11 +19,28 @@ impl IdempotencyKey {
         Self(key.into())
     }
 
+    /// The key of the record of a keyed REST request: `rest:<caller>:<key>`. REST keys have
+    /// their own namespace, scoped to the caller, so that a REST request can never meet the
+    /// record of a queued command (whose generated private key went to the secret sink for
+    /// someone else) nor another caller's; queue keys may not start with [`REST_KEY_PREFIX`].
+    pub fn rest(caller: &str, key: &str) -> Self {
+        Self(format!("{REST_KEY_PREFIX}{caller}:{key}"))
+    }
+
+    /// Whether this is the key of a keyed REST request's record (see [`IdempotencyKey::rest`]).
+    pub fn is_rest(&self) -> bool {
+        self.0.starts_with(REST_KEY_PREFIX)
+    }
+
     /// The key text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// The prefix reserved for the records of keyed REST requests; a queued command's key that
+/// starts with it is refused.
+pub const REST_KEY_PREFIX: &str = "rest:";
 
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -25,7 +25,7 @@ pub use self::time::Timestamp;
 pub use command::{Command, CommandEnvelope, CommandType};
 pub use error::{CommandError, ErrorCode};
 pub use event::CloudEvent;
-pub use ids::{IdempotencyKey, LeaseToken, TaskId, TemplateId};
+pub use ids::{IdempotencyKey, LeaseToken, REST_KEY_PREFIX, TaskId, TemplateId};
 pub use location::Location;
 pub use record::{BeginDecision, CommandRecord, CommandStatus, ItemKey};
 pub use result::CommandResult;

@@ -368,6 +368,77 @@ async fn an_idempotency_key_makes_post_things_run_once_and_answer_the_same_each_
     assert!(!f.registry.has_thing("keyed-2"));
 }
 
+#[tokio::test]
+async fn a_rest_replay_of_a_queued_commands_key_gets_no_private_key() {
+    use cdf_provisioning::app::Disposition;
+    let f = keyed_fixture();
+    let payload = serde_json::json!({"provisioningTemplateId": "aws-issued", "parameters": {"ThingName": "queued-1"}});
+    // A queued provisionThing: its generated key goes to the secret sink, for S3 readers only.
+    let queued = crate::support::envelope(serde_json::json!({
+        "schemaVersion": 1, "type": "provisionThing", "idempotencyKey": "provision-queued-1", "payload": payload,
+    }));
+    assert_eq!(f.app.handle(&queued, "t").await, Disposition::Done);
+    let stored: Vec<String> =
+        f.secrets.names().iter().map(|name| f.secrets.get(name).unwrap().expose().to_owned()).collect();
+    assert_eq!(stored.len(), 1);
+
+    // The same key and body over REST is another request in the caller's own namespace: it
+    // never reads the queued command's key back.
+    let (status, answer) = post_with_key(&f, "provision-queued-1", &payload.to_string()).await;
+    if let Some(key) = answer["privateKey"].as_str() {
+        assert!(!stored.iter().any(|s| s == key), "{status}: the queued command's private key over REST");
+    }
+    let queued_record = f.record("provision-queued-1");
+    assert!(f.state.records().iter().any(|r| r.idempotency_key.as_str() == "rest:anonymous:provision-queued-1"));
+    assert_eq!(queued_record.attempts, 1, "the queued command's record is untouched");
+}
+
+#[tokio::test]
+async fn keyed_rest_requests_are_scoped_to_the_bearer_tokens_holder() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = keyed_fixture();
+    let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"scoped-1"}}"#;
+    let settings = |token: &str| ApiSettings {
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new(token.into())),
+        ..ApiSettings::default()
+    };
+    let post = |token: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/things")
+            .header(header::ACCEPT, MEDIA_TYPE)
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", "order-1")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let first = "first-token-0123456789";
+    let (status, _, answer) = send(router_with(f.app.clone(), settings(first)), post(first)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let keys: Vec<String> = f.state.records().iter().map(|r| r.idempotency_key.to_string()).collect();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with("rest:token-") && keys[0].ends_with(":order-1"), "{keys:?}");
+    assert!(!keys[0].contains(first), "the record names the caller without its token");
+
+    // After the token changes hands (rotated), its holder cannot replay the old holder's key.
+    let second = "second-token-0123456789";
+    let (_, _, again) = send(router_with(f.app.clone(), settings(second)), post(second)).await;
+    let secret = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["privateKey"].as_str().unwrap().to_owned();
+    assert!(!again.contains(&secret), "another caller's private key");
+    assert_eq!(f.state.records().len(), 2, "a record of its own");
+}
+
+#[tokio::test]
+async fn a_queued_command_may_not_use_the_rest_key_prefix() {
+    let message = serde_json::json!({
+        "schemaVersion": 1, "type": "getThing", "idempotencyKey": "rest:anonymous:order-1",
+        "payload": {"thingName": "t1"},
+    });
+    let error = cdf_provisioning::domain::CommandEnvelope::from_value(&message, "m").unwrap_err();
+    assert_eq!(error.path.unwrap().to_string(), "/idempotencyKey");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_keyed_request_cut_short_is_resumed_by_its_repeat_without_a_second_certificate() {
     let f = keyed_fixture();
@@ -421,10 +492,29 @@ async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
         assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
         assert!(body.contains("bearer token"), "{body}");
     }
-    let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get(Some("Bearer s3cret"))).await;
-    assert_eq!(status, StatusCode::OK);
+    for auth in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+        let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get(Some(auth))).await;
+        assert_eq!(status, StatusCode::OK, "{auth}: the scheme is case-insensitive");
+    }
     let probe = Request::builder().uri("/health").body(Body::empty()).unwrap();
     assert_eq!(send(router_with(f.app.clone(), settings), probe).await.0, StatusCode::OK);
+}
+
+#[test]
+fn the_api_command_refuses_to_start_open_on_all_interfaces() {
+    let run = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdf-provisioning"));
+        command.args(["api", "--bind", "0.0.0.0:0"]).env_remove("CDF_API_BEARER_TOKEN").env_remove("CDF_API_INSECURE");
+        command.env("AWS_REGION", "us-east-1").env("AWS_EC2_METADATA_DISABLED", "true");
+        command.envs(extra.iter().copied()).output().unwrap()
+    };
+    let open = run(&[]);
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(!open.status.success(), "{stderr}");
+    assert!(stderr.contains("refusing to serve the REST API") && stderr.contains("CDF_API_INSECURE"), "{stderr}");
+    let short = run(&[("CDF_API_BEARER_TOKEN", "short")]);
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success() && stderr.contains("16 characters"), "{stderr}");
 }
 
 #[tokio::test]
