@@ -257,7 +257,7 @@ fresh_emulator
 import os, sys, boto3
 s3 = boto3.client("s3")
 for name in ("small.ndjson", "large.ndjson"):
-    s3.upload_file(f"{sys.argv[1]}/{name}", os.environ["CDF_BUCKET"], f"imports/{name}")
+    s3.upload_file(f"{sys.argv[1]}/{name}", os.environ["CDF_BUCKET"], f"rows/{name}")
 PY
 echo "== accepting a 10,000-row task (every row planned, 100 chunk messages sent to SQS)"
 t0=$(date +%s%N); accept_task=$(submit "$work/accept.ndjson" bench-accept); t1=$(date +%s%N)
@@ -267,7 +267,7 @@ echo "accept: $(( (t1 - t0) / 1000000 )) ms, the CLI process included (task $acc
 
 echo "== peak memory: accepting 1,000 and 100,000 rows from S3; a worker after ${RUN_SECS}s on each"
 for size in small large; do
-  /usr/bin/time -f "%M" -o "$work/accept-$size.rss" "$bin" bulk submit --template aws-issued --rows-object "imports/$size.ndjson" --key "mem-$size" >"$work/$size.task"
+  /usr/bin/time -f "%M" -o "$work/accept-$size.rss" "$bin" bulk submit --template aws-issued --rows-object "rows/$size.ndjson" --key "mem-$size" >"$work/$size.task"
   task=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["taskId"])' "$work/$size.task")
   "$bin" worker >>"$work/worker.log" 2>&1 & pid=$!
   sleep "$RUN_SECS"

@@ -53,6 +53,8 @@ pub struct Config {
     pub secrets_prefix: String,
     /// `CDF_CA_KEYS_PREFIX`: key prefix of CA private keys (`<prefix><CA certificate id>.pem`).
     pub ca_keys_prefix: String,
+    /// `CDF_ROWS_PREFIX`: key prefix under which bulk rows files (`rowsObject`) must lie.
+    pub rows_prefix: String,
     /// `CDF_CA_KEYS_DIR`: read CA private keys from this directory instead of S3.
     pub ca_keys_dir: Option<String>,
     /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
@@ -254,6 +256,7 @@ impl Config {
             templates_suffix: r.text_or("CDF_TEMPLATES_SUFFIX", ".json"),
             secrets_prefix: r.text_or("CDF_SECRETS_PREFIX", "secrets/"),
             ca_keys_prefix: r.text_or("CDF_CA_KEYS_PREFIX", "ca-keys/"),
+            rows_prefix: r.text_or("CDF_ROWS_PREFIX", "rows/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
             provisioning_mode: r.choice(

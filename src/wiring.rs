@@ -35,6 +35,7 @@ pub fn app_settings(config: &Config) -> AppSettings {
             certificate_days: config.certificate_expiry_days,
             mode: config.provisioning_mode,
         },
+        rows_prefix: config.rows_prefix.clone(),
     }
 }
 

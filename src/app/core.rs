@@ -34,6 +34,8 @@ pub struct AppSettings {
     pub max_failed_attempts: u32,
     /// Provisioning settings.
     pub provision: ProvisionSettings,
+    /// Key prefix under which bulk tasks' rows files must lie.
+    pub rows_prefix: String,
 }
 
 /// The adapters the core runs on.

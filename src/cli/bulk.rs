@@ -26,8 +26,9 @@ pub(super) enum BulkAction {
         /// names, then one row per thing), by the file's extension.
         #[arg(long, required_unless_present = "rows_object", conflicts_with = "rows_object")]
         rows: Option<PathBuf>,
-        /// Rows from a file in the deployment's bucket (its key), read by the service as a
-        /// stream: for imports too large for memory.
+        /// Rows from a file in the deployment's bucket (its whole key, under the rows prefix,
+        /// e.g. `rows/berlin.csv`), read by the service as a stream: for imports too large for
+        /// memory.
         #[arg(long)]
         rows_object: Option<String>,
         /// Idempotency key: the same key is the same task (default: a new one).

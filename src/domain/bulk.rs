@@ -277,7 +277,8 @@ impl RowReader {
         match self.format {
             RowsFormat::Ndjson => serde_json::from_str(line)
                 .map(Some)
-                .map_err(|e| format!("not a JSON object of string parameters ({e})")),
+                // The parser's message quotes the line: it is not repeated.
+                .map_err(|_| "not a JSON object of string parameters".to_owned()),
             RowsFormat::Csv => {
                 let record = csv::ReaderBuilder::new()
                     .has_headers(false)
@@ -285,7 +286,7 @@ impl RowReader {
                     .records()
                     .next()
                     .transpose()
-                    .map_err(|e| format!("not a CSV record ({e})"))?
+                    .map_err(|_| "not valid CSV".to_owned())?
                     .unwrap_or_default();
                 let fields: Vec<String> = record.iter().map(str::to_owned).collect();
                 let Some(header) = &self.header else {
@@ -298,6 +299,22 @@ impl RowReader {
                 Ok(Some(header.iter().cloned().zip(fields).filter(|(_, v)| !v.is_empty()).collect()))
             }
         }
+    }
+}
+
+/// Why the rows file `key` may not be read, when it may not: it must lie under `prefix` (the
+/// whole key is given, prefix included), be relative and take no `..` step, so that a task
+/// reads nothing else of the bucket (CA keys, generated secrets, templates).
+pub fn rows_key_refusal(key: &str, prefix: &str) -> Option<String> {
+    if key.starts_with('/') || key.starts_with('\\') {
+        return Some("a rows file key is relative to the bucket, not absolute".to_owned());
+    }
+    if key.split(['/', '\\']).any(|step| step == "..") {
+        return Some("a rows file key may not take a `..` step".to_owned());
+    }
+    match key.strip_prefix(prefix) {
+        Some(name) if !name.is_empty() => None,
+        _ => Some(format!("a rows file must lie under {prefix:?} (its key starts with it)")),
     }
 }
 
@@ -336,6 +353,17 @@ mod tests {
             event_published: false,
             expires_at: 0,
         }
+    }
+
+    #[test]
+    fn a_rows_key_lies_under_the_prefix_relative_and_without_dot_dot() {
+        assert_eq!(rows_key_refusal("rows/berlin.csv", "rows/"), None);
+        assert_eq!(rows_key_refusal("rows/a/b..c.ndjson", "rows/"), None);
+        assert_eq!(rows_key_refusal("anything.csv", ""), None);
+        for key in ["ca-keys/ca.pem", "rows/", "rowsx/a.csv", "/rows/a.csv", "rows/../ca-keys/ca.pem", "rows\\..\\x"] {
+            assert!(rows_key_refusal(key, "rows/").is_some(), "{key}");
+        }
+        assert!(rows_key_refusal("../x.csv", "").is_some());
     }
 
     #[test]

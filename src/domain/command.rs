@@ -62,7 +62,8 @@ pub struct BulkRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<BTreeMap<String, String>>,
     /// For large imports: the key of a rows file (NDJSON, or CSV by its `.csv` name) in the
-    /// deployment's bucket, read as a stream.
+    /// deployment's bucket, under the rows prefix (`CDF_ROWS_PREFIX`, default `rows/`), read as
+    /// a stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_object: Option<String>,
     /// CDF extension parameters, the same for every row.

@@ -35,12 +35,12 @@ async fn a_bulk_task_runs_through_the_queue_and_counts_every_row_once() {
     s.s3(&config)
         .put_object()
         .bucket(s.output("BucketName"))
-        .key("imports/rows.ndjson")
+        .key("rows/rows.ndjson")
         .body(ndjson.into_bytes().into())
         .send()
         .await
         .unwrap();
-    let from_file = json!({"provisioningTemplateId": "add_thing_to_group", "rowsObject": "imports/rows.ndjson"});
+    let from_file = json!({"provisioningTemplateId": "add_thing_to_group", "rowsObject": "rows/rows.ndjson"});
     let (stop, worker) = s.start_worker().await;
     s.send(&command("bulk-devices", "bulkProvisionThings", devices.clone())).await;
     s.send(&command("bulk-groups", "bulkProvisionThings", grouped)).await;
@@ -138,11 +138,11 @@ async fn a_thousand_row_task_with_bad_rows_counts_each_row_once_and_makes_one_de
         };
         rows.push_str(&(row.to_string() + "\n"));
     }
-    put("imports/fleet.ndjson".to_owned(), rows).await.unwrap();
+    put("rows/fleet.ndjson".to_owned(), rows).await.unwrap();
     let submit = command(
         "fleet",
         "bulkProvisionThings",
-        json!({"provisioningTemplateId": "fleet", "rowsObject": "imports/fleet.ndjson"}),
+        json!({"provisioningTemplateId": "fleet", "rowsObject": "rows/fleet.ndjson"}),
     );
     let task_id = TaskId::for_key(&IdempotencyKey::new("fleet"));
     let (stop, worker) = s.start_worker().await;

@@ -327,10 +327,10 @@ async fn a_rows_file_is_read_as_a_stream_with_unreadable_lines_reported_by_row()
         csv.push_str(&format!("f-{i},cdf-example-eu\n"));
     }
     csv.push_str("f-broken,cdf-example-eu,surplus\n\n");
-    f.rows.put("imports/berlin.csv", &csv);
+    f.rows.put("rows/berlin.csv", &csv);
     let command = envelope(json!({
         "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "file",
-        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "imports/berlin.csv"}
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "rows/berlin.csv"}
     }));
     assert_eq!(f.app.handle(&command, "t").await, Disposition::Done);
     let accepted = f.app.bulk_task(&task_of("file")).await.unwrap();
@@ -352,7 +352,7 @@ async fn a_rows_file_is_read_as_a_stream_with_unreadable_lines_reported_by_row()
     assert_eq!(f.record("both").error.unwrap().code, ErrorCode::ValidationFailed);
     let missing = envelope(json!({
         "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "missing",
-        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "nope.ndjson"}
+        "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": "rows/nope.ndjson"}
     }));
     f.app.handle(&missing, "t").await;
     let error = f.record("missing").error.unwrap();
@@ -430,4 +430,63 @@ async fn a_started_row_of_a_cancelled_task_is_counted_as_it_ended_not_skipped() 
     let done = f.app.bulk_rows(&task.task_id, None, 1, None).await.unwrap();
     assert_eq!(done.rows[0].outcome, RowOutcome::Succeeded, "{:?}", done.rows[0]);
     assert_eq!(f.registry.certificates().len(), 1, "only the started row has a device");
+}
+
+#[tokio::test]
+async fn a_rows_object_outside_the_rows_prefix_is_refused_before_anything_is_read() {
+    let f = fixture();
+    f.rows.put("ca-keys/ca-1.pem", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n");
+    f.rows.put("rows/../ca-keys/ca-1.pem", "{\"ThingName\":\"x\"}\n");
+    f.rows.put("/rows/a.ndjson", "{\"ThingName\":\"x\"}\n");
+    for (key, object) in [
+        ("outside", "ca-keys/ca-1.pem"),
+        ("dotdot", "rows/../ca-keys/ca-1.pem"),
+        ("absolute", "/rows/a.ndjson"),
+        ("bare", "rows/"),
+    ] {
+        let command = envelope(json!({
+            "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": key,
+            "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": object}
+        }));
+        f.app.handle(&command, "t").await;
+        let error = f.record(key).error.unwrap();
+        assert_eq!(
+            (error.code, error.path.as_deref()),
+            (ErrorCode::ValidationFailed, Some("/payload/rowsObject")),
+            "{object}"
+        );
+    }
+    assert_eq!(f.rows.reads(), 0, "nothing was read");
+    assert!(f.app.bulk_task(&task_of("outside")).await.is_err(), "no task was stored");
+}
+
+#[tokio::test]
+async fn an_unreadable_rows_line_is_reported_without_its_content() {
+    let f = fixture();
+    f.rows.put(
+        "rows/mixed.ndjson",
+        "{\"ThingName\":\"m-0\",\"ThingGroupName\":\"cdf-example-eu\"}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n\"SECRET-4711\"\n{\"ThingName\": 4711}\n",
+    );
+    f.rows.put("rows/mixed.csv", "ThingName,ThingGroupName\n\"SECRET-4711,cdf-example-eu\nc-0,cdf-example-eu\n");
+    for (key, object, unreadable) in [("ndjson", "rows/mixed.ndjson", 3), ("csv", "rows/mixed.csv", 1)] {
+        let command = envelope(json!({
+            "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": key,
+            "payload": {"provisioningTemplateId": "add_thing_to_group", "rowsObject": object}
+        }));
+        assert_eq!(f.app.handle(&command, "t").await, Disposition::Done);
+        let task = f.app.bulk_task(&task_of(key)).await.unwrap();
+        assert_eq!(task.invalid_rows, unreadable, "{object}");
+        let failed = f.app.bulk_rows(&task.task_id, None, 10, Some(RowOutcome::Failed)).await.unwrap();
+        assert_eq!(failed.rows.len(), unreadable as usize);
+        for row in &failed.rows {
+            let message = &row.error.as_ref().unwrap().message;
+            for content in ["MIIE", "SECRET", "4711", "line", "column", "expected", "invalid"] {
+                assert!(!message.contains(content), "{object}: {message:?} repeats {content:?}");
+            }
+            assert!(
+                key == "csv" || message == &format!("row {}: not a JSON object of string parameters", row.row),
+                "{message:?}"
+            );
+        }
+    }
 }

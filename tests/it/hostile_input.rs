@@ -202,7 +202,7 @@ fn corpus() -> Vec<(String, String)> {
             "bulk rows object traversal",
             json!({"provisioningTemplateId": "aws-issued", "rowsObject": "../../etc/passwd"}),
         ),
-        ("bulk missing rows file", json!({"provisioningTemplateId": "aws-issued", "rowsObject": "nope.ndjson"})),
+        ("bulk missing rows file", json!({"provisioningTemplateId": "aws-issued", "rowsObject": "rows/nope.ndjson"})),
         (
             "bulk strict invalid",
             json!({"provisioningTemplateId": "aws-issued", "strict": true, "parameters": [{"ThingName": "a b"}]}),

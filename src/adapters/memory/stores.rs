@@ -155,6 +155,7 @@ impl CaKeyStore for MemoryCaKeys {
 #[derive(Debug, Default)]
 pub struct MemoryRowSource {
     files: Mutex<BTreeMap<String, String>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryRowSource {
@@ -162,12 +163,18 @@ impl MemoryRowSource {
     pub fn put(&self, key: &str, text: &str) {
         self.files.lock().expect("rows lock").insert(key.to_owned(), text.to_owned());
     }
+
+    /// How many times a rows file was asked for (found or not).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl RowSource for MemoryRowSource {
     async fn lines(&self, key: &str) -> Result<RowLines, PortError> {
         use futures::StreamExt;
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let text = self
             .files
             .lock()

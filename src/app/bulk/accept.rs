@@ -12,6 +12,7 @@ use super::super::provision::{in_payload, load_template, validation_error};
 use super::super::{fail, missing_as};
 use crate::domain::bulk::{
     BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowReader, RowResult, RowsFormat, TaskId, TaskStatus, chunk_key,
+    rows_key_refusal,
 };
 use crate::domain::command::{BulkChunk, BulkRequest, bounded};
 use crate::domain::template::Template;
@@ -31,7 +32,15 @@ impl App {
         let task_id = TaskId::for_key(key);
         let source = match (&request.rows_object, request.parameters.is_empty()) {
             (None, false) => RowsInput::Inline(&request.parameters),
-            (Some(object), true) => RowsInput::Object(object),
+            (Some(object), true) => {
+                // Refused before anything is read: a rows file lies under the rows prefix.
+                if let Some(why) = rows_key_refusal(object, &self.settings().rows_prefix) {
+                    return Err(
+                        CommandError::new(ErrorCode::ValidationFailed, why).at(Location::payload().child("rowsObject"))
+                    );
+                }
+                RowsInput::Object(object)
+            }
             _ => {
                 return Err(CommandError::new(
                     ErrorCode::ValidationFailed,
