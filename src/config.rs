@@ -106,6 +106,9 @@ pub struct Config {
     /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
     /// hosts reach (it refuses to by default, and logs a warning when allowed).
     pub api_insecure: bool,
+    /// `CDF_API_TEMPLATE_PRECONDITION`: a template upload must carry `If-Match` or
+    /// `If-None-Match` (428 otherwise), so that no upload replaces a template blindly.
+    pub api_template_precondition: bool,
     /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
     /// facade always serves it).
     pub metrics_bind: Option<String>,
@@ -286,6 +289,7 @@ impl Config {
                 .unwrap_or_default(),
             api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
             api_insecure: r.flag("CDF_API_INSECURE", false),
+            api_template_precondition: r.flag("CDF_API_TEMPLATE_PRECONDITION", false),
             metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),

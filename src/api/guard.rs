@@ -26,11 +26,18 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// When set, every request but the probes must carry `Authorization: Bearer <token>`.
     pub bearer_token: Option<Secret>,
+    /// A template upload must carry `If-Match` or `If-None-Match` (428 otherwise).
+    pub template_precondition: bool,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { request_timeout: Duration::from_secs(30), cors_origins: Vec::new(), bearer_token: None }
+        Self {
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            bearer_token: None,
+            template_precondition: false,
+        }
     }
 }
 

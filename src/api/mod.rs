@@ -50,6 +50,7 @@ pub fn router_with(app: App, settings: ApiSettings) -> Router {
         .route("/templates", get(templates::list))
         .route("/templates/{*template_id}", get(templates::get).put(templates::upload).delete(templates::delete))
         .fallback(no_route)
+        .layer(axum::Extension(templates::Preconditions { required: settings.template_precondition }))
         .layer(middleware::from_fn(media_type_gate))
         // Scraped by Prometheus, which sends its own Accept: outside the media type gate.
         .route("/metrics", get(crate::metrics::handler))

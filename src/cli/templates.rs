@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::context::Aws;
 use super::offline;
 use crate::app::App;
-use crate::app::templates::UploadRefused;
+use crate::app::templates::{UploadCondition, UploadRefused};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum TemplateAction {
@@ -33,6 +33,13 @@ pub(super) enum TemplateAction {
         id: String,
         /// Template file.
         file: PathBuf,
+        /// Replace only this stored version (the version `template list` or `get` shows);
+        /// refused, nothing stored, when another is stored or none.
+        #[arg(long, conflicts_with = "if_absent")]
+        if_match: Option<String>,
+        /// Create only: refused, nothing stored, when the id already has a template.
+        #[arg(long)]
+        if_absent: bool,
     },
     /// List the stored templates with their versions.
     List,
@@ -53,7 +60,14 @@ pub(super) async fn run(action: TemplateAction) -> anyhow::Result<ExitCode> {
         TemplateAction::Validate { file, parameters, cdf_parameters } => {
             offline::validate(&file, parameters.as_ref(), cdf_parameters.as_ref())
         }
-        TemplateAction::Upload { id, file } => upload(&bucket_app().await?, &id, &file).await,
+        TemplateAction::Upload { id, file, if_match, if_absent } => {
+            let condition = match (if_match, if_absent) {
+                (Some(version), _) => UploadCondition::IfMatch(version),
+                (None, true) => UploadCondition::IfAbsent,
+                (None, false) => UploadCondition::None,
+            };
+            upload(&bucket_app().await?, &id, &file, &condition).await
+        }
         TemplateAction::List => {
             for template in bucket_app().await?.templates().await? {
                 println!("{}", serde_json::to_string(&template)?);
@@ -77,9 +91,9 @@ async fn bucket_app() -> anyhow::Result<App> {
 }
 
 /// `template upload`: stores `file` as template `id` unless it has errors (exit 1, each listed).
-async fn upload(app: &App, id: &str, file: &PathBuf) -> anyhow::Result<ExitCode> {
+async fn upload(app: &App, id: &str, file: &PathBuf, condition: &UploadCondition) -> anyhow::Result<ExitCode> {
     let text = super::read_text(file)?;
-    match app.upload_template(id, &text).await {
+    match app.upload_template(id, &text, condition).await {
         Ok((version, created)) => {
             eprintln!("{} {id}", if created { "created" } else { "replaced" });
             println!("{}", serde_json::to_string(&version)?);
@@ -90,6 +104,10 @@ async fn upload(app: &App, id: &str, file: &PathBuf) -> anyhow::Result<ExitCode>
                 eprintln!("error: {e}");
             }
             eprintln!("{} error(s); nothing stored", errors.len());
+            Ok(ExitCode::from(1))
+        }
+        Err(UploadRefused::PreconditionFailed(message)) => {
+            eprintln!("{message}");
             Ok(ExitCode::from(1))
         }
         Err(UploadRefused::Failed(error)) => bail!("{error}"),

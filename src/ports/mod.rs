@@ -28,7 +28,7 @@ pub use registry::{
     AwsGeneratedKey, Certificates, DeviceRegistry, IotOperation, NewThing, Policies, ThingRegistration, Things,
 };
 pub use state::{CreateOutcome, StateStore};
-pub use storage::{CaKeyStore, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
+pub use storage::{CaKeyStore, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion, WriteCondition};
 
 pub use crate::domain::registry::IssuedCertificate;
 use crate::domain::{CommandError, ErrorCode, Timestamp};

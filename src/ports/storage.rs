@@ -15,6 +15,18 @@ pub struct TemplateVersion {
     pub version: String,
 }
 
+/// When a template write may happen: S3's conditional writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteCondition {
+    /// Whatever is stored.
+    #[default]
+    Always,
+    /// Only over the stored version given (an ETag, quoted or not); not when there is none.
+    IfMatch(String),
+    /// Only when nothing is stored under the id.
+    IfAbsent,
+}
+
 /// Provisioning templates by id (S3 `<prefix><id><suffix>`): read by the commands, managed
 /// through the REST facade and the CLI.
 #[async_trait]
@@ -23,8 +35,15 @@ pub trait TemplateStore: Send + Sync {
     async fn template(&self, template_id: &str) -> Result<String, PortError>;
     /// The template's text and version; `NotFound` when there is none.
     async fn template_version(&self, template_id: &str) -> Result<(String, TemplateVersion), PortError>;
-    /// Stores (or replaces) a template; its new version.
-    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError>;
+    /// Stores (or replaces) a template when `condition` holds; its new version.
+    /// `ConditionFailed` when it does not (the condition is checked and the write done as one
+    /// step).
+    async fn put_template(
+        &self,
+        template_id: &str,
+        text: &str,
+        condition: &WriteCondition,
+    ) -> Result<TemplateVersion, PortError>;
     /// Every stored template, by id.
     async fn list_templates(&self) -> Result<Vec<TemplateVersion>, PortError>;
     /// Deletes a template; `NotFound` when there is none.

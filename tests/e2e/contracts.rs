@@ -1,7 +1,7 @@
 //! The port contracts (`tests/support/contract.rs`) against the AWS adapters on the emulator;
 //! the same cases run against the in-memory fakes in the fast suites.
 
-use cdf_provisioning::adapters::aws::IotRegistry;
+use cdf_provisioning::adapters::aws::{IotRegistry, S3TemplateStore};
 use cdf_provisioning::ports::{Clock, SystemClock};
 
 use crate::stack::Stack;
@@ -22,4 +22,11 @@ async fn the_aws_adapters_keep_the_port_contracts() {
     contract::certificate_window_contract(&registry, &key.csr_pem, SystemClock.now()).await;
     let queue = s.queue().await;
     contract::queue_contract(&queue, &queue).await;
+    let templates = S3TemplateStore::new(
+        &s.clients,
+        s.output("BucketName"),
+        &s.config.templates_prefix,
+        &s.config.templates_suffix,
+    );
+    contract::template_store_contract(&templates, &s.name).await;
 }

@@ -627,3 +627,92 @@ async fn templates_are_uploaded_only_when_valid_then_read_listed_used_and_delete
         assert_eq!(status, expected, "{method} {uri}: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_template_upload_with_a_precondition_that_does_not_hold_is_refused_412_and_changes_nothing() {
+    let f = Fixture::new();
+    let template = examples::template("aws-issued");
+    let other = examples::template("csr");
+    let put = |body: &str, condition: Option<(header::HeaderName, &str)>| {
+        let mut request = Request::builder()
+            .method("PUT")
+            .uri("/templates/guarded")
+            .header(header::ACCEPT, MEDIA_TYPE)
+            .header(header::CONTENT_TYPE, MEDIA_TYPE);
+        if let Some((name, value)) = condition {
+            request = request.header(name, value);
+        }
+        request.body(Body::from(body.to_owned())).unwrap()
+    };
+    let stored = |f: &Fixture| {
+        let app = f.app.clone();
+        async move { app.template("guarded").await.map(|(text, _)| text).ok() }
+    };
+
+    // If-Match on an id without a template: 412, nothing created.
+    let (status, _, text) = send(router(f.app.clone()), put(&template, Some((header::IF_MATCH, "\"deadbeef\"")))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{text}");
+    let (status, _, _) = send(router(f.app.clone()), put(&template, Some((header::IF_MATCH, "*")))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stored(&f).await, None);
+
+    // If-None-Match: * creates once; on an existing id, 412.
+    let (status, headers, _) = send(router(f.app.clone()), put(&template, Some((header::IF_NONE_MATCH, "*")))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, _, text) = send(router(f.app.clone()), put(&other, Some((header::IF_NONE_MATCH, "*")))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{text}");
+    assert!(text.contains("If-None-Match"), "{text}");
+
+    // A stale If-Match: 412, the template unchanged.
+    let (status, _, text) = send(router(f.app.clone()), put(&other, Some((header::IF_MATCH, "\"deadbeef\"")))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{text}");
+    assert_eq!(stored(&f).await.as_deref(), Some(template.as_str()));
+
+    // The stored version: replaced, 200 with the new version; the old one is stale now.
+    let (status, headers, _) = send(router(f.app.clone()), put(&other, Some((header::IF_MATCH, &etag)))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(headers[header::ETAG], etag.as_str());
+    let (status, _, _) = send(router(f.app.clone()), put(&template, Some((header::IF_MATCH, &etag)))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stored(&f).await.as_deref(), Some(other.as_str()));
+    let (status, _, _) = send(router(f.app.clone()), put(&template, Some((header::IF_MATCH, "*")))).await;
+    assert_eq!(status, StatusCode::OK, "If-Match: * replaces whatever is stored");
+
+    // Conditions this facade does not evaluate: 400.
+    for (name, value) in [(header::IF_NONE_MATCH, "\"abc\""), (header::IF_MATCH, "\"a\", \"b\"")] {
+        let (status, _, text) = send(router(f.app.clone()), put(&template, Some((name.clone(), value)))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {value}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn when_the_operator_requires_it_a_template_upload_without_a_precondition_is_refused_428() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::new();
+    let settings = ApiSettings { template_precondition: true, ..ApiSettings::default() };
+    let template = examples::template("aws-issued");
+    let put = |condition: Option<(header::HeaderName, &str)>| {
+        let mut request = Request::builder()
+            .method("PUT")
+            .uri("/templates/required")
+            .header(header::ACCEPT, MEDIA_TYPE)
+            .header(header::CONTENT_TYPE, MEDIA_TYPE);
+        if let Some((name, value)) = condition {
+            request = request.header(name, value);
+        }
+        request.body(Body::from(template.clone())).unwrap()
+    };
+    let (status, _, text) = send(router_with(f.app.clone(), settings.clone()), put(None)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_REQUIRED, "{text}");
+    assert!(f.app.template("required").await.is_err(), "nothing stored");
+    let (status, headers, _) =
+        send(router_with(f.app.clone(), settings.clone()), put(Some((header::IF_NONE_MATCH, "*")))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, _, _) = send(router_with(f.app.clone(), settings), put(Some((header::IF_MATCH, &etag)))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Not required by default.
+    let (status, _, _) = send(router(f.app.clone()), put(None)).await;
+    assert_eq!(status, StatusCode::OK);
+}

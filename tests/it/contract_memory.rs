@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use crate::support::contract::{
-    bulk_store_contract, certificate_window_contract, queue_contract, state_store_contract,
+    bulk_store_contract, certificate_window_contract, queue_contract, state_store_contract, template_store_contract,
 };
-use cdf_provisioning::adapters::memory::{ManualClock, MemoryBulkStore, MemoryQueue, MemoryRegistry, MemoryStateStore};
+use cdf_provisioning::adapters::memory::{
+    ManualClock, MemoryBulkStore, MemoryQueue, MemoryRegistry, MemoryStateStore, MemoryTemplates,
+};
 use cdf_provisioning::crypto;
 use cdf_provisioning::domain::template::plan::{CertInfo, KeyAlgorithm};
 use cdf_provisioning::ports::Clock;
@@ -34,4 +36,9 @@ async fn the_memory_queue_keeps_the_contract() {
 async fn the_memory_bulk_store_keeps_the_contract() {
     let records = std::sync::Arc::new(MemoryStateStore::default());
     bulk_store_contract(&MemoryBulkStore::sharing(records.clone()), records.as_ref(), "memory").await;
+}
+
+#[tokio::test]
+async fn the_memory_template_store_keeps_the_contract() {
+    template_store_contract(&MemoryTemplates::default(), "memory").await;
 }

@@ -15,7 +15,8 @@ use cdf_provisioning::domain::{
 use cdf_provisioning::ports::bulk::{Acceptance, FinishedRow};
 use cdf_provisioning::ports::state::TakeOver;
 use cdf_provisioning::ports::{
-    BulkStore, Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore,
+    BulkStore, Certificates, CommandQueue, CommandSender, CreateOutcome, ErrorKind, StateStore, TemplateStore,
+    WriteCondition,
 };
 
 const NOW: i64 = 1_764_000_000_000;
@@ -297,4 +298,45 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
     );
     store.mark_task_event_published(&task.task_id).await.unwrap();
     assert!(store.get_task(&task.task_id).await.unwrap().unwrap().event_published);
+}
+
+/// The template store's conditional writes: `IfMatch` replaces only the version named (quoted
+/// or not) and never creates; `IfAbsent` only creates. A refused write changes nothing.
+/// `prefix` keeps the ids of one run apart from any other's.
+pub async fn template_store_contract(store: &dyn TemplateStore, prefix: &str) {
+    let id = format!("{prefix}-contract-conditional");
+    let (one, two, three) = (r#"{"Resources":{}}"#, r#"{"Resources":{ }}"#, r#"{"Resources":{  }}"#);
+
+    // If-Match on an id without a template: refused, nothing created.
+    condition_failed(
+        store.put_template(&id, one, &WriteCondition::IfMatch("\"deadbeef\"".into())).await,
+        "if-match, none",
+    );
+    assert_eq!(store.template(&id).await.unwrap_err().kind, ErrorKind::NotFound, "nothing created");
+
+    // If-absent creates once.
+    let first = store.put_template(&id, one, &WriteCondition::IfAbsent).await.unwrap();
+    condition_failed(store.put_template(&id, two, &WriteCondition::IfAbsent).await, "if-absent, exists");
+    assert_eq!(store.template(&id).await.unwrap(), one, "the refused write changed nothing");
+    let (_, stored) = store.template_version(&id).await.unwrap();
+    assert_eq!(stored.version, first.version, "the version a write answers is the one a read answers");
+
+    // If-Match replaces the version named, and only it.
+    condition_failed(store.put_template(&id, two, &WriteCondition::IfMatch("\"deadbeef\"".into())).await, "stale");
+    assert_eq!(store.template(&id).await.unwrap(), one, "the stale write changed nothing");
+    let second = store.put_template(&id, two, &WriteCondition::IfMatch(first.version.clone())).await.unwrap();
+    assert_ne!(second.version, first.version);
+    condition_failed(
+        store.put_template(&id, three, &WriteCondition::IfMatch(first.version.clone())).await,
+        "the version replaced",
+    );
+    // Quotes around the ETag do not matter.
+    let bare = second.version.trim_matches('"').to_owned();
+    store.put_template(&id, three, &WriteCondition::IfMatch(bare)).await.unwrap();
+    assert_eq!(store.template(&id).await.unwrap(), three);
+
+    // Unconditional: replaces whatever is stored.
+    store.put_template(&id, one, &WriteCondition::Always).await.unwrap();
+    assert_eq!(store.template(&id).await.unwrap(), one);
+    store.delete_template(&id).await.unwrap();
 }

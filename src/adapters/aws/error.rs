@@ -57,7 +57,10 @@ fn kind_of(code: &str, message: &str, status: u16) -> ErrorKind {
         | "AWS.SimpleQueueService.NonExistentQueue"
         | "QueueDoesNotExist" => ErrorKind::NotFound,
         "ResourceAlreadyExistsException" | "EntityAlreadyExists" => ErrorKind::AlreadyExists,
-        "ConditionalCheckFailedException" | "TransactionCanceledException" => ErrorKind::ConditionFailed,
+        "ConditionalCheckFailedException"
+        | "TransactionCanceledException"
+        | "PreconditionFailed"
+        | "ConditionalRequestConflict" => ErrorKind::ConditionFailed,
         "ThrottlingException"
         | "Throttling"
         | "TooManyRequestsException"
@@ -116,6 +119,8 @@ mod tests {
             ("DeleteConflictException", "", 409, ErrorKind::Conflict),
             ("CertificateStateException", "", 406, ErrorKind::Conflict),
             ("ConditionalCheckFailedException", "", 400, ErrorKind::ConditionFailed),
+            ("PreconditionFailed", "", 412, ErrorKind::ConditionFailed),
+            ("ConditionalRequestConflict", "", 409, ErrorKind::ConditionFailed),
             ("InternalFailureException", "", 500, ErrorKind::Transient),
             ("SomethingNew", "", 503, ErrorKind::Transient),
             ("SomethingNew", "", 429, ErrorKind::Throttled),

@@ -10,7 +10,9 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::error::{classify, counted, failed};
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
+use crate::ports::{
+    CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion, WriteCondition,
+};
 
 /// Reads an object's body as UTF-8 text (strictly: CDF read bulk files as Latin-1).
 async fn read_text(op: &'static str, body: ByteStream) -> Result<String, PortError> {
@@ -96,17 +98,33 @@ impl TemplateStore for S3TemplateStore {
         Ok((text, TemplateVersion { template_id: template_id.to_owned(), version: etag.unwrap_or_default() }))
     }
 
-    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError> {
-        let out = self
+    async fn put_template(
+        &self,
+        template_id: &str,
+        text: &str,
+        condition: &WriteCondition,
+    ) -> Result<TemplateVersion, PortError> {
+        let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.key(template_id))
             .body(ByteStream::from(text.as_bytes().to_vec()))
-            .content_type("application/json")
-            .send()
-            .await
-            .map_err(failed("s3:PutObject(template)"))?;
+            .content_type("application/json");
+        // S3's conditional writes: the check and the write are one step. S3 answers 412
+        // PreconditionFailed, 409 ConditionalRequestConflict (a concurrent conditional write)
+        // or, for If-Match on a missing object, 404 NoSuchKey.
+        let request = match condition {
+            WriteCondition::Always => request,
+            WriteCondition::IfMatch(etag) => request.if_match(etag),
+            WriteCondition::IfAbsent => request.if_none_match("*"),
+        };
+        let out = request.send().await.map_err(failed("s3:PutObject(template)")).map_err(|mut e| {
+            if matches!(condition, WriteCondition::IfMatch(_)) && e.kind == ErrorKind::NotFound {
+                e.kind = ErrorKind::ConditionFailed;
+            }
+            e
+        })?;
         Ok(TemplateVersion { template_id: template_id.to_owned(), version: out.e_tag().unwrap_or_default().to_owned() })
     }
 

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 
 use super::Faults;
 use crate::crypto::Secret;
-use crate::ports::{CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion};
+use crate::ports::{
+    CaKeyStore, ErrorKind, PortError, RowLines, RowSource, SecretSink, TemplateStore, TemplateVersion, WriteCondition,
+};
 
 /// The object store operations of the fakes, for failure injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
@@ -56,9 +58,29 @@ impl TemplateStore for MemoryTemplates {
         Ok((text, version))
     }
 
-    async fn put_template(&self, template_id: &str, text: &str) -> Result<TemplateVersion, PortError> {
+    async fn put_template(
+        &self,
+        template_id: &str,
+        text: &str,
+        condition: &WriteCondition,
+    ) -> Result<TemplateVersion, PortError> {
         self.faults.enter(ObjectOp::Template).await?;
-        self.put(template_id, text);
+        let mut templates = self.templates.lock().expect("templates lock");
+        let stored = templates.get(template_id).map(|t| version_of(template_id, t).version);
+        let holds = match (condition, &stored) {
+            (WriteCondition::Always, _) | (WriteCondition::IfAbsent, None) => true,
+            // As S3: quotes around an ETag do not matter.
+            (WriteCondition::IfMatch(expected), Some(stored)) => expected.trim_matches('"') == stored.trim_matches('"'),
+            (WriteCondition::IfMatch(_), None) | (WriteCondition::IfAbsent, Some(_)) => false,
+        };
+        if !holds {
+            return Err(PortError::new(
+                ErrorKind::ConditionFailed,
+                "template",
+                format!("template {template_id}: the precondition does not hold"),
+            ));
+        }
+        templates.insert(template_id.to_owned(), text.to_owned());
         Ok(version_of(template_id, text))
     }
 
