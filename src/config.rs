@@ -104,6 +104,9 @@ pub struct Config {
     /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
     /// hosts reach (it refuses to by default, and logs a warning when allowed).
     pub api_insecure: bool,
+    /// `CDF_API_READY_CACHE_SECS`: how long `/ready` answers from its last probe (0: every
+    /// request probes).
+    pub api_ready_cache: Duration,
     /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
     /// facade always serves it).
     pub metrics_bind: Option<String>,
@@ -283,6 +286,7 @@ impl Config {
                 .unwrap_or_default(),
             api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
             api_insecure: r.flag("CDF_API_INSECURE", false),
+            api_ready_cache: secs(r.parse("CDF_API_READY_CACHE_SECS", 5, 0..=300)),
             metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),

@@ -44,6 +44,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         request_timeout: config.api_timeout,
         cors_origins: config.api_cors_origins.clone(),
         bearer_token: config.api_bearer_token.clone(),
+        ready_cache: config.api_ready_cache,
     }
 }
 

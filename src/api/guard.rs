@@ -26,11 +26,18 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// When set, every request but the probes must carry `Authorization: Bearer <token>`.
     pub bearer_token: Option<Secret>,
+    /// How long `/ready` answers from its last probe (zero: every request probes).
+    pub ready_cache: Duration,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { request_timeout: Duration::from_secs(30), cors_origins: Vec::new(), bearer_token: None }
+        Self {
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            bearer_token: None,
+            ready_cache: Duration::from_secs(5),
+        }
     }
 }
 

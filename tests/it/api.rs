@@ -627,3 +627,38 @@ async fn templates_are_uploaded_only_when_valid_then_read_listed_used_and_delete
         assert_eq!(status, expected, "{method} {uri}: {text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn ready_answers_from_its_last_probe_for_the_cache_window() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::on_tokio_time();
+    let settings = ApiSettings { ready_cache: std::time::Duration::from_secs(5), ..ApiSettings::default() };
+    let router = router_with(f.app.clone(), settings);
+    let ready = || Request::builder().uri("/ready").body(Body::empty()).unwrap();
+    let probes = || f.registry.faults.count(IotOp::DescribeThing);
+
+    let answers = futures::future::join_all((0..5).map(|_| send(router.clone(), ready()))).await;
+    assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::OK));
+    for _ in 0..5 {
+        assert_eq!(send(router.clone(), ready()).await.0, StatusCode::OK);
+    }
+    assert_eq!(probes(), 1, "ten requests within the window make one round of dependency calls");
+
+    // A failure is kept as long: a flood of probes while AWS struggles adds no calls.
+    tokio::time::advance(std::time::Duration::from_secs(6)).await;
+    f.registry.faults.fail_next(IotOp::DescribeThing, ErrorKind::Transient, 1);
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(probes(), 2);
+    tokio::time::advance(std::time::Duration::from_secs(6)).await;
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::OK);
+    assert_eq!(probes(), 3);
+
+    // Zero: every request probes.
+    let settings = ApiSettings { ready_cache: std::time::Duration::ZERO, ..ApiSettings::default() };
+    let router = router_with(f.app.clone(), settings);
+    for _ in 0..3 {
+        send(router.clone(), ready()).await;
+    }
+    assert_eq!(probes(), 6);
+}
