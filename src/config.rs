@@ -57,6 +57,9 @@ pub struct Config {
     pub ca_keys_dir: Option<String>,
     /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
     pub certificate_expiry_days: u32,
+    /// `CDF_MAX_CERTIFICATE_DAYS`: the longest validity a request may ask of a certificate
+    /// signed here (`certInfo.daysExpiry`).
+    pub max_certificate_days: u32,
     /// `CDF_PROVISIONING_MODE`: `steps` or `registerThing`.
     pub provisioning_mode: ProvisioningMode,
     /// `CDF_EVENTS_DESTINATION`: SQS queue or SNS topic ARN for completion events.
@@ -259,6 +262,7 @@ impl Config {
             ca_keys_prefix: r.text_or("CDF_CA_KEYS_PREFIX", "ca-keys/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
+            max_certificate_days: r.parse("CDF_MAX_CERTIFICATE_DAYS", 3650, 1..=36_500),
             provisioning_mode: r.choice(
                 "CDF_PROVISIONING_MODE",
                 &[("steps", ProvisioningMode::Steps), ("registerThing", ProvisioningMode::RegisterThing)],
@@ -295,6 +299,12 @@ impl Config {
             && bind.parse::<std::net::SocketAddr>().is_err()
         {
             r.problems.push(format!("CDF_METRICS_BIND={bind:?} is not an address like 0.0.0.0:9464"));
+        }
+        if config.certificate_expiry_days > config.max_certificate_days {
+            r.problems.push(format!(
+                "CDF_CERTIFICATE_EXPIRY_DAYS={} is above CDF_MAX_CERTIFICATE_DAYS={}",
+                config.certificate_expiry_days, config.max_certificate_days
+            ));
         }
         if config.api_bind.parse::<std::net::SocketAddr>().is_err() {
             r.problems.push(format!("CDF_API_BIND={:?} is not an address like 127.0.0.1:3004", config.api_bind));

@@ -33,6 +33,7 @@ pub fn app_settings(config: &Config) -> AppSettings {
         max_failed_attempts: config.max_failed_attempts,
         provision: ProvisionSettings {
             certificate_days: config.certificate_expiry_days,
+            max_certificate_days: config.max_certificate_days,
             mode: config.provisioning_mode,
         },
     }
