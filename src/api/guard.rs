@@ -149,6 +149,12 @@ pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request
     response
 }
 
+/// Every method a route answers to.
+const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+
+/// Every request header a client of the facade sends (conditional template writes included).
+const CORS_HEADERS: &str = "accept, content-type, authorization, idempotency-key, if-match, if-none-match";
+
 /// CORS for the configured origins: preflights answered here, other answers marked.
 pub(super) async fn cors(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -161,11 +167,8 @@ pub(super) async fn cors(State(settings): State<Arc<ApiSettings>>, request: Requ
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PATCH, DELETE"));
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("accept, content-type, authorization, idempotency-key"),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(CORS_METHODS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_HEADERS));
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         response
     } else {
