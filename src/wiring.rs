@@ -46,6 +46,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         cors_origins: config.api_cors_origins.clone(),
         bearer_token: config.api_bearer_token.clone(),
         ready_cache: config.api_ready_cache,
+        loopback_port: None,
     }
 }
 

@@ -67,7 +67,8 @@ pub fn router_with(app: App, settings: ApiSettings) -> Router {
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(settings.clone(), guard::timeout))
         .layer(middleware::from_fn_with_state(settings.clone(), guard::bearer))
-        .layer(middleware::from_fn_with_state(settings, guard::cors))
+        .layer(middleware::from_fn_with_state(settings.clone(), guard::cors))
+        .layer(middleware::from_fn_with_state(settings, guard::host))
         .with_state(app)
 }
 

@@ -670,3 +670,35 @@ async fn ready_answers_from_its_last_probe_for_the_cache_window() {
     }
     assert_eq!(probes(), 6);
 }
+
+#[tokio::test]
+async fn on_a_loopback_address_requests_naming_another_host_are_refused_with_421() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let settings = ApiSettings { loopback_port: Some(3004), ..ApiSettings::default() };
+    let get = |uri: &str, host: Option<&str>| {
+        let mut request = Request::builder().uri(uri).header(header::ACCEPT, MEDIA_TYPE);
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for host in ["rebound.example:3004", "rebound.example", "localhost:8080", "10.0.0.7:3004"] {
+        for uri in ["/things/t1", "/ready", "/templates"] {
+            let (status, headers, body) =
+                send(router_with(f.app.clone(), settings.clone()), get(uri, Some(host))).await;
+            assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host} {uri}");
+            assert_eq!(headers[header::CONTENT_TYPE], MEDIA_TYPE);
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(body["message"].as_str().unwrap().contains("localhost:3004"), "{body}");
+        }
+    }
+    for host in [Some("localhost:3004"), Some("127.0.0.1:3004"), Some("[::1]:3004"), Some("localhost"), None] {
+        let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get("/things/t1", host)).await;
+        assert_eq!(status, StatusCode::OK, "{host:?}");
+    }
+    // Off unless the facade listens on a loopback address.
+    let (status, _, _) = send(router(f.app.clone()), get("/things/t1", Some("rebound.example:3004"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
