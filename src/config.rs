@@ -103,7 +103,7 @@ pub struct Config {
     /// for any); CORS is off when unset.
     pub api_cors_origins: Vec<String>,
     /// `CDF_API_BEARER_TOKEN`: when set, REST requests must carry it as a bearer token.
-    pub api_bearer_token: Option<crate::domain::secret::Secret>,
+    pub api_bearer_token: Option<std::sync::Arc<crate::domain::secret::Secret>>,
     /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
     /// hosts reach (it refuses to by default, and logs a warning when allowed).
     pub api_insecure: bool,
@@ -288,7 +288,9 @@ impl Config {
                 .text("CDF_API_CORS_ORIGINS")
                 .map(|o| o.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
-            api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
+            api_bearer_token: r
+                .text("CDF_API_BEARER_TOKEN")
+                .map(|t| std::sync::Arc::new(crate::domain::secret::Secret::new(t))),
             api_insecure: r.flag("CDF_API_INSECURE", false),
             api_ready_cache: secs(r.parse("CDF_API_READY_CACHE_SECS", 5, 0..=300)),
             metrics_bind: r.text("CDF_METRICS_BIND"),

@@ -15,7 +15,7 @@ pub use crate::domain::secret::Secret;
 use crate::domain::template::plan::{CertInfo, KeyAlgorithm};
 
 /// A key made here with its CSR.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeviceKey {
     /// PKCS#8 PEM.
     pub private_key: Secret,

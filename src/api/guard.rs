@@ -25,7 +25,7 @@ pub struct ApiSettings {
     /// Origins browsers may call from (`*` for any); empty: CORS off.
     pub cors_origins: Vec<String>,
     /// When set, every request but the probes must carry `Authorization: Bearer <token>`.
-    pub bearer_token: Option<Secret>,
+    pub bearer_token: Option<Arc<Secret>>,
     /// How long `/ready` answers from its last probe (zero: every request probes).
     pub ready_cache: Duration,
     /// When the facade listens on a loopback address, its port: requests must then name this

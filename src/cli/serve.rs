@@ -43,7 +43,7 @@ pub(super) async fn api(aws: &Aws, bind: Option<String>) -> anyhow::Result<ExitC
         // Only this host's names: a page that rebinds its own name to 127.0.0.1 gets 421.
         settings.loopback_port = Some(address.port());
     }
-    match api::startup_check(address, settings.bearer_token.as_ref(), aws.config.api_insecure) {
+    match api::startup_check(address, settings.bearer_token.as_deref(), aws.config.api_insecure) {
         Err(why) => anyhow::bail!(why),
         Ok(api::Exposure::Insecure) => tracing::warn!(
             %address,

@@ -399,7 +399,7 @@ async fn keyed_rest_requests_are_scoped_to_the_bearer_tokens_holder() {
     let f = keyed_fixture();
     let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"scoped-1"}}"#;
     let settings = |token: &str| ApiSettings {
-        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new(token.into())),
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new(token.into()).into()),
         ..ApiSettings::default()
     };
     let post = |token: &str| {
@@ -476,7 +476,7 @@ async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
     let f = Fixture::new();
     f.registry.add_thing("t1", None, &[]);
     let settings = ApiSettings {
-        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new("s3cret".into())),
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new("s3cret".into()).into()),
         ..ApiSettings::default()
     };
     let get = |auth: Option<&str>| {
