@@ -352,6 +352,16 @@ mod tests {
     }
 
     #[test]
+    fn the_default_certificate_validity_may_not_exceed_the_maximum() {
+        let err = load(&[("CDF_CERTIFICATE_EXPIRY_DAYS", "400"), ("CDF_MAX_CERTIFICATE_DAYS", "397")]).unwrap_err();
+        assert!(err.to_string().contains("CDF_MAX_CERTIFICATE_DAYS=397"), "{err}");
+        let c = load(&[("CDF_MAX_CERTIFICATE_DAYS", "397")]).unwrap();
+        assert_eq!((c.certificate_expiry_days, c.max_certificate_days), (365, 397));
+        assert_eq!(Config::default().max_certificate_days, 3650);
+        assert_eq!(Config::default().api_ready_cache, Duration::from_secs(5));
+    }
+
+    #[test]
     fn every_bad_value_is_reported_by_name() {
         let err = load(&[
             ("CDF_WAIT_TIME_SECS", "30"),
