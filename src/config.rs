@@ -59,6 +59,9 @@ pub struct Config {
     pub ca_keys_dir: Option<String>,
     /// `CDF_CERTIFICATE_EXPIRY_DAYS`: validity of certificates signed here by default.
     pub certificate_expiry_days: u32,
+    /// `CDF_MAX_CERTIFICATE_DAYS`: the longest validity a request may ask of a certificate
+    /// signed here (`certInfo.daysExpiry`).
+    pub max_certificate_days: u32,
     /// `CDF_PROVISIONING_MODE`: `steps` or `registerThing`.
     pub provisioning_mode: ProvisioningMode,
     /// `CDF_EVENTS_DESTINATION`: SQS queue or SNS topic ARN for completion events.
@@ -102,13 +105,16 @@ pub struct Config {
     /// for any); CORS is off when unset.
     pub api_cors_origins: Vec<String>,
     /// `CDF_API_BEARER_TOKEN`: when set, REST requests must carry it as a bearer token.
-    pub api_bearer_token: Option<crate::domain::secret::Secret>,
+    pub api_bearer_token: Option<std::sync::Arc<crate::domain::secret::Secret>>,
     /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
     /// hosts reach (it refuses to by default, and logs a warning when allowed).
     pub api_insecure: bool,
     /// `CDF_API_TEMPLATE_PRECONDITION`: a template upload must carry `If-Match` or
     /// `If-None-Match` (428 otherwise), so that no upload replaces a template blindly.
     pub api_template_precondition: bool,
+    /// `CDF_API_READY_CACHE_SECS`: how long `/ready` answers from its last probe (0: every
+    /// request probes).
+    pub api_ready_cache: Duration,
     /// `CDF_METRICS_BIND`: where the worker serves `/metrics` (not served when unset; the REST
     /// facade always serves it).
     pub metrics_bind: Option<String>,
@@ -262,6 +268,7 @@ impl Config {
             rows_prefix: r.text_or("CDF_ROWS_PREFIX", "rows/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
+            max_certificate_days: r.parse("CDF_MAX_CERTIFICATE_DAYS", 3650, 1..=36_500),
             provisioning_mode: r.choice(
                 "CDF_PROVISIONING_MODE",
                 &[("steps", ProvisioningMode::Steps), ("registerThing", ProvisioningMode::RegisterThing)],
@@ -287,9 +294,12 @@ impl Config {
                 .text("CDF_API_CORS_ORIGINS")
                 .map(|o| o.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
-            api_bearer_token: r.text("CDF_API_BEARER_TOKEN").map(crate::domain::secret::Secret::new),
+            api_bearer_token: r
+                .text("CDF_API_BEARER_TOKEN")
+                .map(|t| std::sync::Arc::new(crate::domain::secret::Secret::new(t))),
             api_insecure: r.flag("CDF_API_INSECURE", false),
             api_template_precondition: r.flag("CDF_API_TEMPLATE_PRECONDITION", false),
+            api_ready_cache: secs(r.parse("CDF_API_READY_CACHE_SECS", 5, 0..=300)),
             metrics_bind: r.text("CDF_METRICS_BIND"),
             log_format,
             log_level: r.text_or("CDF_LOG_LEVEL", "info"),
@@ -298,6 +308,12 @@ impl Config {
             && bind.parse::<std::net::SocketAddr>().is_err()
         {
             r.problems.push(format!("CDF_METRICS_BIND={bind:?} is not an address like 0.0.0.0:9464"));
+        }
+        if config.certificate_expiry_days > config.max_certificate_days {
+            r.problems.push(format!(
+                "CDF_CERTIFICATE_EXPIRY_DAYS={} is above CDF_MAX_CERTIFICATE_DAYS={}",
+                config.certificate_expiry_days, config.max_certificate_days
+            ));
         }
         if config.api_bind.parse::<std::net::SocketAddr>().is_err() {
             r.problems.push(format!("CDF_API_BIND={:?} is not an address like 127.0.0.1:3004", config.api_bind));
@@ -340,6 +356,16 @@ mod tests {
         assert!(c.delete_certificates && c.delete_policies);
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.command_queue.is_none());
+    }
+
+    #[test]
+    fn the_default_certificate_validity_may_not_exceed_the_maximum() {
+        let err = load(&[("CDF_CERTIFICATE_EXPIRY_DAYS", "400"), ("CDF_MAX_CERTIFICATE_DAYS", "397")]).unwrap_err();
+        assert!(err.to_string().contains("CDF_MAX_CERTIFICATE_DAYS=397"), "{err}");
+        let c = load(&[("CDF_MAX_CERTIFICATE_DAYS", "397")]).unwrap();
+        assert_eq!((c.certificate_expiry_days, c.max_certificate_days), (365, 397));
+        assert_eq!(Config::default().max_certificate_days, 3650);
+        assert_eq!(Config::default().api_ready_cache, Duration::from_secs(5));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use crate::domain::secret::Secret;
 use crate::domain::template::plan::{CertInfo, KeyAlgorithm};
 
 /// A key made here with its CSR.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeviceKey {
     /// PKCS#8 PEM.
     pub private_key: Secret,
@@ -109,12 +109,21 @@ fn random_serial() -> [u8; 16] {
 
 /// A self-signed CA (certificate PEM, private key) for tests, demos and benchmarks.
 pub fn test_ca(common_name: &str) -> Result<(String, Secret), CryptoError> {
+    test_ca_until(common_name, None)
+}
+
+/// [`test_ca`] valid until `not_after` (rcgen's far-future default when `None`).
+pub fn test_ca_until(common_name: &str, not_after: Option<OffsetDateTime>) -> Result<(String, Secret), CryptoError> {
     let key = KeyPair::generate().map_err(failed("generating the CA key"))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    if let Some(not_after) = not_after {
+        params.not_before = not_after - Duration::days(3650);
+        params.not_after = not_after;
+    }
     let cert = params.self_signed(&key).map_err(failed("self-signing the CA"))?;
     Ok((cert.pem(), Secret::new(key.serialize_pem())))
 }

@@ -33,6 +33,7 @@ pub fn app_settings(config: &Config) -> AppSettings {
         max_failed_attempts: config.max_failed_attempts,
         provision: ProvisionSettings {
             certificate_days: config.certificate_expiry_days,
+            max_certificate_days: config.max_certificate_days,
             mode: config.provisioning_mode,
         },
         rows_prefix: config.rows_prefix.clone(),
@@ -46,6 +47,8 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         cors_origins: config.api_cors_origins.clone(),
         bearer_token: config.api_bearer_token.clone(),
         template_precondition: config.api_template_precondition,
+        ready_cache: config.api_ready_cache,
+        loopback_port: None,
     }
 }
 

@@ -25,9 +25,15 @@ pub struct ApiSettings {
     /// Origins browsers may call from (`*` for any); empty: CORS off.
     pub cors_origins: Vec<String>,
     /// When set, every request but the probes must carry `Authorization: Bearer <token>`.
-    pub bearer_token: Option<Secret>,
+    pub bearer_token: Option<Arc<Secret>>,
     /// A template upload must carry `If-Match` or `If-None-Match` (428 otherwise).
     pub template_precondition: bool,
+    /// How long `/ready` answers from its last probe (zero: every request probes).
+    pub ready_cache: Duration,
+    /// When the facade listens on a loopback address, its port: requests must then name this
+    /// host (`localhost`, `127.0.0.1` or `[::1]`) in `Host`, or are answered 421, so a page
+    /// that rebinds its own name to 127.0.0.1 cannot call the API ([`host`]). `None`: no check.
+    pub loopback_port: Option<u16>,
 }
 
 impl Default for ApiSettings {
@@ -37,6 +43,8 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             bearer_token: None,
             template_precondition: false,
+            ready_cache: Duration::from_secs(5),
+            loopback_port: None,
         }
     }
 }
@@ -104,6 +112,35 @@ impl Caller {
 /// Paths that answer without a token: the orchestrator's probes.
 const OPEN_PATHS: [&str; 2] = ["/health", "/ready"];
 
+/// Whether `host` (a `Host` header's value) names this host on `port`: `localhost`,
+/// `127.0.0.1` or `[::1]`, without a port or with `port`.
+fn names_loopback(host: &str, port: u16) -> bool {
+    let (name, given) = match host.rsplit_once(':') {
+        Some((name, given)) if !given.contains(']') => (name, Some(given)),
+        _ => (host, None),
+    };
+    let name_ok = name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]";
+    name_ok && given.is_none_or(|given| given.parse::<u16>() == Ok(port))
+}
+
+/// DNS rebinding guard of a facade on a loopback address: a request whose `Host` names
+/// another host (a page's own name rebound to 127.0.0.1) is answered 421. A request without
+/// `Host` (not from a browser) passes.
+pub(super) async fn host(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
+    let Some(port) = settings.loopback_port else { return next.run(request).await };
+    let host = match request.headers().get(header::HOST) {
+        Some(value) => Some(value.to_str().unwrap_or("").to_owned()),
+        None => request.uri().authority().map(|a| a.as_str().to_owned()),
+    };
+    match host {
+        Some(host) if !names_loopback(&host, port) => cdf_json(
+            StatusCode::MISDIRECTED_REQUEST,
+            &json!({"message": format!("this API answers only requests to localhost:{port}, 127.0.0.1:{port} or [::1]:{port}")}),
+        ),
+        _ => next.run(request).await,
+    }
+}
+
 /// Answers 503 when a request takes longer than the timeout. A keyed `POST /things` cut short
 /// this way resumes when repeated; an unkeyed one leaves at most an INACTIVE certificate.
 pub(super) async fn timeout(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
@@ -149,6 +186,12 @@ pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request
     response
 }
 
+/// Every method a route answers to.
+const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+
+/// Every request header a client of the facade sends (conditional template writes included).
+const CORS_HEADERS: &str = "accept, content-type, authorization, idempotency-key, if-match, if-none-match";
+
 /// CORS for the configured origins: preflights answered here, other answers marked.
 pub(super) async fn cors(State(settings): State<Arc<ApiSettings>>, request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -161,11 +204,8 @@ pub(super) async fn cors(State(settings): State<Arc<ApiSettings>>, request: Requ
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PATCH, DELETE"));
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("accept, content-type, authorization, idempotency-key"),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(CORS_METHODS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_HEADERS));
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         response
     } else {
@@ -210,6 +250,28 @@ mod tests {
                 let refused = startup_check(at(address), Some(&short), insecure).unwrap_err();
                 assert!(refused.contains("16 characters"), "{refused}");
             }
+        }
+    }
+
+    #[test]
+    fn only_names_of_this_host_with_its_port_pass_the_loopback_host_check() {
+        for host in
+            ["localhost", "localhost:3004", "LocalHost:3004", "127.0.0.1:3004", "127.0.0.1", "[::1]:3004", "[::1]"]
+        {
+            assert!(names_loopback(host, 3004), "{host}");
+        }
+        for host in [
+            "evil.example:3004",
+            "localhost:3005",
+            "127.0.0.1:80",
+            "[::1]:1",
+            "localhost.evil.example:3004",
+            "127.0.0.2:3004",
+            "",
+            "localhost:",
+            "[::1]x",
+        ] {
+            assert!(!names_loopback(host, 3004), "{host}");
         }
     }
 

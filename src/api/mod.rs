@@ -38,6 +38,7 @@ pub fn router(app: App) -> Router {
 
 /// Builds the router with `settings` for its guards.
 pub fn router_with(app: App, settings: ApiSettings) -> Router {
+    let readiness = std::sync::Arc::new(ReadyCache::new(settings.ready_cache));
     let settings = std::sync::Arc::new(settings);
     Router::new()
         .route("/things/{thing_name}", get(get_thing).delete(delete_thing))
@@ -57,11 +58,18 @@ pub fn router_with(app: App, settings: ApiSettings) -> Router {
         .route("/openapi.json", get(openapi))
         // Probes of orchestrators and load balancers, which send no CDF Accept header.
         .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route(
+            "/ready",
+            get(move |State(app): State<App>| {
+                let readiness = readiness.clone();
+                async move { ready(&app, &readiness).await }
+            }),
+        )
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(settings.clone(), guard::timeout))
         .layer(middleware::from_fn_with_state(settings.clone(), guard::bearer))
-        .layer(middleware::from_fn_with_state(settings, guard::cors))
+        .layer(middleware::from_fn_with_state(settings.clone(), guard::cors))
+        .layer(middleware::from_fn_with_state(settings, guard::host))
         .with_state(app)
 }
 
@@ -81,10 +89,37 @@ async fn health() -> Response {
     cdf_json(StatusCode::OK, &json!({"status": "ok"}))
 }
 
+/// The last readiness answer and when it was probed. `/ready` is unauthenticated and each
+/// probe makes three AWS calls: within `keep` of a probe, requests are answered from it, and
+/// concurrent requests wait for the one probe under way rather than each starting their own.
+struct ReadyCache {
+    keep: std::time::Duration,
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, crate::app::health::Readiness)>>,
+}
+
+impl ReadyCache {
+    fn new(keep: std::time::Duration) -> Self {
+        Self { keep, last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The last answer if it is recent enough, else a new probe's (remembered).
+    async fn get(&self, app: &App) -> crate::app::health::Readiness {
+        let mut last = self.last.lock().await;
+        if let Some((at, readiness)) = last.as_ref()
+            && at.elapsed() < self.keep
+        {
+            return readiness.clone();
+        }
+        let readiness = app.readiness().await;
+        *last = Some((tokio::time::Instant::now(), readiness.clone()));
+        readiness
+    }
+}
+
 /// Readiness: 200 when the record table, the template store and AWS IoT answer, else 503 with
-/// the dependency at fault.
-async fn ready(State(app): State<App>) -> Response {
-    let readiness = app.readiness().await;
+/// the dependency at fault; a probe's answer is kept for `CDF_API_READY_CACHE_SECS`.
+async fn ready(app: &App, cache: &ReadyCache) -> Response {
+    let readiness = cache.get(app).await;
     if readiness.ready() {
         cdf_json(StatusCode::OK, &json!({"status": "ready", "checks": readiness.checks}))
     } else {

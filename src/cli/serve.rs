@@ -38,8 +38,12 @@ pub(super) async fn api(aws: &Aws, bind: Option<String>) -> anyhow::Result<ExitC
     let bind = bind.unwrap_or_else(|| aws.config.api_bind.clone());
     let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
     let address = listener.local_addr()?;
-    let settings = wiring::api_settings(&aws.config);
-    match api::startup_check(address, settings.bearer_token.as_ref(), aws.config.api_insecure) {
+    let mut settings = wiring::api_settings(&aws.config);
+    if address.ip().to_canonical().is_loopback() {
+        // Only this host's names: a page that rebinds its own name to 127.0.0.1 gets 421.
+        settings.loopback_port = Some(address.port());
+    }
+    match api::startup_check(address, settings.bearer_token.as_deref(), aws.config.api_insecure) {
         Err(why) => anyhow::bail!(why),
         Ok(api::Exposure::Insecure) => tracing::warn!(
             %address,

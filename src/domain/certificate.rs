@@ -36,6 +36,15 @@ pub fn certificate_public_key(certificate_pem: &str) -> Result<Vec<u8>, Certific
     Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
 }
 
+/// When a certificate's validity ends (`notAfter`).
+pub fn certificate_not_after(certificate_pem: &str) -> Result<time::OffsetDateTime, CertificateError> {
+    let der =
+        pem_block(certificate_pem, "CERTIFICATE").ok_or_else(|| CertificateError("not a PEM certificate".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| CertificateError(format!("reading the certificate: {e}")))?;
+    Ok(cert.validity().not_after.to_datetime())
+}
+
 /// Checks a CSR as AWS IoT will, before any call: the PEM decodes, the DER is a PKCS#10
 /// request, and its key is one IoT accepts (RSA of at least 2048 bits, or ECDSA on P-256,
 /// P-384 or P-521). The error says what is wrong without repeating the input.

@@ -399,7 +399,7 @@ async fn keyed_rest_requests_are_scoped_to_the_bearer_tokens_holder() {
     let f = keyed_fixture();
     let body = r#"{"provisioningTemplateId":"aws-issued","parameters":{"ThingName":"scoped-1"}}"#;
     let settings = |token: &str| ApiSettings {
-        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new(token.into())),
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new(token.into()).into()),
         ..ApiSettings::default()
     };
     let post = |token: &str| {
@@ -476,7 +476,7 @@ async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
     let f = Fixture::new();
     f.registry.add_thing("t1", None, &[]);
     let settings = ApiSettings {
-        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new("s3cret".into())),
+        bearer_token: Some(cdf_provisioning::domain::secret::Secret::new("s3cret".into()).into()),
         ..ApiSettings::default()
     };
     let get = |auth: Option<&str>| {
@@ -539,7 +539,15 @@ async fn cors_is_off_by_default_and_answers_only_configured_origins() {
         send(router_with(f.app.clone(), settings.clone()), preflight("https://ops.example")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://ops.example");
-    assert!(headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("idempotency-key"));
+    let allowed = |name| -> Vec<String> {
+        headers[name].to_str().unwrap().split(',').map(|m| m.trim().to_ascii_lowercase()).collect()
+    };
+    for method in ["get", "post", "put", "patch", "delete"] {
+        assert!(allowed(header::ACCESS_CONTROL_ALLOW_METHODS).contains(&method.to_owned()), "{method}");
+    }
+    for name in ["authorization", "content-type", "accept", "idempotency-key", "if-match", "if-none-match"] {
+        assert!(allowed(header::ACCESS_CONTROL_ALLOW_HEADERS).contains(&name.to_owned()), "{name}");
+    }
     let (_, headers, _) = send(router_with(f.app.clone(), settings.clone()), preflight("https://evil.example")).await;
     assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     let get = Request::builder()
@@ -714,5 +722,72 @@ async fn when_the_operator_requires_it_a_template_upload_without_a_precondition_
     assert_eq!(status, StatusCode::OK);
     // Not required by default.
     let (status, _, _) = send(router(f.app.clone()), put(None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_answers_from_its_last_probe_for_the_cache_window() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::on_tokio_time();
+    let settings = ApiSettings { ready_cache: std::time::Duration::from_secs(5), ..ApiSettings::default() };
+    let router = router_with(f.app.clone(), settings);
+    let ready = || Request::builder().uri("/ready").body(Body::empty()).unwrap();
+    let probes = || f.registry.faults.count(IotOp::DescribeThing);
+
+    let answers = futures::future::join_all((0..5).map(|_| send(router.clone(), ready()))).await;
+    assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::OK));
+    for _ in 0..5 {
+        assert_eq!(send(router.clone(), ready()).await.0, StatusCode::OK);
+    }
+    assert_eq!(probes(), 1, "ten requests within the window make one round of dependency calls");
+
+    // A failure is kept as long: a flood of probes while AWS struggles adds no calls.
+    tokio::time::advance(std::time::Duration::from_secs(6)).await;
+    f.registry.faults.fail_next(IotOp::DescribeThing, ErrorKind::Transient, 1);
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(probes(), 2);
+    tokio::time::advance(std::time::Duration::from_secs(6)).await;
+    assert_eq!(send(router.clone(), ready()).await.0, StatusCode::OK);
+    assert_eq!(probes(), 3);
+
+    // Zero: every request probes.
+    let settings = ApiSettings { ready_cache: std::time::Duration::ZERO, ..ApiSettings::default() };
+    let router = router_with(f.app.clone(), settings);
+    for _ in 0..3 {
+        send(router.clone(), ready()).await;
+    }
+    assert_eq!(probes(), 6);
+}
+
+#[tokio::test]
+async fn on_a_loopback_address_requests_naming_another_host_are_refused_with_421() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    let f = Fixture::new();
+    f.registry.add_thing("t1", None, &[]);
+    let settings = ApiSettings { loopback_port: Some(3004), ..ApiSettings::default() };
+    let get = |uri: &str, host: Option<&str>| {
+        let mut request = Request::builder().uri(uri).header(header::ACCEPT, MEDIA_TYPE);
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for host in ["rebound.example:3004", "rebound.example", "localhost:8080", "10.0.0.7:3004"] {
+        for uri in ["/things/t1", "/ready", "/templates"] {
+            let (status, headers, body) =
+                send(router_with(f.app.clone(), settings.clone()), get(uri, Some(host))).await;
+            assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host} {uri}");
+            assert_eq!(headers[header::CONTENT_TYPE], MEDIA_TYPE);
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(body["message"].as_str().unwrap().contains("localhost:3004"), "{body}");
+        }
+    }
+    for host in [Some("localhost:3004"), Some("127.0.0.1:3004"), Some("[::1]:3004"), Some("localhost"), None] {
+        let (status, _, _) = send(router_with(f.app.clone(), settings.clone()), get("/things/t1", host)).await;
+        assert_eq!(status, StatusCode::OK, "{host:?}");
+    }
+    // Off unless the facade listens on a loopback address.
+    let (status, _, _) = send(router(f.app.clone()), get("/things/t1", Some("rebound.example:3004"))).await;
     assert_eq!(status, StatusCode::OK);
 }

@@ -427,3 +427,37 @@ async fn the_last_delivery_gives_a_failing_command_up_compensated_and_announced(
     assert!(f.secrets.names().is_empty(), "and its key");
     assert_eq!(f.events.published()[0].event_type, "command.failed");
 }
+
+#[tokio::test]
+async fn days_expiry_above_the_maximum_or_beyond_the_cas_validity_is_refused_before_any_certificate() {
+    let at = "/payload/cdfProvisioningParameters/certInfo/daysExpiry";
+    let with_days = |days: u32| {
+        let mut request = examples::request("ca-signed");
+        request["cdfProvisioningParameters"]["certInfo"]["daysExpiry"] = json!(days);
+        request
+    };
+
+    // Above CDF_MAX_CERTIFICATE_DAYS (3650 by default): refused before any IoT call.
+    let f = fixture();
+    assert_eq!(f.app.handle(&provision("k", &with_days(3651)), "t").await, Disposition::Done);
+    let error = f.record("k").error.unwrap();
+    assert_eq!((error.code, error.path.unwrap().to_string()), (ErrorCode::ValidationFailed, at.to_owned()));
+    assert!(error.message.contains("3650"), "{}", error.message);
+    assert!(f.registry.faults.calls().is_empty(), "{:?}", f.registry.faults.calls());
+    assert_eq!(f.app.handle(&provision("k2", &with_days(3650)), "t").await, Disposition::Done);
+    assert_eq!(f.record("k2").status, CommandStatus::Succeeded);
+
+    // Beyond the CA's own notAfter: refused, and no certificate is left.
+    let f = fixture();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_764_000_000).unwrap();
+    let (ca_pem, ca_key) = crypto::test_ca_until("Short CA", Some(now + time::Duration::days(100))).unwrap();
+    f.registry.add_ca(CA_ID, &ca_pem);
+    f.ca_keys.put(CA_ID, ca_key);
+    assert_eq!(f.app.handle(&provision("k", &with_days(365)), "t").await, Disposition::Done);
+    let error = f.record("k").error.unwrap();
+    assert_eq!((error.code, error.path.unwrap().to_string()), (ErrorCode::ValidationFailed, at.to_owned()));
+    assert!(error.message.contains("outlast CA"), "{}", error.message);
+    assert!(f.registry.certificates().is_empty());
+    assert_eq!(f.app.handle(&provision("k2", &with_days(90)), "t").await, Disposition::Done);
+    assert_eq!(f.record("k2").status, CommandStatus::Succeeded, "{:?}", f.record("k2").error);
+}

@@ -122,7 +122,7 @@ impl MemorySecrets {
 
     /// A stored secret.
     pub fn get(&self, name: &str) -> Option<Secret> {
-        self.secrets.lock().expect("secrets lock").get(name).cloned()
+        self.secrets.lock().expect("secrets lock").get(name).map(Secret::duplicate)
     }
 }
 
@@ -130,7 +130,7 @@ impl MemorySecrets {
 impl SecretSink for MemorySecrets {
     async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError> {
         self.faults.enter(ObjectOp::Store).await?;
-        self.secrets.lock().expect("secrets lock").insert(name.to_owned(), secret.clone());
+        self.secrets.lock().expect("secrets lock").insert(name.to_owned(), secret.duplicate());
         Ok(format!("memory://secrets/{name}"))
     }
 
@@ -146,7 +146,7 @@ impl SecretSink for MemorySecrets {
             .lock()
             .expect("secrets lock")
             .get(name)
-            .cloned()
+            .map(Secret::duplicate)
             .ok_or_else(|| PortError::new(ErrorKind::NotFound, "secrets:read", format!("no secret {name}")))
     }
 }
@@ -167,7 +167,7 @@ impl MemoryCaKeys {
 #[async_trait]
 impl CaKeyStore for MemoryCaKeys {
     async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
-        self.keys.lock().expect("ca keys lock").get(ca_certificate_id).cloned().ok_or_else(|| {
+        self.keys.lock().expect("ca keys lock").get(ca_certificate_id).map(Secret::duplicate).ok_or_else(|| {
             PortError::new(ErrorKind::NotFound, "ca_private_key", format!("no key for CA {ca_certificate_id}"))
         })
     }

@@ -113,6 +113,21 @@ impl Provisioner<'_> {
         }))?;
         let key = self.key(key_algorithm, cert_info, thing_name, secret_name, progress, private_key).await?;
         let days = cert_info.days_expiry.unwrap_or(self.settings.certificate_days);
+        // Never beyond the CA's own validity: such a certificate would outlive its chain.
+        if let Ok(ca_not_after) = crate::domain::certificate::certificate_not_after(&ca_pem) {
+            let not_after = self.now() + time::Duration::days(i64::from(days));
+            if not_after > ca_not_after {
+                let message = format!(
+                    "a certificate valid for {days} days would outlast CA {ca_id}, valid until {}",
+                    ca_not_after.date()
+                );
+                return Err(if cert_info.days_expiry.is_some() {
+                    CommandError::new(ErrorCode::ValidationFailed, message).at(super::days_expiry_at())
+                } else {
+                    CommandError::new(ErrorCode::PermanentFailure, format!("{message} (CDF_CERTIFICATE_EXPIRY_DAYS)"))
+                });
+            }
+        }
         let csr = key.csr_pem.unwrap_or_default();
         let pem = crypto::sign_csr(&csr, &ca_pem, &ca_key, days, self.now())
             .map_err(|e| CommandError::new(ErrorCode::PermanentFailure, format!("cannot sign with CA {ca_id}: {e}")))?;

@@ -29,6 +29,9 @@ use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortErr
 pub struct ProvisionSettings {
     /// Validity of certificates signed here when `certInfo.daysExpiry` is absent (365).
     pub certificate_days: u32,
+    /// The longest validity `certInfo.daysExpiry` may ask (3650); never beyond the signing
+    /// CA's own `notAfter` either.
+    pub max_certificate_days: u32,
     /// Whether templates run as checkpointed steps here or through `RegisterThing`.
     pub mode: ProvisioningMode,
 }
@@ -105,7 +108,31 @@ pub(crate) fn in_payload(pointer: &str) -> Location {
     Location::payload().join(pointer)
 }
 
+/// Where a request's `certInfo.daysExpiry` is.
+pub(crate) fn days_expiry_at() -> Location {
+    Location::payload().child("cdfProvisioningParameters").child("certInfo").child("daysExpiry")
+}
+
 impl Provisioner<'_> {
+    /// Refuses, before any AWS call, a certificate signed here for longer than the
+    /// deployment's `CDF_MAX_CERTIFICATE_DAYS`.
+    fn check_days_expiry(&self, plan: &Plan) -> Result<(), CommandError> {
+        use crate::domain::template::plan::CertificateSource;
+        let max = self.settings.max_certificate_days;
+        if let Some(spec) = &plan.certificate
+            && let CertificateSource::CaSigned { cert_info, .. } = &spec.source
+            && let Some(days) = cert_info.days_expiry
+            && days > max
+        {
+            return Err(CommandError::new(
+                ErrorCode::ValidationFailed,
+                format!("daysExpiry {days} is above this deployment's maximum of {max} days"),
+            )
+            .at(days_expiry_at()));
+        }
+        Ok(())
+    }
+
     /// Provisions `request`; `secret_name` names the generated key in the secret sink.
     pub async fn provision(
         &self,
@@ -121,6 +148,7 @@ impl Provisioner<'_> {
                     None => load_template(self.templates, &request.provisioning_template_id).await?,
                 };
                 let (plan, body) = plan_request(&text, request)?;
+                self.check_days_expiry(&plan)?;
                 if self.settings.mode == ProvisioningMode::RegisterThing {
                     progress.save(Checkpoint::TemplateBody(body)).await?;
                 }
