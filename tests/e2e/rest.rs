@@ -235,3 +235,28 @@ async fn register_thing_mode_over_http_provisions_or_answers_400_leaving_nothing
     assert_eq!(s.certificate_status(&undone).await, None, "the certificate made before registering is gone");
     assert!(message.contains("deleted the generated key"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_binary_on_loopback_answers_only_requests_naming_this_host() {
+    let s = Stack::deploy().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = s.spawn_binary(&["api", "--bind", &bind], &[]);
+    let address: std::net::SocketAddr = bind.parse().unwrap();
+    let local = format!("localhost:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let up = tokio::net::TcpStream::connect(address).await.is_ok();
+        if up && http(address, "GET", "/health", &[("Host", &local)], "").await.0 == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the api never answered on {bind}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let rebound = format!("rebound.example:{port}");
+    let (status, text) = http(address, "GET", "/health", &[("Host", &rebound)], "").await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(status, 421, "{text}");
+    assert!(text.contains("message"), "{text}");
+}

@@ -80,6 +80,12 @@ impl Stack {
     /// Starts the real binary's worker on this stack, with the tests' worker settings and
     /// `env` on top; the caller stops it.
     pub(crate) fn spawn_worker(&self, env: &[(&str, &str)]) -> std::process::Child {
+        self.spawn_binary(&["worker"], env)
+    }
+
+    /// Starts `cdf-provisioning <args>` on this stack (its outputs as the configuration, the
+    /// tests' worker settings), with `env` on top; the caller stops it.
+    pub(crate) fn spawn_binary(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
         let visibility = VISIBILITY_SECS.to_string();
         let outputs = Self::variables_of(&self.outputs);
         let mut variables: Vec<(&str, &str)> = outputs.iter().map(|(var, value)| (*var, value.as_str())).collect();
@@ -90,7 +96,7 @@ impl Stack {
             ("CDF_LOG_LEVEL", "warn"),
         ]);
         variables.extend(env);
-        binary::spawn(&["worker"], &variables)
+        binary::spawn(args, &variables)
     }
 
     pub(crate) fn output(&self, key: &str) -> &str {
