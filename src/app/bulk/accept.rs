@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::super::core::App;
 use super::super::provision::{in_payload, load_template, validation_error};
 use super::super::{fail, missing_as};
+use super::Owed;
 use crate::domain::bulk::{
     BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowReader, RowResult, RowsFormat, TaskId, TaskStatus, chunk_key,
     rows_key_refusal,
@@ -129,7 +130,7 @@ impl App {
             )
             .await
             .map_err(fail)?;
-        self.complete_if_done(&task_id).await?;
+        self.complete_if_done(&task_id, Owed::Publish).await?;
         Ok(self.ports.bulk.get_task(&task_id).await.map_err(fail)?.unwrap_or(accepted))
     }
 

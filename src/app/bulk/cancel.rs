@@ -3,6 +3,7 @@
 
 use super::super::core::App;
 use super::super::fail;
+use super::Owed;
 use crate::domain::CommandError;
 use crate::domain::bulk::{BulkTask, TaskId, TaskStatus};
 
@@ -16,7 +17,7 @@ impl App {
             .await
             .map_err(fail)?;
         if moved.is_some() {
-            self.complete_if_done(task_id).await?;
+            self.complete_if_done(task_id, Owed::Publish).await?;
         }
         self.bulk_task(task_id).await
     }

@@ -9,6 +9,7 @@ use super::super::core::App;
 use super::super::dispatch::Work;
 use super::super::engine::{Delivery, Pending, Ran};
 use super::super::fail;
+use super::Owed;
 use crate::domain::bulk::{BulkRow, BulkTask, RowOutcome, RowResult, row_key};
 use crate::domain::command::{BulkChunk, ProvisionRequest, fingerprint};
 use crate::domain::record::{CommandRecord, Outcome};
@@ -87,7 +88,7 @@ impl App {
                 }
             }
         }
-        self.complete_if_done(&chunk.task_id).await?;
+        self.complete_if_done(&chunk.task_id, Owed::AfterTheFinisher).await?;
         Ok(report)
     }
 
