@@ -323,6 +323,11 @@ pub fn row_key(task: &TaskId, row: u32) -> IdempotencyKey {
     IdempotencyKey::new(format!("bulk:{task}:row:{row}"))
 }
 
+/// Who cancelled a task, as the claimant of its announcement.
+pub fn cancel_key(task: &TaskId) -> IdempotencyKey {
+    IdempotencyKey::new(format!("bulk:{task}:cancel"))
+}
+
 /// The idempotency key of a chunk message: a chunk sent twice runs once.
 pub fn chunk_key(task: &TaskId, chunk: u32) -> IdempotencyKey {
     IdempotencyKey::new(format!("bulk:{task}:chunk:{chunk}"))

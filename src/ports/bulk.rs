@@ -70,6 +70,16 @@ pub trait BulkStore: Send + Sync {
     /// Records that every row is read and fanned out, with the final totals.
     async fn finish_acceptance(&self, task: &TaskId, totals: Acceptance, now: Timestamp)
     -> Result<BulkTask, PortError>;
+    /// Claims the announcement of a finished task for `claimant` until `until`: true when it is
+    /// still owed and unclaimed, its claim has run out by `now`, or `claimant` holds it already
+    /// (its own retry). One claimant at a time publishes `bulk.completed`.
+    async fn claim_task_announcement(
+        &self,
+        task: &TaskId,
+        claimant: &IdempotencyKey,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, PortError>;
     /// Notes that `bulk.completed` went out.
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError>;
     /// A page of at most `limit` row results after row `after`, only those with `outcome`

@@ -296,8 +296,21 @@ pub async fn bulk_store_contract(store: &dyn BulkStore, records: &dyn StateStore
     assert!(
         accepted.accepted && accepted.total_rows == 5 && accepted.success_count == 2 && accepted.failure_count == 2
     );
+    // One claimant announces at a time; its own retry takes its claim up again; a claim that
+    // ran out goes to the next; nothing is claimed once the announcement went out.
+    let (first, second) = (IdempotencyKey::new(format!("{prefix}-a")), IdempotencyKey::new(format!("{prefix}-b")));
+    let task_id = task.task_id.clone();
+    let claim = |who: IdempotencyKey, until: i64, now: i64| {
+        let task_id = task_id.clone();
+        async move { store.claim_task_announcement(&task_id, &who, at(until), at(now)).await }
+    };
+    assert!(claim(first.clone(), NOW + 100, NOW + 6).await.unwrap(), "an unclaimed announcement");
+    assert!(!claim(second.clone(), NOW + 100, NOW + 7).await.unwrap(), "held by another");
+    assert!(claim(first.clone(), NOW + 100, NOW + 8).await.unwrap(), "the claimant's own retry");
+    assert!(claim(second.clone(), NOW + 300, NOW + 101).await.unwrap(), "a claim that ran out");
     store.mark_task_event_published(&task.task_id).await.unwrap();
     assert!(store.get_task(&task.task_id).await.unwrap().unwrap().event_published);
+    assert!(!claim(first.clone(), NOW + 900, NOW + 800).await.unwrap(), "published: nothing to claim");
 }
 
 /// The template store's conditional writes: `IfMatch` replaces only the version named (quoted

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Faults, MemoryStateStore};
-use crate::domain::Timestamp;
 use crate::domain::bulk::{BulkTask, RowOutcome, RowResult, TaskId, TaskStatus};
+use crate::domain::{IdempotencyKey, Timestamp};
 use crate::ports::bulk::{Acceptance, FinishedRow};
 use crate::ports::{BulkStore, ErrorKind, PortError, RowPage};
 
@@ -22,6 +22,7 @@ pub enum BulkOp {
     FinishRow,
     Transition,
     FinishAcceptance,
+    ClaimTaskAnnouncement,
     MarkTaskEventPublished,
     Rows,
 }
@@ -33,6 +34,8 @@ type StoredTask = (BulkTask, BTreeMap<u32, RowResult>);
 #[derive(Debug, Default)]
 pub struct MemoryBulkStore {
     tasks: Mutex<HashMap<TaskId, StoredTask>>,
+    /// Who announces a finished task, until when.
+    announcements: Mutex<HashMap<TaskId, (IdempotencyKey, Timestamp)>>,
     /// The command records a row's outcome is recorded in (`finish_row`), as DynamoDB keeps
     /// both in one table.
     records: Option<Arc<MemoryStateStore>>,
@@ -147,6 +150,31 @@ impl BulkStore for MemoryBulkStore {
             stored.updated_at_ms = now;
             Ok(stored.clone())
         })
+    }
+
+    async fn claim_task_announcement(
+        &self,
+        task: &TaskId,
+        claimant: &IdempotencyKey,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, PortError> {
+        self.faults.enter(BulkOp::ClaimTaskAnnouncement).await?;
+        // The task's lock is held throughout, so a claim and the marking of the announcement
+        // are one step apart, as DynamoDB's conditional update makes them.
+        let tasks = self.tasks.lock().expect("bulk store lock");
+        let Some((stored, _)) = tasks.get(task) else {
+            return Err(PortError::new(ErrorKind::NotFound, "claim_task_announcement", "no such task"));
+        };
+        if stored.event_published {
+            return Ok(false);
+        }
+        let mut claims = self.announcements.lock().expect("announcement lock");
+        let free = claims.get(task).is_none_or(|(by, expires)| *expires < now || by == claimant);
+        if free {
+            claims.insert(task.clone(), (claimant.clone(), until));
+        }
+        Ok(free)
     }
 
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError> {

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use super::super::core::App;
 use super::super::provision::{in_payload, load_template, validation_error};
 use super::super::{fail, missing_as};
-use super::Owed;
 use crate::domain::bulk::{
     BulkRow, BulkTask, ROWS_PER_CHUNK, RowOutcome, RowReader, RowResult, RowsFormat, TaskId, TaskStatus, chunk_key,
     rows_key_refusal,
@@ -130,7 +129,7 @@ impl App {
             )
             .await
             .map_err(fail)?;
-        self.complete_if_done(&task_id, Owed::Publish).await?;
+        self.complete_if_done(&task_id, key).await?;
         Ok(self.ports.bulk.get_task(&task_id).await.map_err(fail)?.unwrap_or(accepted))
     }
 

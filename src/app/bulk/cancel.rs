@@ -3,9 +3,8 @@
 
 use super::super::core::App;
 use super::super::fail;
-use super::Owed;
 use crate::domain::CommandError;
-use crate::domain::bulk::{BulkTask, TaskId, TaskStatus};
+use crate::domain::bulk::{BulkTask, TaskId, TaskStatus, cancel_key};
 
 impl App {
     /// Cancels a task: rows not yet started are skipped.
@@ -17,7 +16,7 @@ impl App {
             .await
             .map_err(fail)?;
         if moved.is_some() {
-            self.complete_if_done(task_id, Owed::Publish).await?;
+            self.complete_if_done(task_id, &cancel_key(task_id)).await?;
         }
         self.bulk_task(task_id).await
     }

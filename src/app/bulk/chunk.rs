@@ -9,8 +9,7 @@ use super::super::core::App;
 use super::super::dispatch::Work;
 use super::super::engine::{Delivery, Pending, Ran};
 use super::super::fail;
-use super::Owed;
-use crate::domain::bulk::{BulkRow, BulkTask, RowOutcome, RowResult, row_key};
+use crate::domain::bulk::{BulkRow, BulkTask, RowOutcome, RowResult, chunk_key, row_key};
 use crate::domain::command::{BulkChunk, ProvisionRequest, fingerprint};
 use crate::domain::record::{CommandRecord, Outcome};
 use crate::domain::result::ChunkReport;
@@ -88,7 +87,7 @@ impl App {
                 }
             }
         }
-        self.complete_if_done(&chunk.task_id, Owed::AfterTheFinisher).await?;
+        self.complete_if_done(&chunk.task_id, &chunk_key(&chunk.task_id, chunk.chunk)).await?;
         Ok(report)
     }
 

@@ -22,27 +22,21 @@ use super::fail;
 use crate::domain::CloudEvent;
 use crate::domain::CommandError;
 use crate::domain::ErrorCode;
+use crate::domain::IdempotencyKey;
 use crate::domain::bulk::{BulkTask, RowOutcome, TaskId, TaskStatus};
 
-/// What a caller that did not finish the task does when it finds its announcement still owed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Owed {
-    /// Publish it (accepting, cancelling).
-    Publish,
-    /// A chunk: chunks finish together, and the one that finished the task is publishing now.
-    /// For a lease after the task finished, come back later (an error that can pass: the
-    /// chunk's message returns) instead of publishing a second time; after that the finisher
-    /// is taken to have died, and the announcement is published here.
-    AfterTheFinisher,
-}
-
 impl App {
-    /// Completes the task once every row is counted, and announces it once: the attempt whose
-    /// conditional update finishes the task publishes; a later one publishes what is still owed
-    /// (see [`Owed`]).
-    pub(super) async fn complete_if_done(&self, task_id: &TaskId, owed: Owed) -> Result<(), CommandError> {
+    /// Completes the task once every row is counted, and announces it once. Chunks often finish
+    /// together, so the announcement still owed is claimed first (a conditional write, for a
+    /// lease): one claimant publishes; the others leave it. `claimant` is the caller's stable
+    /// key, so its own retry takes its claim up again, and a claimant that died loses it when the
+    /// lease runs out.
+    pub(super) async fn complete_if_done(
+        &self,
+        task_id: &TaskId,
+        claimant: &IdempotencyKey,
+    ) -> Result<(), CommandError> {
         let Some(mut task) = self.ports.bulk.get_task(task_id).await.map_err(fail)? else { return Ok(()) };
-        let mut finished_here = false;
         if matches!(task.status, TaskStatus::InProgress | TaskStatus::Cancelling) && task.all_rows_counted() {
             let done = self
                 .ports
@@ -51,22 +45,20 @@ impl App {
                 .await
                 .map_err(fail)?;
             match done {
-                Some(finished) => {
-                    task = finished;
-                    finished_here = true;
-                }
+                Some(finished) => task = finished,
                 None => return Ok(()), // another attempt finished it and announces it
             }
         }
         if matches!(task.status, TaskStatus::Completed | TaskStatus::Cancelled) && !task.event_published {
-            if !finished_here
-                && owed == Owed::AfterTheFinisher
-                && self.now().saturating_since(task.updated_at_ms) < self.settings.lease
-            {
-                return Err(CommandError::new(
-                    ErrorCode::Transient,
-                    format!("bulk task {task_id} was just finished by another chunk, which announces it"),
-                ));
+            let now = self.now();
+            let claimed = self
+                .ports
+                .bulk
+                .claim_task_announcement(task_id, claimant, now + self.settings.lease, now)
+                .await
+                .map_err(fail)?;
+            if !claimed {
+                return Ok(()); // another attempt announces it
             }
             let event = CloudEvent::bulk_completed(
                 &self.settings().event_source,

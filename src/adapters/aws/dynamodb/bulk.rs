@@ -271,6 +271,39 @@ impl BulkStore for DynamoStateStore {
             .unwrap_or_else(|| Err(PortError::new(ErrorKind::Transient, OP, "response carried no attributes")))
     }
 
+    async fn claim_task_announcement(
+        &self,
+        task: &TaskId,
+        claimant: &IdempotencyKey,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, PortError> {
+        const OP: &str = "dynamodb:UpdateItem(task announcement)";
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(task_key(task)))
+            .update_expression("SET #by = :me, #until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND #pub = :no AND (attribute_not_exists(#until) OR #until < :now OR #by = :me)",
+            )
+            .expression_attribute_names("#pub", "eventPublished")
+            .expression_attribute_names("#by", "announcedBy")
+            .expression_attribute_names("#until", "announceUntilMs")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":me", s(claimant.as_str()))
+            .expression_attribute_values(":until", n(until.as_millis()))
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .send()
+            .await;
+        match claimed.map_err(|e| counted(classify(OP, e))) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::ConditionFailed => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn mark_task_event_published(&self, task: &TaskId) -> Result<(), PortError> {
         self.client
             .update_item()
