@@ -6,16 +6,19 @@ use super::certificates::update_thing_certificates;
 use super::core::App;
 use super::delete::{DeleteOptions, delete_thing};
 use super::describe::describe_thing;
-use super::engine::{Delivery, Pending, RetryReason, secret_name};
+use super::engine::{Delivery, Pending, RetryReason, legacy_secret_name};
+use super::fence::{FencedRegistry, FencedSecrets};
 use super::progress::Progress;
 use super::provision::{InlineSecret, Provisioned, Provisioner};
 use crate::domain::bulk::BulkTask;
+use crate::domain::checkpoint::Checkpoints;
 use crate::domain::command::{DeleteThing, ProvisionRequest, UpdateThingCertificates};
-use crate::domain::record::Outcome;
+use crate::domain::record::{CommandRecord, Outcome};
 use crate::domain::registry::{CertificatesUpdated, ThingDeleted, ThingDescription};
 use crate::domain::{
     Command, CommandError, CommandResult, CommandType, ErrorCode, IdempotencyKey, Location, ThingName,
 };
+use crate::ports::DeviceRegistry;
 
 /// What a record runs: a queued command, or one row of a bulk task.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +70,16 @@ pub enum KeyedProvision {
     Failed(CommandError),
 }
 
+/// The name the winning attempt of a finished command stored its generated key under: its
+/// `key` checkpoint says (the command's one legacy name when the checkpoint predates names).
+fn key_name(key: &IdempotencyKey, record: &CommandRecord) -> String {
+    Checkpoints::decode(&record.checkpoints)
+        .ok()
+        .and_then(|saved| saved.key)
+        .and_then(|step| step.name)
+        .unwrap_or_else(|| legacy_secret_name(key, record.subject.as_deref()))
+}
+
 impl App {
     /// `getThing`, directly (the REST facade's synchronous path).
     pub async fn describe(&self, thing: &ThingName) -> Result<ThingDescription, CommandError> {
@@ -75,12 +88,21 @@ impl App {
 
     /// `deleteThing`. `resumed` says whether an earlier attempt may already have deleted it.
     pub async fn delete(&self, command: &DeleteThing, resumed: bool) -> Result<ThingDeleted, CommandError> {
+        self.delete_in(self.ports.registry.as_ref(), command, resumed).await
+    }
+
+    async fn delete_in(
+        &self,
+        registry: &dyn DeviceRegistry,
+        command: &DeleteThing,
+        resumed: bool,
+    ) -> Result<ThingDeleted, CommandError> {
         let options = DeleteOptions {
             delete_certificates: command.delete_certificates.unwrap_or(self.settings.delete_certificates),
             delete_policies: command.delete_policies.unwrap_or(self.settings.delete_policies),
         };
         let retry = &self.settings.conflict_retry;
-        delete_thing(self.ports.registry.as_ref(), retry, &command.thing_name, options, resumed).await
+        delete_thing(registry, retry, &command.thing_name, options, resumed).await
     }
 
     /// `updateThingCertificates`.
@@ -119,9 +141,21 @@ impl App {
         let hash = crate::domain::command::fingerprint(CommandType::ProvisionThing, payload);
         let token = crate::domain::LeaseToken::fresh();
         let delivery = Delivery { key, payload_hash: &hash, lease_token: &token, last: false };
-        let record = match self.run_once(&command, &delivery).await {
+        // Held like a queued command's: a provisioning slower than the lease (throttling) is
+        // not taken over by the client's own retry, and stops if it is taken over anyway.
+        let period = (self.settings.lease / 3).max(std::time::Duration::from_secs(1));
+        let ran = tokio::select! {
+            ran = self.run_once(&command, &delivery) => ran,
+            _ = self.keep_lease(key, &token, period, || async {}) => {
+                Err(Pending::Retry { after: None, reason: RetryReason::LeaseLost })
+            }
+        };
+        let record = match ran {
             Ok(record) => record,
-            Err(Pending::Retry { reason: RetryReason::LeaseHeld, .. }) => return KeyedProvision::InProgress,
+            // Another request with the key runs it (or took it over from this one).
+            Err(Pending::Retry { reason: RetryReason::LeaseHeld | RetryReason::LeaseLost, .. }) => {
+                return KeyedProvision::InProgress;
+            }
             Err(Pending::Retry { reason: RetryReason::Failed(error), .. } | Pending::Reject(error)) => {
                 return KeyedProvision::Failed(error);
             }
@@ -139,7 +173,7 @@ impl App {
             {
                 let private_key = match &result.private_key_secret {
                     None => None,
-                    Some(_) => match self.ports.secrets.read(&secret_name(key, record.subject.as_deref())).await {
+                    Some(_) => match self.ports.secrets.read(&key_name(key, &record)).await {
                         Ok(secret) => Some(secret),
                         Err(e) => return KeyedProvision::Failed(e.to_command_error()),
                     },
@@ -165,13 +199,15 @@ impl App {
         key_to: KeyTo<'_>,
         progress: &mut Progress<'_>,
     ) -> Result<Provisioned, CommandError> {
+        let fence = progress.fence();
+        let sink = FencedSecrets::new(self.ports.secrets.as_ref(), fence);
         let (secrets, secret_name): (&dyn crate::ports::SecretSink, &str) = match key_to {
             // Returned inline to a synchronous caller, the key needs no copy anywhere.
             KeyTo::Caller => (&InlineSecret, "inline"),
-            KeyTo::Sink(name) => (self.ports.secrets.as_ref(), name),
+            KeyTo::Sink(name) => (&sink, name),
         };
         let provisioner = Provisioner {
-            registry: self.ports.registry.as_ref(),
+            registry: &FencedRegistry::new(self.ports.registry.as_ref(), fence),
             templates: self.ports.templates.as_ref(),
             secrets,
             ca_keys: self.ports.ca_keys.as_ref(),
@@ -198,12 +234,16 @@ impl App {
                 return Ok(CommandResult::ProvisionThing(provisioned.result));
             }
         };
+        // Every change this attempt makes in IoT is fenced by its lease.
+        let registry = FencedRegistry::new(self.ports.registry.as_ref(), progress.fence());
         Ok(match command {
             Command::GetThing(c) => CommandResult::GetThing(self.describe(&c.thing_name).await?),
-            Command::DeleteThing(c) => CommandResult::DeleteThing(self.delete(c, progress.attempt.resumed).await?),
-            Command::UpdateThingCertificates(c) => {
-                CommandResult::UpdateThingCertificates(self.update_certificates(c).await?)
+            Command::DeleteThing(c) => {
+                CommandResult::DeleteThing(self.delete_in(&registry, c, progress.attempt.resumed).await?)
             }
+            Command::UpdateThingCertificates(c) => CommandResult::UpdateThingCertificates(
+                update_thing_certificates(&registry, &c.thing_name, c.certificate_status).await?,
+            ),
             Command::ProvisionThing(request) => {
                 // The key went to the secret sink; the result carries only its reference.
                 let Provisioned { result, private_key: _ } =

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::core::App;
 use super::dispatch::Work;
+use super::fence::Fence;
 use super::progress::{Attempt, Progress};
 use crate::domain::checkpoint::Checkpoints;
 use crate::domain::record::{BeginDecision, CommandRecord, NewRecord, Outcome};
@@ -121,9 +122,16 @@ pub(crate) enum Ran {
     AlreadyFinished(Box<CommandRecord>),
 }
 
-/// The generated key's name in the secret sink: stable per command, so a resumed attempt
-/// overwrites rather than adds, and a repeated keyed REST request finds it again.
-pub(super) fn secret_name(key: &IdempotencyKey, subject: Option<&str>) -> String {
+/// The generated key's name in the secret sink for attempt `attempt` of a command: one name per
+/// attempt, so that an attempt that lost its lease can never overwrite the key of the attempt
+/// that won; the result names the winner's (its `key` checkpoint too).
+pub(super) fn secret_name(key: &IdempotencyKey, subject: Option<&str>, attempt: u32) -> String {
+    format!("{}/{attempt}", legacy_secret_name(key, subject))
+}
+
+/// The one name per command earlier versions stored a generated key under, for a `key`
+/// checkpoint written before keys were named per attempt.
+pub(super) fn legacy_secret_name(key: &IdempotencyKey, subject: Option<&str>) -> String {
     format!("{}/{}", subject.unwrap_or_default(), &hex::encode(Sha256::digest(key.as_str().as_bytes()))[..24])
 }
 
@@ -210,17 +218,26 @@ impl App {
                     return Err(Pending::Retry { after: Some(retry_after), reason: RetryReason::LeaseHeld });
                 }
                 BeginDecision::TakeOver => {
-                    let take_over =
-                        TakeOver { expected: existing.lease_token.as_ref(), token: lease_token, lease_until, now };
+                    let take_over = TakeOver {
+                        expected: existing.lease_token.as_ref(),
+                        seen_version: existing.lease_version,
+                        token: lease_token,
+                        lease_until,
+                        now,
+                    };
                     match self.ports.state.take_over(key, take_over).await {
                         Ok(record) => (record.attempts, record.failures, record.checkpoints),
+                        // Renewed by its holder, or taken by another attempt, since it was read.
+                        Err(e) if e.kind == ErrorKind::ConditionFailed => {
+                            return Err(Pending::retry(RetryReason::LeaseHeld));
+                        }
                         Err(e) => return Err(Pending::retry(RetryReason::RecordUnavailable(e))),
                     }
                 }
             },
         };
 
-        let secret_name = secret_name(key, work.subject().as_deref());
+        let secret_name = secret_name(key, work.subject().as_deref(), attempt);
         // The last chance: the queue's last delivery, or the retry budget's last failure. A bulk
         // row is retried in place within its chunk's delivery; the chunk's budget governs it.
         let budget_spent =
@@ -231,9 +248,21 @@ impl App {
             Err(unreadable) => Outcome::Failed(unreadable.into()),
             Ok(saved) => {
                 let attempt = Attempt { resumed: attempt > 1, last };
-                let mut progress = Progress::durable(self.ports.state.as_ref(), key, lease_token, saved, attempt);
+                let fence = Fence::new(
+                    self.ports.state.as_ref(),
+                    key,
+                    lease_token,
+                    self.ports.clock.as_ref(),
+                    self.settings.lease,
+                );
+                let mut progress = Progress::durable(fence, saved, attempt);
                 match self.run(key, work, &secret_name, &mut progress).await {
                     Ok(result) => Outcome::Succeeded(result),
+                    // Another attempt holds the command now: stop without a word, it finishes.
+                    Err(error) if error.code == ErrorCode::LeaseLost => {
+                        tracing::warn!(idempotency_key = %key, %error, "the lease was lost; this attempt stops");
+                        return Err(Pending::retry(RetryReason::LeaseLost));
+                    }
                     Err(error) if error.is_retryable() && last => Outcome::Failed(error.exhausted()),
                     Err(error) if error.is_retryable() => {
                         if let Err(e) = self.ports.state.release(key, lease_token, &error, self.now()).await {

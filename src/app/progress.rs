@@ -7,16 +7,18 @@
 //! next step that must be saved. That saves DynamoDB writes on every device (a bulk row's
 //! checkpoints take one write) without weakening what a crash can leave behind.
 
+use super::fence::Fence;
 use crate::domain::checkpoint::{Checkpoint, Checkpoints};
-use crate::domain::{CommandError, ErrorCode, IdempotencyKey, LeaseToken};
-use crate::ports::StateStore;
+use crate::domain::{CommandError, ErrorCode};
+use crate::ports::ErrorKind;
 
 /// The checkpoints of one attempt.
 pub struct Progress<'a> {
     saved: Checkpoints,
     /// Deferred steps not written yet (applied to `saved` already).
     unwritten: Vec<Checkpoint>,
-    durable: Option<(&'a dyn StateStore, &'a IdempotencyKey, &'a LeaseToken)>,
+    /// The lease the steps are written under (none: in memory only).
+    durable: Option<Fence<'a>>,
     /// Which attempt this is.
     pub attempt: Attempt,
 }
@@ -32,15 +34,14 @@ pub struct Attempt {
 }
 
 impl<'a> Progress<'a> {
-    /// Checkpoints kept in the command's record.
-    pub fn durable(
-        state: &'a dyn StateStore,
-        key: &'a IdempotencyKey,
-        token: &'a LeaseToken,
-        saved: Checkpoints,
-        attempt: Attempt,
-    ) -> Self {
-        Self { saved, unwritten: Vec::new(), durable: Some((state, key, token)), attempt }
+    /// Checkpoints kept in the command's record, written under `fence`'s lease.
+    pub fn durable(fence: Fence<'a>, saved: Checkpoints, attempt: Attempt) -> Self {
+        Self { saved, unwritten: Vec::new(), durable: Some(fence), attempt }
+    }
+
+    /// The lease this attempt's effects are fenced by (none without a record).
+    pub fn fence(&self) -> Option<Fence<'a>> {
+        self.durable
     }
 
     /// Checkpoints kept in memory only.
@@ -53,13 +54,15 @@ impl<'a> Progress<'a> {
         &self.saved
     }
 
-    /// Saves a completed step, with the deferred ones, in one write; fails (retryably) when the
-    /// lease was lost or the write failed.
+    /// Saves a completed step, with the deferred ones, in one write; fails with `LEASE_LOST`
+    /// when another attempt holds the lease, retryably when the write failed.
     pub async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), CommandError> {
-        if let Some((state, key, token)) = self.durable {
+        if let Some(fence) = self.durable {
             self.hold(&checkpoint);
-            state.checkpoint(key, token, &self.unwritten).await.map_err(|e| {
-                CommandError::new(ErrorCode::Transient, format!("checkpoint {} not saved: {e}", checkpoint.slot()))
+            fence.state.checkpoint(fence.key, fence.token, &self.unwritten).await.map_err(|e| {
+                let code =
+                    if e.kind == ErrorKind::ConditionFailed { ErrorCode::LeaseLost } else { ErrorCode::Transient };
+                CommandError::new(code, format!("checkpoint {} not saved: {e}", checkpoint.slot()))
             })?;
             self.unwritten.clear();
         }

@@ -62,6 +62,10 @@ pub struct KeyStep {
     pub csr_pem: Option<String>,
     /// The secret sink's reference to the private key.
     pub secret: String,
+    /// The key's name in the secret sink: the attempt that made it (absent from checkpoints
+    /// written when a command's key had one name for every attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The note written before `CreateCertificateFromCsr`.
@@ -239,7 +243,12 @@ mod tests {
     #[test]
     fn checkpoints_round_trip_through_their_stored_form() {
         let samples = [
-            Checkpoint::Key(KeyStep { public_key_pem: "pk".into(), csr_pem: None, secret: "s3://b/k".into() }),
+            Checkpoint::Key(KeyStep {
+                public_key_pem: "pk".into(),
+                csr_pem: None,
+                secret: "s3://b/k".into(),
+                name: Some("t/k/1".into()),
+            }),
             Checkpoint::Policy(PolicyStep { name: "p1".into(), created: true }),
             Checkpoint::Groups,
             Checkpoint::SignedCertificate("pem".into()),
@@ -257,7 +266,8 @@ mod tests {
 
     #[test]
     fn anything_unreadable_fails_closed() {
-        let key = Checkpoint::Key(KeyStep { public_key_pem: "pk".into(), csr_pem: None, secret: "s".into() });
+        let key =
+            Checkpoint::Key(KeyStep { public_key_pem: "pk".into(), csr_pem: None, secret: "s".into(), name: None });
         let with = |change: &dyn Fn(&mut serde_json::Value)| {
             let mut stored: serde_json::Value = serde_json::from_str(&key.encode()).unwrap();
             change(&mut stored);

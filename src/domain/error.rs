@@ -46,6 +46,9 @@ pub enum ErrorCode {
     Throttled,
     /// A network or service fault; retried with backoff.
     Transient,
+    /// The attempt lost its command's lease to another attempt and stopped; never recorded
+    /// nor published: the attempt holding the lease records the outcome.
+    LeaseLost,
 }
 
 impl ErrorCode {

@@ -112,11 +112,17 @@ pub struct CommandRecord {
     pub payload_hash: String,
     /// Where the command stands.
     pub status: CommandStatus,
-    /// Token of the attempt holding the lease.
+    /// Token of the attempt holding the lease; on a finished record, of the attempt that
+    /// recorded the outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_token: Option<LeaseToken>,
     /// Until when the lease protects the attempt.
     pub lease_expires_at_ms: Timestamp,
+    /// Grows with every change of the lease (take-over, renewal, release). A take-over is
+    /// conditional on the version it read, so a renewal that lands between the read and the
+    /// take-over defeats it: an attempt that was only slow is never run beside its successor.
+    #[serde(default)]
+    pub lease_version: u64,
     /// How many attempts have started (crashed ones included).
     pub attempts: u32,
     /// How many attempts ended in a failure that may pass later (throttling, an outage): the
@@ -145,7 +151,8 @@ pub struct CommandRecord {
 /// What to do with a command whose key already has a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeginDecision {
-    /// No live attempt: take the lease over (conditionally on the token seen) and run.
+    /// No live attempt: take the lease over (conditionally on the token and version seen) and
+    /// run.
     TakeOver,
     /// An outcome is recorded: do not run again; publish the event if it is still owed.
     AlreadyDone,
@@ -191,6 +198,7 @@ impl CommandRecord {
             status: CommandStatus::InProgress,
             lease_token: Some(lease_token),
             lease_expires_at_ms: now + lease,
+            lease_version: 0,
             attempts: 1,
             failures: 0,
             result: None,

@@ -55,6 +55,8 @@ pub enum ErrorKind {
     Permanent,
     /// Stored state this version cannot decode (written by another version, or damaged).
     Unreadable,
+    /// The attempt no longer holds its command's lease (see `app::fence`): it stops.
+    LeaseLost,
 }
 
 /// A failed port call: its kind, the operation, and the service's message.
@@ -95,6 +97,7 @@ impl PortError {
             ErrorKind::Invalid => ErrorCode::InvalidRequest,
             ErrorKind::Permanent => ErrorCode::PermanentFailure,
             ErrorKind::Unreadable => ErrorCode::RecordUnreadable,
+            ErrorKind::LeaseLost => ErrorCode::LeaseLost,
         };
         CommandError::new(code, self.to_string())
     }

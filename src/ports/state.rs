@@ -22,6 +22,9 @@ pub struct TakeOver<'a> {
     /// The token the record held when it was read (`None`: no holder); the take-over fails if
     /// the record holds another one by now.
     pub expected: Option<&'a LeaseToken>,
+    /// The lease version the record held when it was read; the take-over fails if the lease
+    /// changed since (a late renewal by the holder).
+    pub seen_version: u64,
     /// The new attempt's token.
     pub token: &'a LeaseToken,
     /// Until when the new lease protects the attempt.
@@ -35,17 +38,19 @@ pub struct TakeOver<'a> {
 pub trait StateStore: Send + Sync {
     /// Creates the record if no record has its key.
     async fn create(&self, record: &CommandRecord) -> Result<CreateOutcome, PortError>;
-    /// Moves the lease from the token seen (`expected`) to the new attempt's, counting an
-    /// attempt. `ConditionFailed` when the record changed meanwhile.
+    /// Moves the lease from the token and version seen to the new attempt's, counting an
+    /// attempt and growing the version. `ConditionFailed` when the record changed meanwhile or
+    /// its lease has not expired by `now`.
     async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError>;
-    /// Extends the lease held by `token` to `lease_until`.
+    /// Extends the lease held by `token` to `lease_until`, growing its version.
     async fn renew_lease(
         &self,
         key: &IdempotencyKey,
         token: &LeaseToken,
         lease_until: Timestamp,
     ) -> Result<(), PortError>;
-    /// Records the outcome, if `token` still holds the lease.
+    /// Records the outcome, if `token` still holds the lease; the record keeps the token, so
+    /// that the attempt can tell its own finish from another's.
     async fn finish(
         &self,
         key: &IdempotencyKey,

@@ -11,7 +11,7 @@ use super::outcome::{Handled, Measured};
 use crate::app::{Disposition, RetryReason};
 use crate::domain::command::Rejected;
 use crate::domain::{CommandEnvelope, IdempotencyKey, LeaseToken};
-use crate::ports::{ErrorKind, QueueMessage};
+use crate::ports::QueueMessage;
 
 pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
     let span = tracing::info_span!(
@@ -80,33 +80,23 @@ pub(super) async fn handle(shared: &Shared, message: QueueMessage) {
 }
 
 /// Keeps the lease alive and the message invisible while the command runs; returns only when
-/// the lease is lost (another attempt took the command over), so that this attempt stops.
-/// The lease is renewed first: the message stays invisible at least as long as the lease lives.
+/// this attempt must stop (another attempt holds the lease, or it ran out unrenewed). The
+/// message's visibility is extended only after a renewal that succeeded: a message stays
+/// hidden no longer than its lease lives.
 async fn heartbeat(shared: &Shared, message: &QueueMessage, key: &IdempotencyKey, token: &LeaseToken) {
     let period = (shared.settings.visibility_timeout / 3).max(Duration::from_secs(1));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        ticks.tick().await;
-        tracing::debug!("renewing the lease and extending visibility");
-        match shared.app.renew_lease(key, token).await {
-            Err(e) if e.kind == ErrorKind::ConditionFailed => {
-                // Refused because this very attempt just recorded the outcome: nothing is lost,
-                // the command is finishing; let it.
-                let finished = shared.app.record(key).await.ok().flatten().is_some_and(|r| r.status.is_terminal());
-                if finished {
-                    std::future::pending::<()>().await;
-                }
-                return;
+    let ended = shared
+        .app
+        .keep_lease(key, token, period, || async {
+            tracing::debug!("lease renewed; extending visibility");
+            if let Err(e) =
+                shared.queue.change_visibility(&message.receipt_handle, shared.settings.visibility_timeout).await
+            {
+                tracing::warn!(error = %e, "could not extend visibility");
             }
-            Err(e) => tracing::warn!(error = %e, "could not renew the lease; trying again next beat"),
-            Ok(()) => {}
-        }
-        if let Err(e) =
-            shared.queue.change_visibility(&message.receipt_handle, shared.settings.visibility_timeout).await
-        {
-            tracing::warn!(error = %e, "could not extend visibility");
-        }
-    }
+        })
+        .await;
+    tracing::debug!(?ended, "the heartbeat ended");
 }
 
 /// Dead-letters a message that can never run (its rejection already logged): event first,

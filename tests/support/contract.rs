@@ -79,16 +79,33 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     // Several steps in one write.
     store.checkpoint(&key, &tok("tok-1"), &[Checkpoint::Groups, Checkpoint::Attached]).await.unwrap();
 
-    // A take-over must name the token it saw; it counts an attempt and moves the lease.
+    // A take-over must name the token and lease version it saw, and find the lease expired;
+    // it counts an attempt, moves the lease and grows its version.
     let (stale, tok_1, tok_2) = (tok("tok-stale"), tok("tok-1"), tok("tok-2"));
-    let stale_take_over = TakeOver { expected: Some(&stale), token: &tok_2, lease_until: at(NOW), now: at(NOW) };
-    condition_failed(store.take_over(&key, stale_take_over).await, "take-over with a stale token");
-    let take_over =
-        TakeOver { expected: Some(&tok_1), token: &tok_2, lease_until: at(NOW + 3 * LEASE_MS), now: at(NOW + 1) };
-    let taken = store.take_over(&key, take_over).await.unwrap();
+    let renewed = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(renewed.lease_version, 1, "a renewal grows the lease version");
+    let expired = at(NOW + 2 * LEASE_MS);
+    let over = |expected, seen_version, now| TakeOver {
+        expected,
+        seen_version,
+        token: &tok_2,
+        lease_until: at(NOW + 4 * LEASE_MS),
+        now,
+    };
+    condition_failed(store.take_over(&key, over(Some(&stale), 1, expired)).await, "take-over with a stale token");
+    condition_failed(
+        store.take_over(&key, over(Some(&tok_1), 0, expired)).await,
+        "take-over of a lease renewed since it was read",
+    );
+    condition_failed(
+        store.take_over(&key, over(Some(&tok_1), 1, at(NOW + 2 * LEASE_MS - 1))).await,
+        "take-over of a live lease",
+    );
+    let taken = store.take_over(&key, over(Some(&tok_1), 1, expired)).await.unwrap();
     assert_eq!(taken.attempts, 2);
     assert_eq!(taken.lease_token, Some(tok("tok-2")));
-    assert_eq!(taken.lease_expires_at_ms, at(NOW + 3 * LEASE_MS));
+    assert_eq!(taken.lease_expires_at_ms, at(NOW + 4 * LEASE_MS));
+    assert_eq!(taken.lease_version, 2);
     let saved = Checkpoints::decode(&taken.checkpoints).unwrap();
     assert!(
         saved.groups && saved.attached && saved.policies["contract-policy"].created,
@@ -120,7 +137,7 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert_eq!(finished.status, CommandStatus::Succeeded);
     assert_eq!(finished.result, Some(result));
     assert_eq!(finished.error, None);
-    assert_eq!(finished.lease_token, None);
+    assert_eq!(finished.lease_token, Some(tok("tok-2")), "a finished record names the attempt that finished it");
     assert!(!finished.event_published);
     condition_failed(
         store

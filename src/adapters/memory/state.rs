@@ -77,7 +77,6 @@ impl MemoryStateStore {
                     r.error = Some(error.clone());
                 }
             }
-            r.lease_token = None;
             r.updated_at_ms = now;
             r.clone()
         })
@@ -117,14 +116,20 @@ impl StateStore for MemoryStateStore {
 
     async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::TakeOver).await?;
-        let TakeOver { expected, token, lease_until, now } = take_over;
+        let TakeOver { expected, seen_version, token, lease_until, now } = take_over;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
-            .filter(|r| r.lease_token.as_ref() == expected && r.status == CommandStatus::InProgress)
+            .filter(|r| {
+                r.lease_token.as_ref() == expected
+                    && r.lease_version == seen_version
+                    && r.lease_expires_at_ms <= now
+                    && r.status == CommandStatus::InProgress
+            })
             .ok_or_else(|| PortError::new(ErrorKind::ConditionFailed, "take_over", "record changed"))?;
         record.lease_token = Some(token.clone());
         record.lease_expires_at_ms = lease_until;
+        record.lease_version = seen_version + 1;
         record.attempts += 1;
         record.updated_at_ms = now;
         Ok(record.clone())
@@ -137,7 +142,10 @@ impl StateStore for MemoryStateStore {
         lease_until: Timestamp,
     ) -> Result<(), PortError> {
         self.faults.enter(StoreOp::RenewLease).await?;
-        self.update("renew_lease", key, Some(token), |r| r.lease_expires_at_ms = lease_until)
+        self.update("renew_lease", key, Some(token), |r| {
+            r.lease_expires_at_ms = lease_until;
+            r.lease_version += 1;
+        })
     }
 
     async fn finish(
@@ -161,6 +169,7 @@ impl StateStore for MemoryStateStore {
         self.faults.enter(StoreOp::Release).await?;
         self.update("release", key, Some(token), |r| {
             r.lease_expires_at_ms = now;
+            r.lease_version += 1;
             r.failures += 1;
             r.error = Some(error.clone());
             r.updated_at_ms = now;

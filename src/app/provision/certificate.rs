@@ -56,7 +56,8 @@ impl Provisioner<'_> {
                     self.registry.create_keys_and_certificate(false).await.map_err(fail)?;
                 // AWS shows this key once: deliver it before anything else can fail.
                 let secret = self.secrets.store(secret_name, &key).await.map_err(fail)?;
-                progress.save(Checkpoint::Key(KeyStep { public_key_pem, csr_pem: None, secret })).await?;
+                let step = KeyStep { public_key_pem, csr_pem: None, secret, name: Some(secret_name.to_owned()) };
+                progress.save(Checkpoint::Key(step)).await?;
                 *private_key = Some(key);
                 created(certificate)
             }
@@ -223,7 +224,12 @@ impl Provisioner<'_> {
             .map_err(|e| CommandError::new(ErrorCode::Transient, e.to_string()))?
             .map_err(|e| CommandError::new(ErrorCode::PermanentFailure, format!("cannot make a key: {e}")))?;
         let secret = self.secrets.store(secret_name, &key.private_key).await.map_err(fail)?;
-        let step = KeyStep { public_key_pem: key.public_key_pem, csr_pem: Some(key.csr_pem), secret };
+        let step = KeyStep {
+            public_key_pem: key.public_key_pem,
+            csr_pem: Some(key.csr_pem),
+            secret,
+            name: Some(secret_name.to_owned()),
+        };
         // Written with the note that precedes the certificate request (or the signed
         // certificate): until then a resumed attempt makes a new key under the same name.
         progress.defer(Checkpoint::Key(step.clone()));

@@ -14,17 +14,11 @@ use crate::ports::{ErrorKind, PortError};
 
 impl Provisioner<'_> {
     /// Undoes what this command made, newest first. Returns what was undone and what could
-    /// not be (certificates stay INACTIVE until the last step, so none is left ACTIVE).
-    pub(super) async fn compensate(&self, plan: &Plan, secret_name: &str, progress: &Progress<'_>) -> Undone {
+    /// not be (certificates stay INACTIVE until the last step, so none is left ACTIVE). Every
+    /// undo step is fenced like any other effect: once the lease is lost compensation stops,
+    /// since what it would undo may be the new holder's.
+    pub(super) async fn compensate(&self, plan: &Plan, legacy_secret_name: &str, progress: &Progress<'_>) -> Undone {
         let mut undone = Undone::default();
-        let mut note = |what: String, result: Result<(), PortError>| match result {
-            Ok(()) => undone.done.push(what),
-            Err(e) if e.kind == ErrorKind::NotFound => undone.done.push(what),
-            Err(e) => {
-                tracing::warn!(error = %e, step = %what, "compensation step failed");
-                undone.left.push(what);
-            }
-        };
         let saved = progress.saved();
         let certificate = &saved.certificate;
         let thing = &saved.thing;
@@ -32,56 +26,61 @@ impl Provisioner<'_> {
         if let (Some(cert), Some(name)) = (certificate, &name)
             && saved.attached
         {
-            note(
-                format!("detached {}", cert.certificate.certificate_id),
-                UNDO.run_when(could_pass, || self.registry.detach_thing_principal(name, &cert.certificate.arn)).await,
-            );
+            let result =
+                UNDO.run_when(could_pass, || self.registry.detach_thing_principal(name, &cert.certificate.arn)).await;
+            undone.note(format!("detached {}", cert.certificate.certificate_id), result);
         }
         if let Some(cert) = certificate {
             for policy in &plan.policies {
                 let Some(step) = saved.policies.get(&policy.policy_name) else { continue };
-                note(
-                    format!("detached policy {}", policy.policy_name),
-                    UNDO.run_when(could_pass, || {
-                        self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn)
-                    })
-                    .await,
-                );
-                if step.created {
+                if undone.lost {
+                    return undone;
+                }
+                let result = UNDO
+                    .run_when(could_pass, || self.registry.detach_policy(&policy.policy_name, &cert.certificate.arn))
+                    .await;
+                undone.note(format!("detached policy {}", policy.policy_name), result);
+                if step.created && !undone.lost {
                     let unused = UNDO
                         .run_when(could_pass, || self.registry.list_policy_targets(&policy.policy_name))
                         .await
                         .map(|t| t.is_empty())
                         .unwrap_or(false);
                     if unused {
-                        note(
-                            format!("deleted policy {}", policy.policy_name),
-                            UNDO.run_when(could_pass, || self.registry.delete_policy(&policy.policy_name)).await,
-                        );
+                        let result =
+                            UNDO.run_when(could_pass, || self.registry.delete_policy(&policy.policy_name)).await;
+                        undone.note(format!("deleted policy {}", policy.policy_name), result);
                     }
                 }
             }
-            if cert.created {
+            if cert.created && !undone.lost {
                 let id = &cert.certificate.certificate_id;
-                let _ = UNDO
+                let inactive = UNDO
                     .run_when(could_pass, || self.registry.update_certificate_status(id, CertificateStatus::Inactive))
                     .await;
-                note(
-                    format!("deleted certificate {id}"),
-                    UNDO.run_when(could_pass, || self.registry.delete_certificate(id)).await,
-                );
+                if inactive.as_ref().is_err_and(|e| e.kind == ErrorKind::LeaseLost) {
+                    undone.lost = true;
+                    return undone;
+                }
+                let result = UNDO.run_when(could_pass, || self.registry.delete_certificate(id)).await;
+                undone.note(format!("deleted certificate {id}"), result);
             }
         }
         if let (Some(step), Some(name)) = (thing, &name)
             && step.created
+            && !undone.lost
         {
-            note(format!("deleted thing {name}"), UNDO.run_when(could_pass, || self.registry.delete_thing(name)).await);
+            let result = UNDO.run_when(could_pass, || self.registry.delete_thing(name)).await;
+            undone.note(format!("deleted thing {name}"), result);
         }
-        if saved.key.is_some() {
-            note(
-                "deleted the generated key".into(),
-                UNDO.run_when(could_pass, || self.secrets.delete(secret_name)).await,
-            );
+        if let Some(key) = &saved.key
+            && !undone.lost
+        {
+            // The attempt that made the key named it; a checkpoint from before keys were named
+            // per attempt names none, and the key lies under the command's one legacy name.
+            let name = key.name.as_deref().unwrap_or(legacy_secret_name);
+            let result = UNDO.run_when(could_pass, || self.secrets.delete(name)).await;
+            undone.note("deleted the generated key".into(), result);
         }
         undone
     }
@@ -100,4 +99,20 @@ pub(super) struct Undone {
     pub done: Vec<String>,
     /// Steps that still failed after their repeats: left behind, named in the command's error.
     pub left: Vec<String>,
+    /// The lease was lost: compensation stopped, and the attempt stops too.
+    pub lost: bool,
+}
+
+impl Undone {
+    fn note(&mut self, what: String, result: Result<(), PortError>) {
+        match result {
+            Ok(()) => self.done.push(what),
+            Err(e) if e.kind == ErrorKind::NotFound => self.done.push(what),
+            Err(e) if e.kind == ErrorKind::LeaseLost => self.lost = true,
+            Err(e) => {
+                tracing::warn!(error = %e, step = %what, "compensation step failed");
+                self.left.push(what);
+            }
+        }
+    }
 }

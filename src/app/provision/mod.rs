@@ -169,8 +169,19 @@ impl Provisioner<'_> {
         match outcome {
             Ok(done) => Ok(done),
             Err(error) if error.is_retryable() && !progress.attempt.last => Err(error),
+            // What was made may be the new holder's now: never compensated by this attempt.
+            Err(error) if error.code == ErrorCode::LeaseLost => Err(error),
             Err(error) => {
-                let undone = self.compensate(&plan, secret_name, progress).await;
+                // The command's one key name of earlier versions: the per-attempt name less its
+                // attempt (see `engine::secret_name`).
+                let legacy = secret_name.rsplit_once('/').map_or(secret_name, |(base, _)| base);
+                let undone = self.compensate(&plan, legacy, progress).await;
+                if undone.lost {
+                    return Err(CommandError::new(
+                        ErrorCode::LeaseLost,
+                        format!("the lease was lost while undoing after: {error}"),
+                    ));
+                }
                 let mut error = error.exhausted();
                 if !undone.done.is_empty() {
                     error.message = format!("{} (undone: {})", error.message, undone.done.join(", "));

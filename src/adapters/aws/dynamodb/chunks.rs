@@ -148,7 +148,7 @@ impl DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #st = :done, #chunks = :count, #rtok = :token, #upd = :now REMOVE #tok, #err")
+            .update_expression("SET #st = :done, #chunks = :count, #rtok = :token, #upd = :now REMOVE #err")
             .condition_expression("#st = :running AND #tok = :token")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#chunks", "resultChunks")

@@ -33,6 +33,7 @@ pub(super) fn to_item(r: &CommandRecord) -> Result<Item, PortError> {
         ("payloadHash".to_owned(), s(&r.payload_hash)),
         ("status".to_owned(), s(r.status.as_str())),
         ("leaseExpiresAt".to_owned(), n(r.lease_expires_at_ms.as_millis())),
+        ("leaseVersion".to_owned(), n(r.lease_version)),
         ("attempts".to_owned(), n(r.attempts)),
         ("failures".to_owned(), n(r.failures)),
         ("eventPublished".to_owned(), AttributeValue::Bool(r.event_published)),
@@ -94,6 +95,12 @@ pub(super) fn from_item(item: &Item) -> Result<CommandRecord, PortError> {
         status,
         lease_token: optional_text("leaseToken")?.map(LeaseToken::new),
         lease_expires_at_ms: instant("leaseExpiresAt")?,
+        // Absent from records written before leases had versions: version 0, which the
+        // take-over's condition treats as "no version yet".
+        lease_version: match item.get("leaseVersion") {
+            None => 0,
+            Some(_) => u64::try_from(number("leaseVersion")?).map_err(|_| bad("leaseVersion"))?,
+        },
         attempts: u32::try_from(number("attempts")?).map_err(|_| bad("attempts"))?,
         // Absent from records written before the count existed: none counted then.
         failures: match item.get("failures") {

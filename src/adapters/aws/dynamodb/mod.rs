@@ -77,10 +77,10 @@ impl FinishUpdate {
             ("#upd".to_owned(), "updatedAt".to_owned()),
             ("#tok".to_owned(), "leaseToken".to_owned()),
         ]);
-        let mut expression = "SET #st = :done, #out = :value, #upd = :now REMOVE #tok".to_owned();
+        let mut expression = "SET #st = :done, #out = :value, #upd = :now".to_owned();
         if field == "result" {
             // A success clears the retryable error an earlier attempt left.
-            expression.push_str(", #other");
+            expression.push_str(" REMOVE #other");
             names.insert("#other".to_owned(), "error".to_owned());
         }
         let values = HashMap::from([
@@ -125,31 +125,36 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
-        let TakeOver { expected, token, lease_until, now } = take_over;
+        let TakeOver { expected, seen_version, token, lease_until, now } = take_over;
         const OP: &str = "dynamodb:UpdateItem(take_over)";
+        // The lease must be the one read (token and version: no renewal landed since) and
+        // expired by the taker's clock when the write lands.
+        let holder = if expected.is_some() { "#tok = :expected" } else { "attribute_not_exists(#tok)" };
+        let version = if seen_version == 0 { "(attribute_not_exists(#ver) OR #ver = :seen)" } else { "#ver = :seen" };
         let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now")
+            .update_expression("SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now, #ver = :next")
+            .condition_expression(format!("#st = :running AND {holder} AND {version} AND #lease <= :now"))
             .expression_attribute_names("#tok", "leaseToken")
             .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#ver", "leaseVersion")
             .expression_attribute_names("#att", "attempts")
             .expression_attribute_names("#upd", "updatedAt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":new", s(token.as_str()))
             .expression_attribute_values(":lease", n(lease_until.as_millis()))
+            .expression_attribute_values(":seen", n(seen_version))
+            .expression_attribute_values(":next", n(seen_version + 1))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.as_millis()))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
             .return_values(ReturnValue::AllNew);
-        request = match expected {
-            Some(expected) => request
-                .condition_expression("#st = :running AND #tok = :expected")
-                .expression_attribute_values(":expected", s(expected.as_str())),
-            None => request.condition_expression("#st = :running AND attribute_not_exists(#tok)"),
-        };
+        if let Some(expected) = expected {
+            request = request.expression_attribute_values(":expected", s(expected.as_str()));
+        }
         let out = request.send().await.map_err(failed(OP))?;
         record_of(OP, out.attributes())
     }
@@ -164,12 +169,14 @@ impl StateStore for DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #lease = :lease")
+            .update_expression("SET #lease = :lease ADD #ver :one")
             .condition_expression("#st = :running AND #tok = :token")
             .expression_attribute_names("#lease", "leaseExpiresAt")
+            .expression_attribute_names("#ver", "leaseVersion")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "leaseToken")
             .expression_attribute_values(":lease", n(lease_until.as_millis()))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
             .expression_attribute_values(":token", s(token.as_str()))
             .send()
@@ -219,7 +226,8 @@ impl StateStore for DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #lease = :now, #err = :error, #upd = :now ADD #fail :one")
+            .update_expression("SET #lease = :now, #err = :error, #upd = :now ADD #fail :one, #ver :one")
+            .expression_attribute_names("#ver", "leaseVersion")
             .condition_expression("#st = :running AND #tok = :token")
             .expression_attribute_names("#fail", "failures")
             .expression_attribute_values(":one", n(1))
