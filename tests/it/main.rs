@@ -10,6 +10,7 @@ mod api;
 mod app_commands;
 mod bulk_memory;
 mod contract_memory;
+mod fencing;
 mod hostile_input;
 mod locations;
 mod policy_injection;
