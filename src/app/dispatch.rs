@@ -42,6 +42,11 @@ impl Work<'_> {
         }
     }
 
+    /// Whether the work may generate a private key (and store it in the secret sink).
+    pub(super) fn makes_keys(&self) -> bool {
+        matches!(self, Self::Row { .. } | Self::Command(Command::ProvisionThing(_)))
+    }
+
     pub(super) fn subject(&self) -> Option<String> {
         match self {
             Self::Command(command) => command.subject(),

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::core::App;
 use super::dispatch::Work;
-use super::fence::Fence;
+use super::fence::{Fence, FencedSecrets};
 use super::progress::{Attempt, Progress};
 use crate::domain::checkpoint::Checkpoints;
 use crate::domain::record::{BeginDecision, CommandRecord, NewRecord, Outcome};
@@ -20,7 +20,7 @@ use crate::domain::{
     CloudEvent, Command, CommandEnvelope, CommandError, ErrorCode, IdempotencyKey, LeaseToken, Location,
 };
 use crate::ports::state::TakeOver;
-use crate::ports::{CreateOutcome, ErrorKind, PortError};
+use crate::ports::{CreateOutcome, ErrorKind, PortError, SecretSink};
 
 /// One delivery of a piece of work: whose it is, what it is, which attempt, and whether it is
 /// the last chance.
@@ -247,6 +247,7 @@ impl App {
             // Fail closed: a step this version cannot see might be repeated.
             Err(unreadable) => Outcome::Failed(unreadable.into()),
             Ok(saved) => {
+                let number = attempt;
                 let attempt = Attempt { resumed: attempt > 1, last };
                 let fence = Fence::new(
                     self.ports.state.as_ref(),
@@ -256,7 +257,16 @@ impl App {
                     self.settings.lease,
                 );
                 let mut progress = Progress::durable(fence, saved, attempt);
-                match self.run(key, work, &secret_name, &mut progress).await {
+                let ran = self.run(key, work, &secret_name, &mut progress).await;
+                let outcome_reached = match &ran {
+                    Ok(_) => true,
+                    Err(e) => e.code != ErrorCode::LeaseLost && (!e.is_retryable() || last),
+                };
+                if number > 1 && work.makes_keys() && outcome_reached {
+                    let kept = progress.saved().key.as_ref().and_then(|step| step.name.clone());
+                    self.forget_stale_keys(&fence, work.subject().as_deref(), number, kept.as_deref()).await?;
+                }
+                match ran {
                     Ok(result) => Outcome::Succeeded(result),
                     // Another attempt holds the command now: stop without a word, it finishes.
                     Err(error) if error.code == ErrorCode::LeaseLost => {
@@ -275,6 +285,33 @@ impl App {
             }
         };
         Ok(Ran::Outcome(Box::new(outcome)))
+    }
+
+    /// Deletes the keys earlier attempts of a command may have stored under their own names
+    /// and that its outcome does not name (`kept`): an attempt that died or lost its lease
+    /// between storing a key and recording it leaves one behind. Fenced like every effect; a
+    /// key that cannot be deleted now is left to the bucket's lifecycle rule.
+    async fn forget_stale_keys(
+        &self,
+        fence: &Fence<'_>,
+        subject: Option<&str>,
+        attempt: u32,
+        kept: Option<&str>,
+    ) -> Result<(), Pending> {
+        let secrets = FencedSecrets::new(self.ports.secrets.as_ref(), Some(*fence));
+        let earlier = (1..attempt).map(|n| secret_name(fence.key, subject, n));
+        for name in std::iter::once(legacy_secret_name(fence.key, subject)).chain(earlier) {
+            if Some(name.as_str()) == kept {
+                continue;
+            }
+            match secrets.delete(&name).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::LeaseLost => return Err(Pending::retry(RetryReason::LeaseLost)),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(idempotency_key = %fence.key, error = %e, "could not delete a stale key"),
+            }
+        }
+        Ok(())
     }
 
     /// Records the outcome on the record, if this attempt still holds its lease.

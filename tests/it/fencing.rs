@@ -123,7 +123,6 @@ async fn a_superseded_last_attempt_never_undoes_the_winners_device() {
 
     let a = a.await.unwrap();
     assert!(lost(&a), "{a:?}");
-    assert_eq!(f.secrets.faults.count(ObjectOp::Delete), 0, "A deleted a key");
     assert_eq!(f.registry.faults.count(IotOp::DeleteCertificate), 0, "A deleted a certificate");
     assert_eq!(f.record("k").status, CommandStatus::Succeeded);
     assert_key_matches_certificate(&f, "k");
@@ -292,4 +291,23 @@ async fn two_attempts_with_clocks_30_s_apart_never_both_act() {
     assert!(lost(&a), "{a:?}");
     let active = f.registry.certificates().iter().filter(|c| c.certificate_status == CertificateStatus::Active).count();
     assert_eq!(active, 1);
+}
+
+/// Keys are named per attempt: the key an earlier attempt stored but never recorded is deleted
+/// by the attempt that records the outcome, so no key without a certificate is left behind.
+#[tokio::test(start_paused = true)]
+async fn the_attempt_that_finishes_deletes_the_keys_earlier_attempts_left() {
+    let f = fixture();
+    let envelope = provision("k", "ca-signed");
+    // The first attempt stores its key, then cannot save the step that records it.
+    f.state.faults.fail_nth(StoreOp::Checkpoint, cdf_provisioning::ports::ErrorKind::Transient, 2);
+    let first = f.app.handle(&envelope, "A").await;
+    assert!(matches!(first, Disposition::Retry { reason: RetryReason::Failed(_), .. }), "{first:?}");
+    assert_eq!(f.secrets.names().len(), 1);
+
+    assert_eq!(f.app.handle(&envelope, "B").await, Disposition::Done);
+    assert_key_matches_certificate(&f, "k");
+    let result = provisioned(&f.record("k"));
+    let kept = result.private_key_secret.unwrap().replace("memory://secrets/", "");
+    assert_eq!(f.secrets.names(), [kept], "the first attempt's key is left behind");
 }
