@@ -106,6 +106,8 @@ pub struct Config {
     pub api_cors_origins: Vec<String>,
     /// `CDF_API_BEARER_TOKEN`: when set, REST requests must carry it as a bearer token.
     pub api_bearer_token: Option<std::sync::Arc<crate::domain::secret::Secret>>,
+    /// `CDF_API_ADMIN_TOKEN`: when set, template uploads and deletes need it (the admin scope).
+    pub api_admin_token: Option<std::sync::Arc<crate::domain::secret::Secret>>,
     /// `CDF_API_INSECURE`: lets the facade serve without a bearer token on an address other
     /// hosts reach (it refuses to by default, and logs a warning when allowed).
     pub api_insecure: bool,
@@ -296,6 +298,9 @@ impl Config {
                 .unwrap_or_default(),
             api_bearer_token: r
                 .text("CDF_API_BEARER_TOKEN")
+                .map(|t| std::sync::Arc::new(crate::domain::secret::Secret::new(t))),
+            api_admin_token: r
+                .text("CDF_API_ADMIN_TOKEN")
                 .map(|t| std::sync::Arc::new(crate::domain::secret::Secret::new(t))),
             api_insecure: r.flag("CDF_API_INSECURE", false),
             api_template_precondition: r.flag("CDF_API_TEMPLATE_PRECONDITION", false),

@@ -46,6 +46,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         request_timeout: config.api_timeout,
         cors_origins: config.api_cors_origins.clone(),
         bearer_token: config.api_bearer_token.clone(),
+        admin_token: config.api_admin_token.clone(),
         template_precondition: config.api_template_precondition,
         ready_cache: config.api_ready_cache,
         loopback_port: None,

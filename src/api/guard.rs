@@ -26,6 +26,10 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// When set, every request but the probes must carry `Authorization: Bearer <token>`.
     pub bearer_token: Option<Arc<Secret>>,
+    /// When set, template writes (`PUT` and `DELETE /templates/...`) need this token, the admin
+    /// scope: a template decides what every device made from it may do. It is good for every
+    /// other route too. Unset: whoever may call the API may write templates.
+    pub admin_token: Option<Arc<Secret>>,
     /// A template upload must carry `If-Match` or `If-None-Match` (428 otherwise).
     pub template_precondition: bool,
     /// How long `/ready` answers from its last probe (zero: every request probes).
@@ -42,6 +46,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             bearer_token: None,
+            admin_token: None,
             template_precondition: false,
             ready_cache: Duration::from_secs(5),
             loopback_port: None,
@@ -69,10 +74,8 @@ pub enum Exposure {
 /// explicit `CDF_API_INSECURE=true`, for a facade behind its own authorizer); a token shorter
 /// than [`MIN_TOKEN_CHARS`] is refused. The error says what to configure.
 pub fn startup_check(address: SocketAddr, token: Option<&Secret>, insecure: bool) -> Result<Exposure, String> {
+    check_token_length("CDF_API_BEARER_TOKEN", token)?;
     match token {
-        Some(token) if token.expose().chars().count() < MIN_TOKEN_CHARS => {
-            Err(format!("CDF_API_BEARER_TOKEN is shorter than {MIN_TOKEN_CHARS} characters; use a long random token"))
-        }
         Some(_) => Ok(Exposure::Guarded),
         None if address.ip().to_canonical().is_loopback() => Ok(Exposure::Loopback),
         None if insecure => Ok(Exposure::Insecure),
@@ -83,6 +86,37 @@ pub fn startup_check(address: SocketAddr, token: Option<&Secret>, insecure: bool
              behind an authorizer of your own, set CDF_API_INSECURE=true"
         )),
     }
+}
+
+/// Refuses a token shorter than [`MIN_TOKEN_CHARS`], naming the variable it came from.
+fn check_token_length(variable: &str, token: Option<&Secret>) -> Result<(), String> {
+    match token {
+        Some(token) if token.expose().chars().count() < MIN_TOKEN_CHARS => {
+            Err(format!("{variable} is shorter than {MIN_TOKEN_CHARS} characters; use a long random token"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The check of the admin token before the facade starts: long enough, and not the bearer
+/// token itself (the scope would mean nothing).
+pub fn admin_token_check(admin: Option<&Secret>, bearer: Option<&Secret>) -> Result<(), String> {
+    check_token_length("CDF_API_ADMIN_TOKEN", admin)?;
+    match (admin, bearer) {
+        (Some(admin), Some(bearer)) if admin.expose() == bearer.expose() => {
+            Err("CDF_API_ADMIN_TOKEN must differ from CDF_API_BEARER_TOKEN".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Every route, template writes included.
+    Admin,
+    /// Every route but template writes (when an admin token is configured).
+    Caller,
 }
 
 /// Who sent a request, as far as the facade can tell: the holder of the bearer token (known by
@@ -157,19 +191,13 @@ pub(super) async fn timeout(State(settings): State<Arc<ApiSettings>>, request: R
 }
 
 /// Refuses a request without the configured bearer token with 401 (probes and CORS
-/// preflights excepted). The scheme is case-insensitive (`Bearer`, `bearer`). Tokens are compared by their SHA-256, so the comparison takes the
-/// same time whatever the guess.
+/// preflights excepted), and a template write without the admin token, when one is
+/// configured, with 403. The scheme is case-insensitive (`Bearer`, `bearer`). Tokens are
+/// compared by their SHA-256, so the comparison takes the same time whatever the guess.
 ///
 /// The request then carries its [`Caller`]: the token's fingerprint, or anonymous without a
 /// token.
 pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request: Request, next: Next) -> Response {
-    let Some(token) = &settings.bearer_token else {
-        request.extensions_mut().insert(Caller::anonymous());
-        return next.run(request).await;
-    };
-    if request.method() == Method::OPTIONS || OPEN_PATHS.contains(&request.uri().path()) {
-        return next.run(request).await;
-    }
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -177,13 +205,40 @@ pub(super) async fn bearer(State(settings): State<Arc<ApiSettings>>, mut request
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim_start_matches(' '));
-    if Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose().as_bytes()) {
-        request.extensions_mut().insert(Caller::holding(token));
-        return next.run(request).await;
+    let holds = |token: &Secret| Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose().as_bytes());
+    let admin = settings.admin_token.as_deref();
+    // Without an admin token every caller has every scope, as before scopes existed.
+    let (caller, scope) = match (admin, settings.bearer_token.as_deref()) {
+        (Some(admin), _) if holds(admin) => (Caller::holding(admin), Scope::Admin),
+        (_, Some(token)) if holds(token) => (Caller::holding(token), scope_of_callers(admin)),
+        (_, None) => (Caller::anonymous(), scope_of_callers(admin)),
+        (_, Some(_)) if request.method() == Method::OPTIONS || OPEN_PATHS.contains(&request.uri().path()) => {
+            return next.run(request).await;
+        }
+        (_, Some(_)) => {
+            let mut response =
+                cdf_json(StatusCode::UNAUTHORIZED, &json!({"message": "a valid bearer token is required"}));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    if scope != Scope::Admin && writes_templates(&request) {
+        return cdf_json(
+            StatusCode::FORBIDDEN,
+            &json!({"message": "template uploads and deletes need the admin token (CDF_API_ADMIN_TOKEN)"}),
+        );
     }
-    let mut response = cdf_json(StatusCode::UNAUTHORIZED, &json!({"message": "a valid bearer token is required"}));
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn scope_of_callers(admin: Option<&Secret>) -> Scope {
+    if admin.is_some() { Scope::Caller } else { Scope::Admin }
+}
+
+/// Whether a request uploads or deletes a template.
+fn writes_templates(request: &Request) -> bool {
+    request.uri().path().starts_with("/templates/") && matches!(*request.method(), Method::PUT | Method::DELETE)
 }
 
 /// Every method a route answers to.
@@ -273,6 +328,19 @@ mod tests {
         ] {
             assert!(!names_loopback(host, 3004), "{host}");
         }
+    }
+
+    #[test]
+    fn the_admin_token_is_long_and_not_the_bearer_token() {
+        let admin = Secret::new("an-admin-token-of-some-length".into());
+        let bearer = Secret::new("a-caller-token-of-some-length".into());
+        assert_eq!(admin_token_check(Some(&admin), Some(&bearer)), Ok(()));
+        assert_eq!(admin_token_check(Some(&admin), None), Ok(()));
+        assert_eq!(admin_token_check(None, Some(&bearer)), Ok(()));
+        let same = Secret::new("a-caller-token-of-some-length".into());
+        assert!(admin_token_check(Some(&same), Some(&bearer)).unwrap_err().contains("must differ"));
+        let short = Secret::new("short".into());
+        assert!(admin_token_check(Some(&short), None).unwrap_err().contains("CDF_API_ADMIN_TOKEN"));
     }
 
     #[test]

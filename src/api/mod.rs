@@ -19,7 +19,7 @@ mod guard;
 pub mod openapi;
 mod templates;
 
-pub use guard::{ApiSettings, Exposure, MIN_TOKEN_CHARS, startup_check};
+pub use guard::{ApiSettings, Exposure, MIN_TOKEN_CHARS, admin_token_check, startup_check};
 
 use crate::app::provision::Provisioned;
 use crate::app::{App, KeyedProvision};

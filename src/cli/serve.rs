@@ -56,6 +56,14 @@ pub(super) async fn api(aws: &Aws, bind: Option<String>) -> anyhow::Result<ExitC
         }
         Ok(api::Exposure::Guarded) => {}
     }
+    api::admin_token_check(settings.admin_token.as_deref(), settings.bearer_token.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    if settings.admin_token.is_none() {
+        tracing::warn!(
+            "no CDF_API_ADMIN_TOKEN: every caller of the REST API may upload and delete templates, \
+             which decide the policies of every device made from them"
+        );
+    }
     let app = aws.app().await?;
     tracing::info!(%address, "REST facade listening");
     let token = shutdown::on_signal();

@@ -500,6 +500,61 @@ async fn a_bearer_token_when_set_guards_every_route_but_the_probes() {
     assert_eq!(send(router_with(f.app.clone(), settings), probe).await.0, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn template_writes_need_the_admin_token_when_one_is_configured() {
+    use cdf_provisioning::api::{ApiSettings, router_with};
+    use cdf_provisioning::domain::secret::Secret;
+    let f = Fixture::new().with_examples(&["csr"]);
+    let (caller, admin) = ("Bearer a-caller-token-0123", "Bearer an-admin-token-0123");
+    let guarded = ApiSettings {
+        bearer_token: Some(Secret::new("a-caller-token-0123".into()).into()),
+        admin_token: Some(Secret::new("an-admin-token-0123".into()).into()),
+        ..ApiSettings::default()
+    };
+    let loopback_only = ApiSettings { bearer_token: None, ..guarded.clone() };
+    let call = |method: &str, uri: &str, auth: Option<&str>| {
+        let mut request = Request::builder().method(method).uri(uri).header(header::ACCEPT, MEDIA_TYPE);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let body = if method == "PUT" { examples::template("csr") } else { String::new() };
+        request.header(header::CONTENT_TYPE, MEDIA_TYPE).body(Body::from(body)).unwrap()
+    };
+    for settings in [&guarded, &loopback_only] {
+        for (method, uri) in [("PUT", "/templates/new-one"), ("DELETE", "/templates/csr")] {
+            for auth in [Some(caller), None] {
+                let (status, _, body) =
+                    send(router_with(f.app.clone(), settings.clone()), call(method, uri, auth)).await;
+                let expected = if auth.is_none() && settings.bearer_token.is_some() {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(status, expected, "{method} {uri} {auth:?}: {body}");
+            }
+        }
+        // Reading templates is every caller's; the admin token is good everywhere.
+        let (status, _, _) =
+            send(router_with(f.app.clone(), settings.clone()), call("GET", "/templates/csr", Some(caller))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let stored = |id: &'static str| {
+        let templates = f.templates.clone();
+        async move { cdf_provisioning::ports::TemplateStore::template(templates.as_ref(), id).await.is_ok() }
+    };
+    assert!(!stored("new-one").await, "a caller without the admin scope wrote a template");
+    assert!(stored("csr").await, "a caller without the admin scope deleted a template");
+    let (status, _, body) =
+        send(router_with(f.app.clone(), guarded.clone()), call("PUT", "/templates/new-one", Some(admin))).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let (status, _, _) =
+        send(router_with(f.app.clone(), guarded.clone()), call("GET", "/things/none", Some(admin))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the admin token is good for every route");
+    let (status, _, _) = send(router_with(f.app.clone(), guarded), call("DELETE", "/templates/csr", Some(admin))).await;
+    assert!(status.is_success(), "{status}");
+    assert!(stored("new-one").await && !stored("csr").await);
+}
+
 #[test]
 fn the_api_command_refuses_to_start_open_on_all_interfaces() {
     let run = |extra: &[(&str, &str)]| {
