@@ -62,6 +62,12 @@ pub struct Config {
     /// `CDF_MAX_CERTIFICATE_DAYS`: the longest validity a request may ask of a certificate
     /// signed here (`certInfo.daysExpiry`).
     pub max_certificate_days: u32,
+    /// `CDF_POLICY_ALLOWED_ACTIONS`: the actions a policy made by provisioning may allow
+    /// (comma-separated); unset: any.
+    pub policy_allowed_actions: Option<Vec<String>>,
+    /// `CDF_POLICY_ALLOW_ANY_RESOURCE`: with the list above, whether a policy may allow on
+    /// `Resource: "*"`.
+    pub policy_allow_any_resource: bool,
     /// `CDF_PROVISIONING_MODE`: `steps` or `registerThing`.
     pub provisioning_mode: ProvisioningMode,
     /// `CDF_EVENTS_DESTINATION`: SQS queue or SNS topic ARN for completion events.
@@ -271,6 +277,10 @@ impl Config {
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),
             certificate_expiry_days: r.parse("CDF_CERTIFICATE_EXPIRY_DAYS", 365, 1..=36_500),
             max_certificate_days: r.parse("CDF_MAX_CERTIFICATE_DAYS", 3650, 1..=36_500),
+            policy_allowed_actions: r
+                .text("CDF_POLICY_ALLOWED_ACTIONS")
+                .map(|list| list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()),
+            policy_allow_any_resource: r.flag("CDF_POLICY_ALLOW_ANY_RESOURCE", false),
             provisioning_mode: r.choice(
                 "CDF_PROVISIONING_MODE",
                 &[("steps", ProvisioningMode::Steps), ("registerThing", ProvisioningMode::RegisterThing)],

@@ -17,6 +17,7 @@ use crate::api::ApiSettings;
 use crate::app::provision::ProvisionSettings;
 use crate::app::{AppSettings, RetrySchedule};
 use crate::config::Config;
+use crate::domain::template::policy_allow::PolicyAllowList;
 use crate::worker::WorkerSettings;
 
 /// Settings of the application core.
@@ -34,6 +35,9 @@ pub fn app_settings(config: &Config) -> AppSettings {
         provision: ProvisionSettings {
             certificate_days: config.certificate_expiry_days,
             max_certificate_days: config.max_certificate_days,
+            policy_allow: config.policy_allowed_actions.as_ref().map(|actions| {
+                PolicyAllowList::new(actions.iter().map(String::as_str), config.policy_allow_any_resource)
+            }),
             mode: config.provisioning_mode,
         },
         rows_prefix: config.rows_prefix.clone(),

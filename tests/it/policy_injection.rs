@@ -467,3 +467,46 @@ fn parameter_declarations_are_checked_and_a_templates_own_default_is_trusted() {
     let errors = template.plan(&site("sensors/#"), &Value::Null).unwrap_err();
     assert_eq!(errors[0].path, "/parameters/Site");
 }
+
+/// A stored template whose policy allows `action` on `resource`, made for a thing.
+fn granting(action: &str, resource: &str) -> String {
+    let mut t = object_form(json!(resource));
+    t["Resources"]["policy"]["Properties"]["PolicyDocument"]["Statement"][0]["Action"] = json!(action);
+    t["Resources"]["certificate"] =
+        json!({"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "CertificateId"}}});
+    t["CDF"] = json!({"createDeviceAWSCertificate": true});
+    t.to_string()
+}
+
+#[tokio::test]
+async fn the_deployments_allow_list_refuses_policies_granting_more_before_any_aws_call() {
+    use cdf_provisioning::domain::template::policy_allow::PolicyAllowList;
+    let f = crate::support::Fixture::with_settings(|s| {
+        s.provision.policy_allow = Some(PolicyAllowList::new(["iot:Connect", "iot:Publish"], false));
+    });
+    let topic = format!("{TOPIC}/sites/berlin");
+    for (id, action, resource) in [
+        ("everything", "iot:*", "*"),
+        ("any-topic", "iot:Publish", "*"),
+        ("shadow", "iot:UpdateThingShadow", topic.as_str()),
+    ] {
+        f.templates.put(id, &granting(action, resource));
+        let request = json!({"provisioningTemplateId": id, "parameters": {"ThingName": "dev-1", "Site": "berlin"}});
+        let envelope =
+            command(json!({"schemaVersion": 1, "type": "provisionThing", "idempotencyKey": id, "payload": request}));
+        f.app.handle(&envelope, "t").await;
+        let error = f.record(id).error.unwrap();
+        assert_eq!(error.code, cdf_provisioning::domain::ErrorCode::ValidationFailed, "{id}: {error:?}");
+        assert_eq!(error.path.as_deref(), Some("template:/Resources/policy/Properties/PolicyDocument"), "{id}");
+    }
+    assert!(f.registry.faults.calls().is_empty(), "{:?}", f.registry.faults.calls());
+
+    // A listed action on a named resource is provisioned.
+    f.templates.put("publish", &granting("iot:Publish", &topic));
+    let request = json!({"provisioningTemplateId": "publish", "parameters": {"ThingName": "dev-2", "Site": "berlin"}});
+    let envelope =
+        command(json!({"schemaVersion": 1, "type": "provisionThing", "idempotencyKey": "publish", "payload": request}));
+    f.app.handle(&envelope, "t").await;
+    let record = f.record("publish");
+    assert_eq!(record.status, cdf_provisioning::domain::CommandStatus::Succeeded, "{:?}", record.error);
+}

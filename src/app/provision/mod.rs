@@ -20,6 +20,7 @@ pub use crate::domain::command::ProvisionRequest;
 pub use crate::domain::result::{ProvisionResult, ResourceArns};
 pub use crate::domain::template::ProvisioningMode;
 use crate::domain::template::plan::{Plan, ThingSpec};
+use crate::domain::template::policy_allow::PolicyAllowList;
 use crate::domain::template::{Culprit, Template, TemplateError};
 use crate::domain::{CommandError, ErrorCode, Location, TemplateId, ThingName};
 use crate::ports::{CaKeyStore, Clock, DeviceRegistry, IssuedCertificate, PortError, SecretSink, TemplateStore};
@@ -32,6 +33,8 @@ pub struct ProvisionSettings {
     /// The longest validity `certInfo.daysExpiry` may ask (3650); never beyond the signing
     /// CA's own `notAfter` either.
     pub max_certificate_days: u32,
+    /// What a policy made here may grant (`CDF_POLICY_ALLOWED_ACTIONS`); `None`: anything.
+    pub policy_allow: Option<PolicyAllowList>,
     /// Whether templates run as checkpointed steps here or through `RegisterThing`.
     pub mode: ProvisioningMode,
 }
@@ -133,6 +136,28 @@ impl Provisioner<'_> {
         Ok(())
     }
 
+    /// Refuses, before any AWS call, a policy to be made here that grants what the deployment's
+    /// allow-list does not: the template is to blame.
+    fn check_policies(&self, plan: &Plan) -> Result<(), CommandError> {
+        let Some(allow) = &self.settings.policy_allow else { return Ok(()) };
+        for policy in &plan.policies {
+            let Some(document) = &policy.document else { continue };
+            if let Err(why) = allow.check(document) {
+                let at = if policy.is_cdf_extension() {
+                    Location::template().child("CDF")
+                } else {
+                    resource_at(&policy.logical_name).child("Properties").child("PolicyDocument")
+                };
+                return Err(CommandError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("policy {}: {why}", crate::domain::error::bounded(&policy.policy_name)),
+                )
+                .at(at));
+            }
+        }
+        Ok(())
+    }
+
     /// Provisions `request`; `secret_name` names the generated key in the secret sink.
     pub async fn provision(
         &self,
@@ -149,6 +174,7 @@ impl Provisioner<'_> {
                 };
                 let (plan, body) = plan_request(&text, request)?;
                 self.check_days_expiry(&plan)?;
+                self.check_policies(&plan)?;
                 if self.settings.mode == ProvisioningMode::RegisterThing {
                     progress.save(Checkpoint::TemplateBody(body)).await?;
                 }

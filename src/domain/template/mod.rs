@@ -12,6 +12,7 @@ pub mod eval;
 mod extensions;
 pub mod overrides;
 pub mod plan;
+pub mod policy_allow;
 mod policy_guard;
 mod resources;
 
