@@ -51,6 +51,9 @@ pub struct Config {
     pub templates_suffix: String,
     /// `CDF_SECRETS_PREFIX`: key prefix of generated private keys.
     pub secrets_prefix: String,
+    /// `CDF_SECRETS_KMS_KEY`: the KMS key generated private keys are encrypted with (SSE-KMS);
+    /// unset: SSE-S3.
+    pub secrets_kms_key: Option<String>,
     /// `CDF_CA_KEYS_PREFIX`: key prefix of CA private keys (`<prefix><CA certificate id>.pem`).
     pub ca_keys_prefix: String,
     /// `CDF_ROWS_PREFIX`: key prefix under which bulk rows files (`rowsObject`) must lie.
@@ -272,6 +275,7 @@ impl Config {
             templates_prefix: r.text_or("CDF_TEMPLATES_PREFIX", "templates/"),
             templates_suffix: r.text_or("CDF_TEMPLATES_SUFFIX", ".json"),
             secrets_prefix: r.text_or("CDF_SECRETS_PREFIX", "secrets/"),
+            secrets_kms_key: r.text("CDF_SECRETS_KMS_KEY"),
             ca_keys_prefix: r.text_or("CDF_CA_KEYS_PREFIX", "ca-keys/"),
             rows_prefix: r.text_or("CDF_ROWS_PREFIX", "rows/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),

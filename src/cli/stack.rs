@@ -12,12 +12,13 @@ use super::context::Aws;
 use crate::adapters::aws::StackDeployer;
 
 /// Maps stack outputs to the variables the service reads.
-pub const OUTPUT_VARIABLES: [(&str, &str); 5] = [
+pub const OUTPUT_VARIABLES: [(&str, &str); 6] = [
     ("CommandQueueUrl", "CDF_COMMAND_QUEUE"),
     ("DeadLetterQueueUrl", "CDF_DEAD_LETTER_QUEUE"),
     ("EventsQueueUrl", "CDF_EVENTS_DESTINATION"),
     ("TableName", "CDF_TABLE"),
     ("BucketName", "CDF_BUCKET"),
+    ("SecretsKeyArn", "CDF_SECRETS_KMS_KEY"),
 ];
 
 #[derive(Debug, Subcommand)]

@@ -96,7 +96,11 @@ async fn every_example_template_provisions_through_sqs() {
             let uri = result.private_key_secret.as_deref().unwrap();
             let key = uri.strip_prefix(&format!("s3://{}/", s.output("BucketName"))).unwrap();
             let object = s3.get_object().bucket(s.output("BucketName")).key(key).send().await.unwrap();
-            assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("AES256"));
+            // Under the deployment's own KMS key, as the stack sets it up.
+            assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("aws:kms"));
+            assert_eq!(object.ssekms_key_id(), Some(s.output("SecretsKeyArn")));
+            // The key's name says which attempt made it (one name per attempt).
+            assert!(key.ends_with("/1.pem"), "{key}");
             let text = String::from_utf8(object.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
             assert!(text.contains("PRIVATE KEY"), "{name}: the secret holds the key");
         }

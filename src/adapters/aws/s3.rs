@@ -178,12 +178,14 @@ pub struct S3SecretSink {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    /// The KMS key each secret is encrypted with; `None`: S3's own keys (SSE-S3).
+    kms_key: Option<String>,
 }
 
 impl S3SecretSink {
-    /// Secrets in `bucket` under `prefix`.
-    pub fn new(clients: &super::AwsClients, bucket: &str, prefix: &str) -> Self {
-        Self { client: clients.s3.clone(), bucket: bucket.to_owned(), prefix: prefix.to_owned() }
+    /// Secrets in `bucket` under `prefix`, encrypted with `kms_key` when given.
+    pub fn new(clients: &super::AwsClients, bucket: &str, prefix: &str, kms_key: Option<String>) -> Self {
+        Self { client: clients.s3.clone(), bucket: bucket.to_owned(), prefix: prefix.to_owned(), kms_key }
     }
 
     fn key(&self, name: &str) -> String {
@@ -195,13 +197,19 @@ impl S3SecretSink {
 impl SecretSink for S3SecretSink {
     async fn store(&self, name: &str, secret: &Secret) -> Result<String, PortError> {
         let key = self.key(name);
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
             .body(ByteStream::from(secret.expose().as_bytes().to_vec()))
-            .content_type("application/x-pem-file")
-            .server_side_encryption(ServerSideEncryption::Aes256)
+            .content_type("application/x-pem-file");
+        let request = match &self.kms_key {
+            // A key of the deployment's own: its use is logged in CloudTrail and can be revoked.
+            Some(kms_key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms_key),
+            None => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        request
             .send()
             .await
             .map_err(failed("s3:PutObject(secret)"))?;

@@ -51,7 +51,7 @@ pub async fn ports(config: &Config, clients: &AwsClients) -> anyhow::Result<Port
         commands,
         events,
         templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
-        secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix)),
+        secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix, config.secrets_kms_key.clone())),
         ca_keys: match &config.ca_keys_dir {
             Some(dir) => Arc::new(FileCaKeyStore::new(dir)),
             None => Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
