@@ -6,7 +6,7 @@
 //! run on the workers. An `Idempotency-Key` header makes a resubmission the same task.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,15 @@ fn task_id(text: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(text).ok_or_else(|| ApiError(CommandError::new(ErrorCode::NotFound, "no such bulk task")))
 }
 
-/// POST /bulkthings: 201 with the accepted task.
-pub(super) async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// POST /bulkthings: 201 with the accepted task. An `Idempotency-Key` is the caller's own, as
+/// for `POST /things`: `rest:<caller>:<key>` names the task, so a REST submission never meets a
+/// queued bulk command's task, nor another caller's.
+pub(super) async fn submit(
+    State(app): State<App>,
+    caller: Option<Extension<super::guard::Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: BulkRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
         .map_err(|e| {
             ApiError(
@@ -43,8 +50,13 @@ pub(super) async fn submit(State(app): State<App>, headers: HeaderMap, body: Byt
                 .at(Location::payload().child("parameters")),
         ));
     }
-    let key =
-        super::idempotency_key(&headers)?.unwrap_or_else(|| IdempotencyKey::new(uuid::Uuid::new_v4().to_string()));
+    let key = match super::idempotency_key(&headers)? {
+        Some(key) => {
+            let caller = caller.map_or_else(super::guard::Caller::anonymous, |Extension(caller)| caller);
+            IdempotencyKey::rest(caller.as_str(), key.as_str())
+        }
+        None => IdempotencyKey::new(uuid::Uuid::new_v4().to_string()),
+    };
     let task = app.accept_bulk(&key, &request).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::CREATED, &task.view()))
 }

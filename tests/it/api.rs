@@ -846,3 +846,38 @@ async fn on_a_loopback_address_requests_naming_another_host_are_refused_with_421
     let (status, _, _) = send(router(f.app.clone()), get("/things/t1", Some("rebound.example:3004"))).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_keyed_bulk_submission_never_meets_a_queued_bulk_commands_task() {
+    use cdf_provisioning::domain::bulk::TaskId;
+    let f = Fixture::new();
+    f.templates.put("add_thing_to_group", &examples::template("add_thing_to_group"));
+    f.registry.add_group("g", &[]);
+    let request = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "parameters": [
+        {"ThingName": "b-1", "ThingGroupName": "g"}
+    ]});
+    let queued = crate::support::envelope(serde_json::json!({
+        "schemaVersion": 1, "type": "bulkProvisionThings", "idempotencyKey": "bulk-key", "payload": request,
+    }));
+    f.app.handle(&queued, "t").await;
+    let queued_task = TaskId::for_key(&cdf_provisioning::domain::IdempotencyKey::new("bulk-key"));
+    assert!(f.app.bulk_task(&queued_task).await.is_ok(), "the queued command made its task");
+
+    let post = || {
+        Request::builder()
+            .method("POST")
+            .uri("/bulkthings")
+            .header(header::ACCEPT, MEDIA_TYPE)
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .header("idempotency-key", "bulk-key")
+            .body(Body::from(request.to_string()))
+            .unwrap()
+    };
+    let (status, _, first) = send(router(f.app.clone()), post()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_ne!(first["taskId"], queued_task.to_string(), "a REST caller reached a queued command's task");
+    let (_, _, again) = send(router(f.app.clone()), post()).await;
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["taskId"], first["taskId"], "the same caller's resubmission is the same task");
+}

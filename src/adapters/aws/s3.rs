@@ -209,10 +209,7 @@ impl SecretSink for S3SecretSink {
             Some(kms_key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms_key),
             None => request.server_side_encryption(ServerSideEncryption::Aes256),
         };
-        request
-            .send()
-            .await
-            .map_err(failed("s3:PutObject(secret)"))?;
+        request.send().await.map_err(failed("s3:PutObject(secret)"))?;
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 
