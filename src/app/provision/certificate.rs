@@ -9,7 +9,7 @@
 //!
 //! - the CSR's public key;
 //! - IoT's creation date within the note's window: from [`CLOCK_ALLOWANCE`] before the note
-//!   to [`REQUEST_WINDOW`] after it. A certificate the device had before the command (its
+//!   to [`REQUEST_WINDOW`] after it (and the allowance again). A certificate the device had before the command (its
 //!   production certificate, for a device that keeps its key pair) is older and never fits;
 //! - attached to no thing, or only to this command's own thing (the last step attaches it
 //!   before it activates it): a certificate another command attached elsewhere is not ours;
@@ -230,7 +230,8 @@ impl Provisioner<'_> {
         noted_at: crate::domain::Timestamp,
         thing_name: Option<&str>,
     ) -> Result<Option<CertificateInfo>, CommandError> {
-        let (from, until) = (noted_at - CLOCK_ALLOWANCE, noted_at + REQUEST_WINDOW);
+        // IoT's clock may differ from this host's either way: the allowance applies at both ends.
+        let (from, until) = (noted_at - CLOCK_ALLOWANCE, noted_at + REQUEST_WINDOW + CLOCK_ALLOWANCE);
         let fits = |c: &CertificateInfo| {
             c.created_at.is_some_and(|at| from <= at && at <= until)
                 && c.certificate_pem
