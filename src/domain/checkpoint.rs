@@ -34,7 +34,8 @@ pub enum Checkpoint {
     /// A key made here (or by AWS) and already delivered to the secret sink.
     Key(KeyStep),
     /// `CreateCertificateFromCsr` is about to be called: a resumed attempt adopts the
-    /// certificate issued for this public key instead of asking for a second one.
+    /// certificate this note identifies (this public key, made within the note's window,
+    /// attached to no other thing, the only one that fits) instead of asking for a second one.
     CertificateRequested(CertificateRequested),
     /// The device certificate.
     Certificate(CertificateStep),
@@ -74,7 +75,8 @@ pub struct KeyStep {
 pub struct CertificateRequested {
     /// Hex SubjectPublicKeyInfo of the CSR.
     pub public_key: String,
-    /// When the request was about to be sent.
+    /// When the request was about to be sent: a certificate IoT dates much earlier (the
+    /// device's own, for the same key) or later is not the one requested.
     pub at_ms: Timestamp,
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::thing::{Arn, CertificateId, CertificateStatus};
+use super::time::Timestamp;
 
 /// A thing as the registry describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,11 @@ pub struct CertificateInfo {
     /// The certificate itself (public).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_pem: Option<String>,
+    /// When IoT made or registered it (its `creationDate`), if the registry said: what tells
+    /// the certificate a command requested from one the device had before. Not part of the
+    /// API's answers.
+    #[serde(skip)]
+    pub created_at: Option<Timestamp>,
 }
 
 /// An IoT policy (the seed's `IotPolicy` schema).

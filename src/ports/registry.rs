@@ -84,9 +84,10 @@ pub trait Certificates: Send + Sync {
     ) -> Result<IssuedCertificate, PortError>;
     /// The PEM of a CA certificate registered in IoT.
     async fn ca_certificate_pem(&self, ca_certificate_id: &str) -> Result<String, PortError>;
-    /// INACTIVE certificates created at or after `since`, with their PEMs: the
-    /// candidates when a resumed attempt looks for the certificate its crashed predecessor
-    /// requested but never recorded.
+    /// INACTIVE certificates created at or after `since`, with their PEMs and creation dates:
+    /// the candidates when a resumed attempt looks for the certificate its crashed predecessor
+    /// requested but never recorded. Costs a read of every certificate made since `since`, so
+    /// `since` is the note before the request, not earlier.
     async fn recent_inactive_certificates(&self, since: Timestamp) -> Result<Vec<CertificateInfo>, PortError>;
 }
 

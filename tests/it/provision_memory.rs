@@ -461,3 +461,153 @@ async fn days_expiry_above_the_maximum_or_beyond_the_cas_validity_is_refused_bef
     assert_eq!(f.app.handle(&provision("k2", &with_days(90)), "t").await, Disposition::Done);
     assert_eq!(f.record("k2").status, CommandStatus::Succeeded, "{:?}", f.record("k2").error);
 }
+
+/// Where the first attempt of an adoption test dies.
+#[derive(Debug, Clone, Copy)]
+enum Interrupted {
+    /// Right after the note that precedes the certificate request, before the request.
+    AfterNote,
+    /// Right after `CreateCertificateFromCsr` made its certificate, before anything noted it.
+    AfterRequest,
+}
+
+/// Runs `envelope` until the point `at`, then lets the attempt die there.
+async fn interrupt(f: &Fixture, envelope: &CommandEnvelope, at: Interrupted) {
+    match at {
+        // Writes: the plan, then the note.
+        Interrupted::AfterNote => die_after_checkpoint(f, envelope, 2).await,
+        Interrupted::AfterRequest => {
+            let gate = Arc::new(AtomicBool::new(false));
+            f.registry.faults.shut_after(Some(IotOp::CreateCertificateFromCsr), 1, gate.clone());
+            f.die_at(envelope, "t1", gate, "the certificate request").await;
+        }
+    }
+}
+
+/// The `csr` example's request, for thing `thing`.
+fn csr_request(thing: &str) -> Value {
+    let mut request = examples::request("csr");
+    request["parameters"]["ThingName"] = json!(thing);
+    request
+}
+
+/// The certificate a succeeded command's record names.
+fn certificate_of(f: &Fixture, key: &str) -> String {
+    let record = f.record(key);
+    assert_eq!(record.status, CommandStatus::Succeeded, "{key}: {:?}", record.error);
+    provisioned(&record).certificate_id.unwrap().to_string()
+}
+
+/// A device that keeps its key pair already has an ACTIVE certificate for it, made before the
+/// command and attached to its thing. Re-provisioning it from a CSR with that key, interrupted
+/// after the note (before or after the request), never takes that certificate as made here: the
+/// resumed attempt obtains its own, and a compensation never detaches, deactivates or deletes
+/// the device's certificate.
+#[tokio::test]
+async fn a_resumed_attempt_never_adopts_the_devices_earlier_certificate_with_the_same_key() {
+    use cdf_provisioning::ports::Certificates;
+    for at in [Interrupted::AfterNote, Interrupted::AfterRequest] {
+        for fails_at_the_end in [false, true] {
+            let case = format!("{at:?}, failing at the end: {fails_at_the_end}");
+            let f = fixture();
+            let request = examples::request("csr");
+            let thing = request["parameters"]["ThingName"].as_str().unwrap();
+            let csr = request["parameters"]["CSR"].as_str().unwrap();
+            f.registry.add_thing(thing, None, &[]);
+            let production = f.registry.create_certificate_from_csr(csr, true).await.unwrap();
+            f.registry.attach_thing_principal(thing, production.arn.as_str());
+            f.clock.advance_ms(3_600_000);
+
+            let envelope = provision("k", &request);
+            interrupt(&f, &envelope, at).await;
+            if fails_at_the_end {
+                // The resumed attempt cannot activate its certificate: it is compensated.
+                f.registry.faults.fail_next(IotOp::UpdateCertificate, ErrorKind::Invalid, 1);
+            }
+            assert_eq!(f.app.handle(&envelope, "t2").await, Disposition::Done, "{case}");
+
+            let record = f.record("k");
+            if fails_at_the_end {
+                assert_eq!(record.status, CommandStatus::Failed, "{case}");
+                let message = record.error.unwrap().message;
+                assert!(!message.contains(production.certificate_id.as_str()), "{case}: {message}");
+            } else {
+                assert_ne!(certificate_of(&f, "k"), production.certificate_id.as_str(), "{case}");
+            }
+            assert_eq!(
+                f.registry.certificate_status(production.arn.as_str()),
+                Some(CertificateStatus::Active),
+                "{case}: the device's certificate is untouched"
+            );
+            assert!(
+                f.registry.principals_of(thing).contains(&production.arn.to_string()),
+                "{case}: and still attached"
+            );
+        }
+    }
+}
+
+/// Two commands carry one CSR (one key pair, for two things or the same one). Each is
+/// interrupted around its certificate request, one after the other; neither resumed attempt
+/// adopts the certificate the other one requested.
+#[tokio::test]
+async fn two_commands_with_one_csr_never_adopt_each_others_certificate() {
+    for same_thing in [false, true] {
+        let f = fixture();
+        let a = csr_request("sensor-0100");
+        let b = csr_request(if same_thing { "sensor-0100" } else { "sensor-0200" });
+        // A dies after its note, before asking; B asks, then dies before noting the answer.
+        interrupt(&f, &provision("a", &a), Interrupted::AfterNote).await;
+        interrupt(&f, &provision("b", &b), Interrupted::AfterRequest).await;
+        let bs = f.registry.certificates()[0].certificate_id.to_string();
+
+        assert_eq!(f.app.handle(&provision("a", &a), "t2").await, Disposition::Done);
+        assert_ne!(certificate_of(&f, "a"), bs, "same thing: {same_thing}: A took B's certificate");
+        assert_eq!(f.app.handle(&provision("b", &b), "t2").await, Disposition::Done);
+        assert_eq!(certificate_of(&f, "b"), bs, "same thing: {same_thing}: B finds its own again");
+        assert_eq!(f.registry.certificates().len(), 2, "same thing: {same_thing}: one each, no orphan");
+    }
+}
+
+/// Two commands with one CSR ask within moments of each other and both die before noting the
+/// answer: two certificates for the key fit each one's note, and which one is whose cannot be
+/// told. Neither adopts either; each obtains a new one (the two left INACTIVE cannot connect).
+#[tokio::test]
+async fn two_certificates_that_fit_one_note_are_both_left_alone() {
+    let f = fixture();
+    let a = csr_request("sensor-0100");
+    let b = csr_request("sensor-0200");
+    interrupt(&f, &provision("a", &a), Interrupted::AfterRequest).await;
+    // B asks at the same moment as A.
+    f.clock.advance_ms(-61_000);
+    interrupt(&f, &provision("b", &b), Interrupted::AfterRequest).await;
+    let interrupted: Vec<String> = f.registry.certificates().iter().map(|c| c.certificate_id.to_string()).collect();
+    assert_eq!(interrupted.len(), 2);
+
+    for (key, request) in [("a", &a), ("b", &b)] {
+        assert_eq!(f.app.handle(&provision(key, request), "t2").await, Disposition::Done);
+        let certificate = certificate_of(&f, key);
+        assert!(!interrupted.contains(&certificate), "{key} adopted {certificate}, one of {interrupted:?}");
+    }
+    assert_ne!(certificate_of(&f, "a"), certificate_of(&f, "b"));
+    for id in &interrupted {
+        let cert = f.registry.certificates().into_iter().find(|c| c.certificate_id.as_str() == id).unwrap();
+        assert_eq!(cert.certificate_status, CertificateStatus::Inactive, "{id}");
+    }
+}
+
+/// A certificate request that answers later than the note's window made a certificate a resumed
+/// attempt would not recognise as this command's: it is saved at once, one write more than when
+/// it answers in time (its checkpoint then waits for the next write).
+#[tokio::test(start_paused = true)]
+async fn a_certificate_that_answers_after_the_notes_window_is_saved_at_once() {
+    let mut writes = Vec::new();
+    for delay in [std::time::Duration::from_secs(1), std::time::Duration::from_secs(40)] {
+        let f = prepare(Fixture::on_tokio_time());
+        f.registry.faults.delay_next(IotOp::CreateCertificateFromCsr, delay, 1);
+        assert_eq!(f.app.handle(&provision("k", &examples::request("csr")), "t").await, Disposition::Done);
+        assert_provisioned(&f, "csr", "k");
+        writes.push(f.state.faults.count(StoreOp::Checkpoint));
+    }
+    assert_eq!(writes[1], writes[0] + 1, "{writes:?}");
+}

@@ -173,14 +173,21 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
 
 /// Certificate adoption's window: `recent_inactive_certificates(since)` lists an INACTIVE
 /// certificate made from `csr` from a little before its creation on, and not when `since`
-/// is after it. `now` is the implementation's "now".
+/// is after it; the listing and the description carry its creation date, about `now`.
+/// `now` is the implementation's "now".
 pub async fn certificate_window_contract(certificates: &dyn Certificates, csr: &str, now: Timestamp) {
     let issued = certificates.create_certificate_from_csr(csr, false).await.unwrap();
     let before = certificates.recent_inactive_certificates(now - std::time::Duration::from_secs(600)).await.unwrap();
-    assert!(
-        before.iter().any(|c| c.certificate_id == issued.certificate_id),
-        "a certificate made after `since` is listed"
-    );
+    let listed = before.iter().find(|c| c.certificate_id == issued.certificate_id);
+    assert!(listed.is_some(), "a certificate made after `since` is listed");
+    let described = certificates.describe_certificate(&issued.certificate_id).await.unwrap();
+    let about_now = |at: Option<Timestamp>| {
+        at.is_some_and(|at| {
+            now - std::time::Duration::from_secs(60) <= at && at <= now + std::time::Duration::from_secs(60)
+        })
+    };
+    assert!(about_now(listed.and_then(|c| c.created_at)), "listed with its creation date: {listed:?}");
+    assert!(about_now(described.created_at), "described with its creation date: {described:?}");
     let after = certificates.recent_inactive_certificates(now + std::time::Duration::from_secs(600)).await.unwrap();
     assert!(
         after.iter().all(|c| c.certificate_id != issued.certificate_id),

@@ -42,6 +42,11 @@ fn issued(
     }
 }
 
+/// IoT's `creationDate` as a timestamp.
+fn timestamp(date: &aws_sdk_iot::primitives::DateTime) -> Option<Timestamp> {
+    date.to_millis().ok().map(Timestamp::from_millis)
+}
+
 #[async_trait]
 impl Certificates for IotRegistry {
     async fn describe_certificate(&self, id: &CertificateId) -> Result<CertificateInfo, PortError> {
@@ -59,6 +64,7 @@ impl Certificates for IotRegistry {
             arn: Arn::new(description.certificate_arn().unwrap_or_default()),
             certificate_status: status,
             certificate_pem: description.certificate_pem().map(str::to_owned),
+            created_at: description.creation_date().and_then(timestamp),
         })
     }
 
@@ -171,17 +177,23 @@ impl Certificates for IotRegistry {
         let mut pages = self.client.list_certificates().ascending_order(false).page_size(50).into_paginator().send();
         let mut found = Vec::new();
         // Newest first: the first page that reaches back before `since` is the last one read.
+        // One page per 50 certificates made since, and one DescribeCertificate (the listing has
+        // no PEM) per INACTIVE one among them.
         while let Some(page) = pages.next().await {
             let page = page.map_err(failed(op))?;
             let mut reached_older = false;
             for cert in page.certificates() {
-                let created_at = cert.creation_date().map_or(i64::MAX, |d| d.to_millis().unwrap_or(i64::MAX));
-                if Timestamp::from_millis(created_at) < since {
+                // A certificate without a date is read (its description may have one).
+                let created_at = cert.creation_date().and_then(timestamp);
+                if created_at.is_some_and(|at| at < since) {
                     reached_older = true;
                 } else if cert.status() == Some(&IotStatus::Inactive)
                     && let Some(id) = cert.certificate_id()
                 {
-                    found.push(self.describe_certificate(&CertificateId::new(id)).await?);
+                    // The listing has no PEM: the public key is only in the description.
+                    let mut described = self.describe_certificate(&CertificateId::new(id)).await?;
+                    described.created_at = described.created_at.or(created_at);
+                    found.push(described);
                 }
             }
             if reached_older {

@@ -160,7 +160,7 @@ impl Certificates for MemoryRegistry {
             r.certificates
                 .values()
                 .filter(|c| c.certificate_status == CertificateStatus::Inactive)
-                .filter(|c| r.created_at.get(c.certificate_id.as_str()).is_some_and(|at| *at >= since))
+                .filter(|c| c.created_at.is_some_and(|at| at >= since))
                 .cloned()
                 .collect()
         }))

@@ -41,8 +41,6 @@ struct Registry {
     cas: BTreeMap<String, String>,
     /// RegisterThing calls: (template body, parameters)
     registered: Vec<(String, BTreeMap<String, String>)>,
-    /// Certificate id → creation time, for the adoption window.
-    created_at: BTreeMap<String, Timestamp>,
     next_id: u64,
 }
 
@@ -52,7 +50,6 @@ impl Registry {
         let id = id.unwrap_or_else(|| format!("{:064x}", self.next_id));
         let arn = format!("{ARN_PREFIX}:cert/{id}");
         let status = if active { CertificateStatus::Active } else { CertificateStatus::Inactive };
-        self.created_at.insert(id.clone(), now);
         let issued =
             IssuedCertificate { certificate_id: CertificateId::new(&id), arn: Arn::new(arn), certificate_pem: pem };
         self.certificates.insert(
@@ -62,6 +59,7 @@ impl Registry {
                 arn: issued.arn.clone(),
                 certificate_status: status,
                 certificate_pem: Some(issued.certificate_pem.clone()),
+                created_at: Some(now),
             },
         );
         issued
@@ -163,6 +161,7 @@ impl MemoryRegistry {
 
     /// Creates a certificate; returns its ARN.
     pub fn add_certificate(&self, status: CertificateStatus) -> String {
+        let now = self.clock.now();
         self.with(|r| {
             r.next_id += 1;
             let id = format!("{:064x}", r.next_id);
@@ -174,6 +173,7 @@ impl MemoryRegistry {
                     arn: Arn::new(&arn),
                     certificate_status: status,
                     certificate_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+                    created_at: Some(now),
                 },
             );
             arn
