@@ -51,6 +51,9 @@ pub struct Config {
     pub templates_suffix: String,
     /// `CDF_SECRETS_PREFIX`: key prefix of generated private keys.
     pub secrets_prefix: String,
+    /// `CDF_CA_KEY_CACHE_SECS`: how long a CA's private key read for signing is kept in
+    /// memory (0: read for every signing).
+    pub ca_key_cache: Duration,
     /// `CDF_SECRETS_KMS_KEY`: the KMS key generated private keys are encrypted with (SSE-KMS);
     /// unset: SSE-S3.
     pub secrets_kms_key: Option<String>,
@@ -276,6 +279,7 @@ impl Config {
             templates_suffix: r.text_or("CDF_TEMPLATES_SUFFIX", ".json"),
             secrets_prefix: r.text_or("CDF_SECRETS_PREFIX", "secrets/"),
             secrets_kms_key: r.text("CDF_SECRETS_KMS_KEY"),
+            ca_key_cache: secs(r.parse("CDF_CA_KEY_CACHE_SECS", 300, 0..=86_400)),
             ca_keys_prefix: r.text_or("CDF_CA_KEYS_PREFIX", "ca-keys/"),
             rows_prefix: r.text_or("CDF_ROWS_PREFIX", "rows/"),
             ca_keys_dir: r.text("CDF_CA_KEYS_DIR"),

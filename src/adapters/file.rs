@@ -2,6 +2,7 @@
 //! them off S3: `<dir>/<CA certificate id>.pem`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -23,14 +24,14 @@ impl FileCaKeyStore {
 
 #[async_trait]
 impl CaKeyStore for FileCaKeyStore {
-    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Arc<Secret>, PortError> {
         // The id is IoT's hex certificate id; anything else could escape the directory.
         if ca_certificate_id.is_empty() || !ca_certificate_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(PortError::new(ErrorKind::Invalid, "file:ca_private_key", "the CA id must be alphanumeric"));
         }
         let path = self.dir.join(format!("{ca_certificate_id}.pem"));
         match tokio::fs::read_to_string(&path).await {
-            Ok(text) => Ok(Secret::new(text)),
+            Ok(text) => Ok(Arc::new(Secret::new(text))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PortError::new(
                 ErrorKind::NotFound,
                 "file:ca_private_key",

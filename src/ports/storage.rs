@@ -1,5 +1,7 @@
 //! Objects the core reads and writes: templates, generated private keys, CA private keys.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::PortError;
@@ -66,7 +68,8 @@ pub trait SecretSink: Send + Sync {
 #[async_trait]
 pub trait CaKeyStore: Send + Sync {
     /// The private key (PEM) of the CA registered in IoT as `ca_certificate_id`.
-    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError>;
+    /// Shared, not copied: one plaintext copy per key in memory, however many signings use it.
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Arc<Secret>, PortError>;
 }
 
 /// The lines of a stored rows file (NDJSON or CSV), one at a time, so that a task of any

@@ -2,7 +2,7 @@
 //! (server-side encrypted objects), and CA private keys.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -247,7 +247,7 @@ impl S3CaKeyStore {
 
 #[async_trait]
 impl CaKeyStore for S3CaKeyStore {
-    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Arc<Secret>, PortError> {
         let key = format!("{}{ca_certificate_id}.pem", self.prefix);
         let (text, _) = get_text(&self.client, "s3:GetObject(CA key)", &self.bucket, &key).await.map_err(|mut e| {
             if e.kind == ErrorKind::NotFound {
@@ -255,7 +255,7 @@ impl CaKeyStore for S3CaKeyStore {
             }
             e
         })?;
-        Ok(Secret::new(text))
+        Ok(Arc::new(Secret::new(text)))
     }
 }
 

@@ -10,11 +10,12 @@ use super::{
     AwsClients, DynamoStateStore, IotRegistry, S3CaKeyStore, S3RowSource, S3SecretSink, S3TemplateStore,
     SnsEventPublisher, SqsCommandQueue, SqsEventPublisher,
 };
+use crate::adapters::cached_ca_keys::CachedCaKeys;
 use crate::adapters::file::FileCaKeyStore;
 use crate::adapters::rate_limited::{RateLimitedRegistry, RateLimits};
 use crate::app::Ports;
 use crate::config::{Config, EventsDestination};
-use crate::ports::{CommandSender, ErrorKind, EventPublisher, PortError, SendFailure, SystemClock};
+use crate::ports::{CaKeyStore, CommandSender, ErrorKind, EventPublisher, PortError, SendFailure, SystemClock};
 
 /// The ports on AWS: IoT behind this process's share of the IoT quotas, command records and
 /// bulk tasks in DynamoDB, templates, rows, generated keys and CA keys in S3 (CA keys in a
@@ -52,9 +53,12 @@ pub async fn ports(config: &Config, clients: &AwsClients) -> anyhow::Result<Port
         events,
         templates: Arc::new(S3TemplateStore::new(clients, bucket, &config.templates_prefix, &config.templates_suffix)),
         secrets: Arc::new(S3SecretSink::new(clients, bucket, &config.secrets_prefix, config.secrets_kms_key.clone())),
-        ca_keys: match &config.ca_keys_dir {
-            Some(dir) => Arc::new(FileCaKeyStore::new(dir)),
-            None => Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
+        ca_keys: {
+            let store: Arc<dyn CaKeyStore> = match &config.ca_keys_dir {
+                Some(dir) => Arc::new(FileCaKeyStore::new(dir)),
+                None => Arc::new(S3CaKeyStore::new(clients, bucket, &config.ca_keys_prefix)),
+            };
+            if config.ca_key_cache.is_zero() { store } else { Arc::new(CachedCaKeys::new(store, config.ca_key_cache)) }
         },
         clock: Arc::new(SystemClock),
     })

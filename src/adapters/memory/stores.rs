@@ -1,7 +1,7 @@
 //! In-memory templates, secret sink and CA key store.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -155,9 +155,15 @@ impl SecretSink for MemorySecrets {
 #[derive(Debug, Default)]
 pub struct MemoryCaKeys {
     keys: Mutex<BTreeMap<String, Secret>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryCaKeys {
+    /// How many times a CA key was asked for (found or not).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Stores a CA key.
     pub fn put(&self, ca_id: &str, key: Secret) {
         self.keys.lock().expect("ca keys lock").insert(ca_id.to_owned(), key);
@@ -166,10 +172,11 @@ impl MemoryCaKeys {
 
 #[async_trait]
 impl CaKeyStore for MemoryCaKeys {
-    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Secret, PortError> {
-        self.keys.lock().expect("ca keys lock").get(ca_certificate_id).map(Secret::duplicate).ok_or_else(|| {
-            PortError::new(ErrorKind::NotFound, "ca_private_key", format!("no key for CA {ca_certificate_id}"))
-        })
+    async fn ca_private_key(&self, ca_certificate_id: &str) -> Result<Arc<Secret>, PortError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keys.lock().expect("ca keys lock").get(ca_certificate_id).map(|k| Arc::new(k.duplicate())).ok_or_else(
+            || PortError::new(ErrorKind::NotFound, "ca_private_key", format!("no key for CA {ca_certificate_id}")),
+        )
     }
 }
 
