@@ -249,7 +249,24 @@ fn thing(name: &str) -> Result<ThingName, ApiError> {
 
 async fn get_thing(State(app): State<App>, Path(thing_name): Path<String>) -> Result<Response, ApiError> {
     let thing = app.describe(&thing(&thing_name)?).await.map_err(ApiError)?;
-    Ok(cdf_json(StatusCode::OK, &thing))
+    Ok(cdf_json(StatusCode::OK, &seed_statuses(&thing)))
+}
+
+/// The thing as the seed describes it: a certificate's `certificateStatus` is `ACTIVE` or
+/// `INACTIVE` (CDF reported every status but ACTIVE as INACTIVE, and clients switch on the
+/// two); IoT's own status (`REVOKED`, `PENDING_TRANSFER`, ...) is kept in the added
+/// `iotCertificateStatus`. The queued `getThing` result keeps IoT's status as it is.
+fn seed_statuses(thing: &crate::domain::registry::ThingDescription) -> serde_json::Value {
+    let mut value = serde_json::to_value(thing).unwrap_or_default();
+    if let Some(certificates) = value.get_mut("certificates").and_then(serde_json::Value::as_array_mut) {
+        for certificate in certificates.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            let Some(status) = certificate.get("certificateStatus").cloned() else { continue };
+            let seed = if status == "ACTIVE" { "ACTIVE" } else { "INACTIVE" };
+            certificate.insert("certificateStatus".to_owned(), seed.into());
+            certificate.insert("iotCertificateStatus".to_owned(), status);
+        }
+    }
+    value
 }
 
 /// `DELETE /things/{thingName}` options: both `false` is CDF's detach-only behaviour.

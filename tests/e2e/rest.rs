@@ -52,6 +52,15 @@ async fn every_route_answers_over_http_with_iot_changed_as_it_says() {
     let (status, text) = http(address, "PATCH", &path, &cdf, r#"{"certificateStatus":"INACTIVE"}"#).await;
     assert_eq!(status, 204, "{text}");
     assert_eq!(s.certificate_status(&certificate).await.as_deref(), Some("INACTIVE"));
+    // A revoked certificate reads INACTIVE, the seed's status, with IoT's own beside it.
+    let (status, text) = http(address, "PATCH", &path, &cdf, r#"{"certificateStatus":"REVOKED"}"#).await;
+    assert_eq!(status, 204, "{text}");
+    let (_, text) = http(address, "GET", &format!("/things/{thing}"), &cdf, "").await;
+    let described = &serde_json::from_str::<Value>(&text).unwrap()["certificates"][0];
+    assert_eq!(
+        (&described["certificateStatus"], &described["iotCertificateStatus"]),
+        (&json!("INACTIVE"), &json!("REVOKED"))
+    );
     let (status, _) = http(address, "DELETE", &format!("/things/{thing}?deletePolicies=false"), &cdf, "").await;
     assert_eq!(status, 204);
     assert!(s.iot.describe_thing().thing_name(&thing).send().await.is_err(), "the thing is gone");
