@@ -167,19 +167,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
 /// so a body of another type ends in 400 there too; here the 400 says why).
 async fn media_type_gate(request: Request, next: Next) -> Response {
     use axum::body::HttpBody;
-    let has_body = request.body().size_hint().lower() > 0 || request.headers().contains_key(header::TRANSFER_ENCODING);
-    let typed = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE));
-    if has_body && !typed {
-        return cdf_json(
-            StatusCode::BAD_REQUEST,
-            &json!({"message": format!("a request body must be sent with Content-Type {MEDIA_TYPE}")}),
-        );
-    }
+    // Accept first, as CDF's gate did: a client sending plain JSON everywhere hears 415, the
+    // answer that says what the API speaks, before anything about its body.
     if request.method() != Method::OPTIONS {
         let accepted = request
             .headers()
@@ -194,6 +183,19 @@ async fn media_type_gate(request: Request, next: Next) -> Response {
                 &json!({"message": format!("Accept must name {MEDIA_TYPE}")}),
             );
         }
+    }
+    let has_body = request.body().size_hint().lower() > 0 || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let typed = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE));
+    if has_body && !typed {
+        return cdf_json(
+            StatusCode::BAD_REQUEST,
+            &json!({"message": format!("a request body must be sent with Content-Type {MEDIA_TYPE}")}),
+        );
     }
     next.run(request).await
 }

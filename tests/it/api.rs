@@ -93,6 +93,16 @@ async fn a_missing_or_foreign_accept_header_answers_415() {
         let response = router(f.app.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
+    // Plain JSON in both headers, with a body: 415 before anything about the body, as CDF.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/things")
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"provisioningTemplateId":"x"}"#))
+        .unwrap();
+    let response = router(f.app.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
