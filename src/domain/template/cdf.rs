@@ -193,7 +193,7 @@ pub fn cert_info(params: &Value, required: bool, errors: &mut Vec<TemplateError>
             CertInfo::default()
         }
         None => CertInfo::default(),
-        Some(value) => match serde_path_to_error::deserialize::<_, CertInfo>(value.clone()) {
+        Some(value) => match serde_path_to_error::deserialize::<_, CertInfo>(known_cert_info(value)) {
             Ok(info) => {
                 if let Some(country) = &info.country
                     && (country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()))
@@ -221,6 +221,33 @@ pub fn cert_info(params: &Value, required: bool, errors: &mut Vec<TemplateError>
     }
 }
 
+/// The `certInfo` fields CDF reads; others are ignored, as CDF ignored them
+/// (`cdfProvisioningParameters` is free-form in the seed).
+const CERT_INFO_FIELDS: [&str; 8] = [
+    "commonName",
+    "organization",
+    "organizationalUnit",
+    "locality",
+    "stateName",
+    "country",
+    "emailAddress",
+    "daysExpiry",
+];
+
+/// `certInfo` without the fields CDF does not read.
+fn known_cert_info(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| CERT_INFO_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// A required non-empty string of `cdfProvisioningParameters`.
 pub fn required_string(params: &Value, key: &str, purpose: &str, errors: &mut Vec<TemplateError>) -> String {
     match params.get(key) {
@@ -238,6 +265,19 @@ pub fn required_string(params: &Value, key: &str, purpose: &str, errors: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cert_info_fields_cdf_does_not_read_are_ignored_and_known_ones_still_checked() {
+        let mut errors = Vec::new();
+        let params =
+            serde_json::json!({"certInfo": {"commonName": "dev", "subjectAltName": "x", "includeChain": true}});
+        let info = cert_info(&params, true, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(info.common_name.as_deref(), Some("dev"));
+        let bad = serde_json::json!({"certInfo": {"commonName": "dev", "daysExpiry": "soon"}});
+        cert_info(&bad, true, &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
 
     #[test]
     fn pre_steps_are_spelled_as_cdf_keys() {
