@@ -25,39 +25,40 @@ fn task_id(text: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(text).ok_or_else(|| ApiError(CommandError::new(ErrorCode::NotFound, "no such bulk task")))
 }
 
-/// POST /bulkthings: 201 with the accepted task. An `Idempotency-Key` is the caller's own, as
-/// for `POST /things`: `rest:<caller>:<key>` names the task, so a REST submission never meets a
-/// queued bulk command's task, nor another caller's.
+/// POST /bulkthings: 201 with the accepted task. Fields the request type does not name are
+/// ignored, as CDF ignored them. An `Idempotency-Key` is the caller's own, as for
+/// `POST /things`: the submission runs through the record `rest:<caller>:<key>`, so a
+/// resubmission is the same task, the key with another body is refused (422), and it never
+/// meets a queued bulk command's task nor another caller's.
 pub(super) async fn submit(
     State(app): State<App>,
     caller: Option<Extension<super::guard::Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: BulkRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
-        .map_err(|e| {
-            ApiError(
-                CommandError::new(
-                    ErrorCode::ValidationFailed,
-                    format!("body is not a BulkRegistrationRequest: {}", e.inner()),
-                )
-                .at(Location::of_serde_path(Location::payload(), e.path())),
+    let body = super::known_fields(
+        super::object_body(&body)?,
+        &["provisioningTemplateId", "parameters", "rowsObject", "cdfProvisioningParameters", "strict", "rowEvents"],
+    );
+    let request: BulkRequest = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+        ApiError(
+            CommandError::new(
+                ErrorCode::ValidationFailed,
+                format!("body is not a BulkRegistrationRequest: {}", e.inner()),
             )
-        })?;
-    if request.parameters.is_empty() {
-        return Err(ApiError(
-            CommandError::new(ErrorCode::ValidationFailed, "parameters must hold at least one row")
-                .at(Location::payload().child("parameters")),
-        ));
-    }
-    let key = match super::idempotency_key(&headers)? {
+            .at(Location::of_serde_path(Location::payload(), e.path())),
+        )
+    })?;
+    let task = match super::idempotency_key(&headers)? {
         Some(key) => {
             let caller = caller.map_or_else(super::guard::Caller::anonymous, |Extension(caller)| caller);
-            IdempotencyKey::rest(caller.as_str(), key.as_str())
+            app.accept_bulk_keyed(caller.as_str(), &key, &request, &body).await.map_err(ApiError)?
         }
-        None => IdempotencyKey::new(uuid::Uuid::new_v4().to_string()),
+        None => {
+            let key = IdempotencyKey::new(uuid::Uuid::new_v4().to_string());
+            app.accept_bulk(&key, &request).await.map_err(ApiError)?
+        }
     };
-    let task = app.accept_bulk(&key, &request).await.map_err(ApiError)?;
     Ok(cdf_json(StatusCode::CREATED, &task.view()))
 }
 

@@ -196,6 +196,47 @@ impl App {
         }
     }
 
+    /// `POST /bulkthings` with an `Idempotency-Key`: through the command record of `key` in
+    /// `caller`'s REST namespace, as a queued `bulkProvisionThings`: the same body again is the
+    /// same task (read afresh), the key with another body is refused
+    /// (`IDEMPOTENCY_KEY_REUSED`). `payload` is the request body (it fingerprints the request).
+    pub async fn accept_bulk_keyed(
+        &self,
+        caller: &str,
+        key: &IdempotencyKey,
+        request: &crate::domain::command::BulkRequest,
+        payload: &serde_json::Value,
+    ) -> Result<BulkTask, CommandError> {
+        let key = &IdempotencyKey::rest(caller, key.as_str());
+        let command = Command::BulkProvisionThings(request.clone());
+        let hash = crate::domain::command::fingerprint(CommandType::BulkProvisionThings, payload);
+        let token = crate::domain::LeaseToken::fresh();
+        let delivery = Delivery { key, payload_hash: &hash, lease_token: &token, last: false };
+        let record = match self.run_once(&command, &delivery).await {
+            Ok(record) => record,
+            Err(Pending::Reject(error) | Pending::Retry { reason: RetryReason::Failed(error), .. }) => {
+                return Err(error);
+            }
+            Err(Pending::Retry { reason, .. }) => {
+                return Err(CommandError::new(ErrorCode::Transient, format!("{reason}; retry later")));
+            }
+        };
+        if let Err(Pending::Retry { reason, .. }) = self.publish_owed(&record).await {
+            return Err(CommandError::new(ErrorCode::Transient, reason.to_string()));
+        }
+        match (record.outcome(), record.command_type) {
+            (Some(Outcome::Succeeded(CommandResult::BulkProvisionThings(view))), _) => {
+                self.bulk_task(&view.task_id).await
+            }
+            (Some(Outcome::Failed(error)), CommandType::BulkProvisionThings) => Err(error),
+            (_, other) => Err(CommandError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("idempotency key '{key}' was already used by a {other} command"),
+            )
+            .at(Location::message().child("idempotencyKey"))),
+        }
+    }
+
     /// Provisions from `template` when given (a bulk task's snapshot), else from the store.
     pub(super) async fn provision(
         &self,

@@ -893,3 +893,66 @@ async fn a_keyed_bulk_submission_never_meets_a_queued_bulk_commands_task() {
     let again: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!(again["taskId"], first["taskId"], "the same caller's resubmission is the same task");
 }
+
+fn post_bulk(body: &str, key: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/bulkthings")
+        .header(header::ACCEPT, MEDIA_TYPE)
+        .header(header::CONTENT_TYPE, MEDIA_TYPE);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn bulk_bodies_are_read_as_cdf_reads_them() {
+    let f = Fixture::new();
+    f.templates.put("add_thing_to_group", &examples::template("add_thing_to_group"));
+    f.registry.add_group("g", &[]);
+
+    // A field the seed does not name is ignored, as on POST /things.
+    let extra = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "clientNote": "x",
+        "parameters": [{"ThingName": "b-1", "ThingGroupName": "g"}]});
+    let (status, _, text) = send(router(f.app.clone()), post_bulk(&extra.to_string(), None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+
+    // Rows in an object of the bucket, without inline parameters.
+    f.rows.put("rows/two.ndjson", "{\"ThingName\":\"b-2\",\"ThingGroupName\":\"g\"}\n");
+    let object = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "rowsObject": "rows/two.ndjson"});
+    let (status, _, text) = send(router(f.app.clone()), post_bulk(&object.to_string(), None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let task: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(task["totalRows"], 1, "{text}");
+
+    // A rows object that is not there: 404 naming it, and no task left behind.
+    let missing = serde_json::json!({"provisioningTemplateId": "add_thing_to_group", "rowsObject": "rows/none.ndjson"});
+    let (status, _, text) = send(router(f.app.clone()), post_bulk(&missing.to_string(), Some("missing-rows"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.contains("rows/none.ndjson"), "{text}");
+    let tasks = f.bulk.tasks();
+    assert_eq!(tasks.len(), 2, "a task was stored for a missing rows object: {tasks:?}");
+}
+
+#[tokio::test]
+async fn a_bulk_idempotency_key_reused_with_another_body_answers_422() {
+    let f = Fixture::new();
+    f.templates.put("add_thing_to_group", &examples::template("add_thing_to_group"));
+    f.registry.add_group("g", &[]);
+    let body = |thing: &str| {
+        serde_json::json!({"provisioningTemplateId": "add_thing_to_group",
+            "parameters": [{"ThingName": thing, "ThingGroupName": "g"}]})
+        .to_string()
+    };
+    let (status, _, first) = send(router(f.app.clone()), post_bulk(&body("b-1"), Some("k"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, _, again) = send(router(f.app.clone()), post_bulk(&body("b-1"), Some("k"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    let (first, again): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(&first).unwrap(), serde_json::from_str(&again).unwrap());
+    assert_eq!(first["taskId"], again["taskId"]);
+    let (status, _, other) = send(router(f.app.clone()), post_bulk(&body("b-2"), Some("k"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+    assert_eq!(f.bulk.tasks().len(), 1);
+}

@@ -49,6 +49,11 @@ impl MemoryBulkStore {
         Self { records: Some(records), ..Self::default() }
     }
 
+    /// Every stored task, for assertions.
+    pub fn tasks(&self) -> Vec<BulkTask> {
+        self.with(|tasks| tasks.values().map(|(task, _)| task.clone()).collect())
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<TaskId, StoredTask>) -> T) -> T {
         f(&mut self.tasks.lock().expect("bulk store lock"))
     }

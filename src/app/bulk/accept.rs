@@ -49,6 +49,13 @@ impl App {
                 .at(Location::payload().child("parameters")));
             }
         };
+        if let RowsInput::Object(object) = &source {
+            // A rows file that is not there is the request's mistake: 404, and no task stored.
+            drop(self.ports.rows.lines(object).await.map_err(missing_as(|_| {
+                CommandError::new(ErrorCode::NotFound, format!("rows object {:?} does not exist", bounded(object)))
+                    .at(Location::payload().child("rowsObject"))
+            }))?);
+        }
         let text = load_template(self.ports.templates.as_ref(), &request.provisioning_template_id).await?;
         // A template error fails every row alike: the task is refused whole, before anything.
         let template = Template::parse(&text).map_err(|errors| validation_error(&errors, in_payload))?;
