@@ -210,8 +210,14 @@ impl App {
                     return Err(Pending::Retry { after: Some(retry_after), reason: RetryReason::LeaseHeld });
                 }
                 BeginDecision::TakeOver => {
-                    let take_over =
-                        TakeOver { expected: existing.lease_token.as_ref(), token: lease_token, lease_until, now };
+                    let take_over = TakeOver {
+                        expected: existing.lease_token.as_ref(),
+                        token: lease_token,
+                        lease_until,
+                        now,
+                        // Counted from this attempt, as at creation: the record outlives the message.
+                        expires_at: now.expiry(self.settings.record_retention),
+                    };
                     match self.ports.state.take_over(key, take_over).await {
                         Ok(record) => (record.attempts, record.failures, record.checkpoints),
                         Err(e) => return Err(Pending::retry(RetryReason::RecordUnavailable(e))),

@@ -21,6 +21,8 @@ use cdf_provisioning::ports::{
 
 const NOW: i64 = 1_764_000_000_000;
 const LEASE_MS: i64 = 60_000;
+/// The expiry a take-over sets: later than a fresh record's (`NOW` + 1 day, in seconds).
+const EXPIRES_LATER: i64 = NOW / 1000 + 20 * 86_400;
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -81,12 +83,25 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
 
     // A take-over must name the token it saw; it counts an attempt and moves the lease.
     let (stale, tok_1, tok_2) = (tok("tok-stale"), tok("tok-1"), tok("tok-2"));
-    let stale_take_over = TakeOver { expected: Some(&stale), token: &tok_2, lease_until: at(NOW), now: at(NOW) };
+    let stale_take_over = TakeOver {
+        expected: Some(&stale),
+        token: &tok_2,
+        lease_until: at(NOW),
+        now: at(NOW),
+        expires_at: EXPIRES_LATER,
+    };
     condition_failed(store.take_over(&key, stale_take_over).await, "take-over with a stale token");
-    let take_over =
-        TakeOver { expected: Some(&tok_1), token: &tok_2, lease_until: at(NOW + 3 * LEASE_MS), now: at(NOW + 1) };
+    assert_eq!(store.get(&key).await.unwrap().unwrap().expires_at, record.expires_at, "a refused take-over");
+    let take_over = TakeOver {
+        expected: Some(&tok_1),
+        token: &tok_2,
+        lease_until: at(NOW + 3 * LEASE_MS),
+        now: at(NOW + 1),
+        expires_at: EXPIRES_LATER,
+    };
     let taken = store.take_over(&key, take_over).await.unwrap();
     assert_eq!(taken.attempts, 2);
+    assert_eq!(taken.expires_at, EXPIRES_LATER, "a take-over pushes the record's expiry out");
     assert_eq!(taken.lease_token, Some(tok("tok-2")));
     assert_eq!(taken.lease_expires_at_ms, at(NOW + 3 * LEASE_MS));
     let saved = Checkpoints::decode(&taken.checkpoints).unwrap();
@@ -109,6 +124,20 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert_eq!(released.error, Some(throttled));
     assert_eq!(released.status, CommandStatus::InProgress);
     assert_eq!(released.failures, 1);
+    assert_eq!(released.expires_at, EXPIRES_LATER, "a release keeps the expiry");
+
+    // The sweep: records in progress whose lease expired before the instant given, no others.
+    let live_key = IdempotencyKey::new(format!("{prefix}-contract-live"));
+    store.create(&fresh(&live_key, "tok-live")).await.unwrap(); // leased until NOW + LEASE_MS
+    let ours = |found: Vec<CommandRecord>| -> Vec<CommandRecord> {
+        found.into_iter().filter(|r| r.idempotency_key.as_str().starts_with(&format!("{prefix}-contract"))).collect()
+    };
+    let stale = ours(store.stale_in_progress(at(NOW + 3), 100).await.unwrap());
+    assert_eq!(stale, std::slice::from_ref(&released), "the released record, read whole; not the one leased");
+    assert!(ours(store.stale_in_progress(at(NOW + 2), 100).await.unwrap()).is_empty(), "expired at, not before");
+    let both = ours(store.stale_in_progress(at(NOW + LEASE_MS + 1), 100).await.unwrap());
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(store.stale_in_progress(at(NOW + LEASE_MS + 1), 1).await.unwrap().len(), 1, "at most the limit");
 
     // The outcome is recorded once, by the holder, and clears the retryable error.
     let result = CommandResult::DeleteThing(ThingDeleted { thing_name: "contract-thing".into(), ..Default::default() });
@@ -133,6 +162,12 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     let done = store.get(&key).await.unwrap().unwrap();
     assert!(done.event_published);
     assert_eq!(done.updated_at_ms, at(NOW + 3));
+    let stale = ours(store.stale_in_progress(at(NOW + LEASE_MS + 1), 100).await.unwrap());
+    assert_eq!(
+        stale.iter().map(|r| r.idempotency_key.clone()).collect::<Vec<_>>(),
+        [live_key],
+        "a finished record is not stale"
+    );
 
     // A result larger than any one DynamoDB item (400 KB) is stored and read back whole.
     let key = IdempotencyKey::new(format!("{prefix}-contract-large"));
