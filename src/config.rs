@@ -95,8 +95,15 @@ pub struct Config {
     /// `CDF_MAX_FAILED_ATTEMPTS`: attempts ending in a failure that may pass later (throttling,
     /// an outage) before the command is given up, compensated and recorded FAILED.
     pub max_failed_attempts: u32,
-    /// `CDF_RECORD_RETENTION_DAYS`: how long command records are kept (DynamoDB TTL).
+    /// `CDF_RECORD_RETENTION_DAYS`: how long command records are kept (DynamoDB TTL), counted
+    /// from a command's last attempt. Never shorter than `dead_letter_retention`.
     pub record_retention: Duration,
+    /// `CDF_DEAD_LETTER_RETENTION_DAYS`: how long the dead-letter queue keeps a message (its
+    /// `MessageRetentionPeriod`): a redriven message must still find its command's record.
+    pub dead_letter_retention: Duration,
+    /// `CDF_STALE_SWEEP_MINS`: how often the worker looks for stale command records (in
+    /// progress, lease long expired) and sets `cdf_stale_records`; `None`: never.
+    pub stale_sweep_interval: Option<Duration>,
     /// `CDF_DELETE_CERTIFICATES`: `deleteThing` default for certificates.
     pub delete_certificates: bool,
     /// `CDF_DELETE_POLICIES`: `deleteThing` default for policies.
@@ -302,7 +309,12 @@ impl Config {
             shutdown_grace: secs(r.parse("CDF_SHUTDOWN_GRACE_SECS", 25, 0..=3_600)),
             max_retry_delay: secs(r.parse("CDF_MAX_RETRY_DELAY_SECS", 300, 1..=43_200)),
             max_failed_attempts: r.parse("CDF_MAX_FAILED_ATTEMPTS", 5, 1..=100),
-            record_retention: secs(r.parse("CDF_RECORD_RETENTION_DAYS", 7, 1..=365) * 86_400),
+            record_retention: secs(r.parse("CDF_RECORD_RETENTION_DAYS", 15, 1..=365) * 86_400),
+            // SQS keeps a message 14 days at most.
+            dead_letter_retention: secs(r.parse("CDF_DEAD_LETTER_RETENTION_DAYS", 14, 1..=14) * 86_400),
+            stale_sweep_interval: Some(r.parse("CDF_STALE_SWEEP_MINS", 0, 0..=1_440))
+                .filter(|mins| *mins > 0)
+                .map(|mins| secs(mins * 60)),
             delete_certificates: r.flag("CDF_DELETE_CERTIFICATES", true),
             delete_policies: r.flag("CDF_DELETE_POLICIES", true),
             aws_max_attempts: r.parse("CDF_AWS_MAX_ATTEMPTS", 3, 1..=10),
@@ -336,6 +348,15 @@ impl Config {
             r.problems.push(format!(
                 "CDF_CERTIFICATE_EXPIRY_DAYS={} is above CDF_MAX_CERTIFICATE_DAYS={}",
                 config.certificate_expiry_days, config.max_certificate_days
+            ));
+        }
+        if config.record_retention < config.dead_letter_retention {
+            // A redrive after the record expired would meet a fresh record and run again.
+            r.problems.push(format!(
+                "CDF_RECORD_RETENTION_DAYS={} is shorter than CDF_DEAD_LETTER_RETENTION_DAYS={}: a command \
+                 redriven from the dead-letter queue would run a second time",
+                config.record_retention.as_secs() / 86_400,
+                config.dead_letter_retention.as_secs() / 86_400
             ));
         }
         if config.api_bind.parse::<std::net::SocketAddr>().is_err() {
@@ -389,6 +410,24 @@ mod tests {
         assert_eq!((c.certificate_expiry_days, c.max_certificate_days), (365, 397));
         assert_eq!(Config::default().max_certificate_days, 3650);
         assert_eq!(Config::default().api_ready_cache, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn records_are_kept_at_least_as_long_as_dead_lettered_messages() {
+        let c = Config::default();
+        assert_eq!(c.record_retention, Duration::from_secs(15 * 86_400));
+        assert_eq!(c.dead_letter_retention, Duration::from_secs(14 * 86_400));
+        assert_eq!(c.stale_sweep_interval, None);
+        let err = load(&[("CDF_RECORD_RETENTION_DAYS", "7")]).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(
+            err.0[0].contains("CDF_RECORD_RETENTION_DAYS=7") && err.0[0].contains("CDF_DEAD_LETTER_RETENTION_DAYS=14")
+        );
+        let c = load(&[("CDF_RECORD_RETENTION_DAYS", "7"), ("CDF_DEAD_LETTER_RETENTION_DAYS", "7")]).unwrap();
+        assert_eq!(c.record_retention, c.dead_letter_retention);
+        assert!(load(&[("CDF_DEAD_LETTER_RETENTION_DAYS", "15")]).is_err(), "SQS keeps messages 14 days at most");
+        let c = load(&[("CDF_STALE_SWEEP_MINS", "10")]).unwrap();
+        assert_eq!(c.stale_sweep_interval, Some(Duration::from_secs(600)));
     }
 
     #[test]

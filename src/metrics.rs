@@ -106,6 +106,10 @@ pub struct Metrics {
     pub throttles: Family<OperationLabel, Counter>,
     /// Bulk rows counted, by outcome.
     pub bulk_rows: Family<OutcomeLabel, Counter>,
+    /// Command records in progress whose lease expired longer ago than their message could
+    /// still come back (the worker's sweep, `CDF_STALE_SWEEP_MINS`): their messages are in the
+    /// dead-letter queue or gone.
+    pub stale_records: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,6 +137,7 @@ impl Metrics {
         let dead_lettered = Family::<CodeLabel, Counter>::default();
         let throttles = Family::<OperationLabel, Counter>::default();
         let bulk_rows = Family::<OutcomeLabel, Counter>::default();
+        let stale_records = Gauge::default();
         registry.register("messages_received", "Messages received from the command queue", received.clone());
         registry.register("commands", "Messages handled, by command and outcome", commands.clone());
         registry.register("command_duration_seconds", "Time to handle a message, by command", duration.clone());
@@ -140,7 +145,12 @@ impl Metrics {
         registry.register("dead_lettered", "Messages dead-lettered, by error code", dead_lettered.clone());
         registry.register("aws_throttles", "AWS calls answered with a throttle, by operation", throttles.clone());
         registry.register("bulk_rows", "Bulk rows counted, by outcome", bulk_rows.clone());
-        Self { registry, received, commands, duration, in_flight, dead_lettered, throttles, bulk_rows }
+        registry.register(
+            "stale_records",
+            "Command records in progress, lease long expired, no delivery coming (last sweep)",
+            stale_records.clone(),
+        );
+        Self { registry, received, commands, duration, in_flight, dead_lettered, throttles, bulk_rows, stale_records }
     }
 
     /// Counts a handled message and the time it took.
@@ -224,7 +234,9 @@ mod tests {
         m.dead_lettered(ErrorCode::InvalidMessage);
         m.dead_lettered(ErrorCode::ThingNotFound);
         m.bulk_row(RowOutcome::Succeeded);
+        m.stale_records.set(3);
         let text = m.render();
+        assert!(text.contains("cdf_stale_records 3"), "{text}");
         assert!(text.contains(r#"cdf_commands_total{command="provisionThing",outcome="retried"} 1"#), "{text}");
         assert!(text.contains(r#"cdf_commands_total{command="getThing",outcome="abandoned"} 1"#), "{text}");
         assert!(text.contains(r#"cdf_dead_lettered_total{code="THING_NOT_FOUND"} 1"#), "{text}");

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::api::ApiSettings;
 use crate::app::provision::ProvisionSettings;
-use crate::app::{AppSettings, RetrySchedule};
+use crate::app::{AppSettings, RetrySchedule, sweep};
 use crate::config::Config;
 use crate::domain::template::policy_allow::PolicyAllowList;
 use crate::worker::WorkerSettings;
@@ -42,6 +42,21 @@ pub fn app_settings(config: &Config) -> AppSettings {
         },
         rows_prefix: config.rows_prefix.clone(),
     }
+}
+
+/// The queue's deliveries assumed when its redrive policy does not say (the stack's
+/// `MaxReceiveCount` default).
+pub const ASSUMED_MAX_DELIVERIES: u32 = 20;
+
+/// How long after its lease expired a command record in progress is reported stale: longer
+/// than every delivery of its message could take ([`sweep::stale_after`]). `max_deliveries`
+/// is the command queue's `maxReceiveCount`, [`ASSUMED_MAX_DELIVERIES`] when unknown.
+pub fn stale_after(config: &Config, max_deliveries: Option<u32>) -> Duration {
+    sweep::stale_after(
+        config.visibility_timeout,
+        config.max_retry_delay,
+        max_deliveries.unwrap_or(ASSUMED_MAX_DELIVERIES),
+    )
 }
 
 /// Settings of the REST facade's guards.
@@ -85,5 +100,14 @@ mod tests {
             let lease = app_settings(&c).lease;
             assert!(lease < c.visibility_timeout && lease >= c.visibility_timeout * 8 / 10, "{secs}: {lease:?}");
         }
+    }
+
+    #[test]
+    fn a_record_is_stale_once_every_delivery_of_its_message_could_have_come() {
+        let c = Config::default();
+        assert_eq!(stale_after(&c, Some(20)), Duration::from_secs(300 * 20), "the retry backoff, 20 times");
+        assert_eq!(stale_after(&c, None), stale_after(&c, Some(ASSUMED_MAX_DELIVERIES)));
+        let c = load(&[("CDF_VISIBILITY_TIMEOUT_SECS", "900")]);
+        assert_eq!(stale_after(&c, Some(3)), Duration::from_secs(2_700));
     }
 }

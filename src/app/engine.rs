@@ -224,6 +224,8 @@ impl App {
                         token: lease_token,
                         lease_until,
                         now,
+                        // Counted from this attempt, as at creation: the record outlives the message.
+                        expires_at: now.expiry(self.settings.record_retention),
                     };
                     match self.ports.state.take_over(key, take_over).await {
                         Ok(record) => (record.attempts, record.failures, record.checkpoints),

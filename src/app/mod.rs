@@ -11,6 +11,7 @@
 //!   [`Certificates`](crate::ports::Certificates), [`Policies`](crate::ports::Policies));
 //!   [`provision`] uses all of [`DeviceRegistry`](crate::ports::DeviceRegistry);
 //!   [`bulk`]: bulk tasks (accept, chunk, cancel).
+//! - [`sweep`]: command records left in progress with no attempt coming (the operator's sweep).
 
 pub mod bulk;
 pub mod certificates;
@@ -25,6 +26,7 @@ pub mod lease;
 pub mod progress;
 pub mod provision;
 pub mod retry;
+pub mod sweep;
 pub mod templates;
 
 pub use core::{App, AppSettings, Ports};

@@ -7,6 +7,7 @@ mod bulk;
 mod commands;
 mod context;
 mod offline;
+mod records;
 mod serve;
 mod stack;
 mod templates;
@@ -45,6 +46,12 @@ enum CliCommand {
         /// The command's idempotency key.
         key: String,
     },
+    /// Command records: `stale` lists those left in progress with no delivery of their message
+    /// coming (dead-lettered or deleted).
+    Records {
+        #[command(subcommand)]
+        action: records::RecordsAction,
+    },
     /// Bulk provisioning tasks.
     Bulk {
         #[command(subcommand)]
@@ -75,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         CliCommand::Api { bind } => serve::api(&context::Aws::load().await?, bind).await,
         CliCommand::Submit(args) => commands::submit(&context::Aws::load().await?, args).await,
         CliCommand::Status { key } => commands::status(&context::Aws::load().await?, key).await,
+        CliCommand::Records { action } => records::run(&context::Aws::load().await?, action).await,
         CliCommand::Bulk { action } => bulk::run(&context::Aws::load().await?.app().await?, action).await,
         CliCommand::Stack { action } => stack::run(&context::Aws::load().await?, action).await,
     }

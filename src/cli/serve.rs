@@ -3,10 +3,14 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 use super::context::Aws;
+use crate::app::App;
+use crate::ports::CommandQueue as _;
 use crate::worker::Worker;
 use crate::{api, shutdown, wiring};
 
@@ -28,8 +32,42 @@ pub(super) async fn worker(aws: &Aws) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    if let Some(every) = aws.config.stale_sweep_interval {
+        let older_than = wiring::stale_after(&aws.config, queue.max_deliveries());
+        tokio::spawn(sweep_stale_records(app.clone(), every, older_than, token.clone()));
+    }
     Worker::new(app, Arc::new(queue), wiring::worker_settings(&aws.config)).run(token).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every `every`, counts the stale command records ([`App::stale_records`]) into
+/// `cdf_stale_records` and logs them, until `stop`.
+async fn sweep_stale_records(app: App, every: Duration, older_than: Duration, stop: CancellationToken) {
+    // Enough to set the gauge and name a few; `records stale` lists them all.
+    const LIMIT: usize = 1000;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match app.stale_records(older_than, LIMIT).await {
+            Ok(found) => {
+                crate::metrics::global().stale_records.set(i64::try_from(found.records.len()).unwrap_or(i64::MAX));
+                if let Some(first) = found.records.first() {
+                    tracing::warn!(
+                        count = found.records.len(),
+                        truncated = found.truncated,
+                        first = %first.idempotency_key,
+                        "stale command records: in progress, no delivery of their messages coming (dead-lettered \
+                         or deleted); list them with `cdf-provisioning records stale` and see the runbook"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not sweep for stale command records"),
+        }
+    }
 }
 
 /// `api`: serves the REST facade until a signal. Refuses to start open (without a bearer token

@@ -31,9 +31,12 @@ pub struct ItemKey {
 }
 
 impl ItemKey {
+    /// The sort key of every command record (and of nothing else).
+    pub const COMMAND_SORT_KEY: &'static str = "cmd";
+
     /// The record of the command with this idempotency key.
     pub fn command(key: &IdempotencyKey) -> Self {
-        Self { pk: format!("cmd#{}", key.as_str()), sk: "cmd".into() }
+        Self { pk: format!("cmd#{}", key.as_str()), sk: Self::COMMAND_SORT_KEY.into() }
     }
 
     /// A bulk task's item.

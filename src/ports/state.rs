@@ -31,6 +31,10 @@ pub struct TakeOver<'a> {
     pub lease_until: Timestamp,
     /// The time of the take-over.
     pub now: Timestamp,
+    /// When the store may forget the record now (unix seconds, as
+    /// [`CommandRecord::expires_at`]): every attempt pushes it out, so that the record outlives
+    /// the message that may still bring the command back (from the dead-letter queue).
+    pub expires_at: i64,
 }
 
 /// Durable command records (DynamoDB). Every write is conditional.
@@ -79,4 +83,12 @@ pub trait StateStore: Send + Sync {
     async fn mark_event_published(&self, key: &IdempotencyKey) -> Result<(), PortError>;
     /// Reads a record.
     async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError>;
+    /// Command records still `IN_PROGRESS` whose lease expired before `lease_expired_before`,
+    /// at most `limit` of them, in no particular order. Reads the whole table (a scan): for the
+    /// operator's sweep, not for the path of a command.
+    async fn stale_in_progress(
+        &self,
+        lease_expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, PortError>;
 }

@@ -86,17 +86,29 @@ impl Stack {
     /// Starts `cdf-provisioning <args>` on this stack (its outputs as the configuration, the
     /// tests' worker settings), with `env` on top; the caller stops it.
     pub(crate) fn spawn_binary(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-        let visibility = VISIBILITY_SECS.to_string();
-        let outputs = Self::variables_of(&self.outputs);
-        let mut variables: Vec<(&str, &str)> = outputs.iter().map(|(var, value)| (*var, value.as_str())).collect();
-        variables.extend([
-            ("CDF_WAIT_TIME_SECS", "1"),
-            ("CDF_VISIBILITY_TIMEOUT_SECS", visibility.as_str()),
-            ("CDF_CONCURRENCY", "4"),
-            ("CDF_LOG_LEVEL", "warn"),
-        ]);
+        let variables = self.binary_variables();
+        let mut variables: Vec<(&str, &str)> = variables.iter().map(|(var, value)| (*var, value.as_str())).collect();
         variables.extend(env);
         binary::spawn(args, &variables)
+    }
+
+    /// Runs `cdf-provisioning <args>` on this stack, as [`Stack::spawn_binary`], to its end.
+    pub(crate) fn run_binary(&self, args: &[&str]) -> std::process::Output {
+        let variables = self.binary_variables();
+        let variables: Vec<(&str, &str)> = variables.iter().map(|(var, value)| (*var, value.as_str())).collect();
+        binary::run(args, &variables)
+    }
+
+    /// The stack's outputs as the configuration, with the tests' worker settings.
+    fn binary_variables(&self) -> Vec<(&'static str, String)> {
+        let mut variables = Self::variables_of(&self.outputs);
+        variables.extend([
+            ("CDF_WAIT_TIME_SECS", "1".to_owned()),
+            ("CDF_VISIBILITY_TIMEOUT_SECS", VISIBILITY_SECS.to_string()),
+            ("CDF_CONCURRENCY", "4".to_owned()),
+            ("CDF_LOG_LEVEL", "warn".to_owned()),
+        ]);
+        variables
     }
 
     pub(crate) fn output(&self, key: &str) -> &str {

@@ -16,6 +16,7 @@ mod locations;
 mod policy_injection;
 mod properties;
 mod provision_memory;
+mod record_retention;
 mod schemas;
 mod template_errors;
 mod worker_memory;

@@ -21,6 +21,8 @@ use cdf_provisioning::ports::{
 
 const NOW: i64 = 1_764_000_000_000;
 const LEASE_MS: i64 = 60_000;
+/// The expiry a take-over sets: later than a fresh record's (`NOW` + 1 day, in seconds).
+const EXPIRES_LATER: i64 = NOW / 1000 + 20 * 86_400;
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -91,8 +93,10 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
         token: &tok_2,
         lease_until: at(NOW + 4 * LEASE_MS),
         now,
+        expires_at: EXPIRES_LATER,
     };
     condition_failed(store.take_over(&key, over(Some(&stale), 1, expired)).await, "take-over with a stale token");
+    assert_eq!(store.get(&key).await.unwrap().unwrap().expires_at, record.expires_at, "a refused take-over");
     condition_failed(
         store.take_over(&key, over(Some(&tok_1), 0, expired)).await,
         "take-over of a lease renewed since it was read",
@@ -103,6 +107,7 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     );
     let taken = store.take_over(&key, over(Some(&tok_1), 1, expired)).await.unwrap();
     assert_eq!(taken.attempts, 2);
+    assert_eq!(taken.expires_at, EXPIRES_LATER, "a take-over pushes the record's expiry out");
     assert_eq!(taken.lease_token, Some(tok("tok-2")));
     assert_eq!(taken.lease_expires_at_ms, at(NOW + 4 * LEASE_MS));
     assert_eq!(taken.lease_version, 2);
@@ -126,6 +131,20 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     assert_eq!(released.error, Some(throttled));
     assert_eq!(released.status, CommandStatus::InProgress);
     assert_eq!(released.failures, 1);
+    assert_eq!(released.expires_at, EXPIRES_LATER, "a release keeps the expiry");
+
+    // The sweep: records in progress whose lease expired before the instant given, no others.
+    let live_key = IdempotencyKey::new(format!("{prefix}-contract-live"));
+    store.create(&fresh(&live_key, "tok-live")).await.unwrap(); // leased until NOW + LEASE_MS
+    let ours = |found: Vec<CommandRecord>| -> Vec<CommandRecord> {
+        found.into_iter().filter(|r| r.idempotency_key.as_str().starts_with(&format!("{prefix}-contract"))).collect()
+    };
+    let stale = ours(store.stale_in_progress(at(NOW + 3), 100).await.unwrap());
+    assert_eq!(stale, std::slice::from_ref(&released), "the released record, read whole; not the one leased");
+    assert!(ours(store.stale_in_progress(at(NOW + 2), 100).await.unwrap()).is_empty(), "expired at, not before");
+    let both = ours(store.stale_in_progress(at(NOW + LEASE_MS + 1), 100).await.unwrap());
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(store.stale_in_progress(at(NOW + LEASE_MS + 1), 1).await.unwrap().len(), 1, "at most the limit");
 
     // The outcome is recorded once, by the holder, and clears the retryable error.
     let result = CommandResult::DeleteThing(ThingDeleted { thing_name: "contract-thing".into(), ..Default::default() });
@@ -150,6 +169,12 @@ pub async fn state_store_contract(store: &dyn StateStore, prefix: &str) {
     let done = store.get(&key).await.unwrap().unwrap();
     assert!(done.event_published);
     assert_eq!(done.updated_at_ms, at(NOW + 3));
+    let stale = ours(store.stale_in_progress(at(NOW + LEASE_MS + 1), 100).await.unwrap());
+    assert_eq!(
+        stale.iter().map(|r| r.idempotency_key.clone()).collect::<Vec<_>>(),
+        [live_key],
+        "a finished record is not stale"
+    );
 
     // A result larger than any one DynamoDB item (400 KB) is stored and read back whole.
     let key = IdempotencyKey::new(format!("{prefix}-contract-large"));

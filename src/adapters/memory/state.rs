@@ -32,6 +32,8 @@ pub enum StoreOp {
     MarkEventPublished,
     /// `get`.
     Get,
+    /// `stale_in_progress`.
+    StaleInProgress,
 }
 
 /// Command records in a map.
@@ -116,7 +118,7 @@ impl StateStore for MemoryStateStore {
 
     async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
         self.faults.enter(StoreOp::TakeOver).await?;
-        let TakeOver { expected, seen_version, token, lease_until, now } = take_over;
+        let TakeOver { expected, seen_version, token, lease_until, now, expires_at } = take_over;
         let mut records = self.records.lock().expect("records lock");
         let record = records
             .get_mut(key.as_str())
@@ -132,6 +134,7 @@ impl StateStore for MemoryStateStore {
         record.lease_version = seen_version + 1;
         record.attempts += 1;
         record.updated_at_ms = now;
+        record.expires_at = expires_at;
         Ok(record.clone())
     }
 
@@ -200,5 +203,23 @@ impl StateStore for MemoryStateStore {
     async fn get(&self, key: &IdempotencyKey) -> Result<Option<CommandRecord>, PortError> {
         self.faults.enter(StoreOp::Get).await?;
         Ok(self.records.lock().expect("records lock").get(key.as_str()).cloned())
+    }
+
+    async fn stale_in_progress(
+        &self,
+        lease_expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, PortError> {
+        self.faults.enter(StoreOp::StaleInProgress).await?;
+        let records = self.records.lock().expect("records lock");
+        let mut stale: Vec<CommandRecord> = records
+            .values()
+            .filter(|r| r.status == CommandStatus::InProgress && r.lease_expires_at_ms < lease_expired_before)
+            .cloned()
+            .collect();
+        // The map's order is arbitrary; tests read the same order every time.
+        stale.sort_by(|a, b| a.idempotency_key.as_str().cmp(b.idempotency_key.as_str()));
+        stale.truncate(limit);
+        Ok(stale)
     }
 }

@@ -125,7 +125,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn take_over(&self, key: &IdempotencyKey, take_over: TakeOver<'_>) -> Result<CommandRecord, PortError> {
-        let TakeOver { expected, seen_version, token, lease_until, now } = take_over;
+        let TakeOver { expected, seen_version, token, lease_until, now, expires_at } = take_over;
         const OP: &str = "dynamodb:UpdateItem(take_over)";
         // The lease must be the one read (token and version: no renewal landed since) and
         // expired by the taker's clock when the write lands.
@@ -136,15 +136,19 @@ impl StateStore for DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .update_expression("SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now, #ver = :next")
+            .update_expression(
+                "SET #tok = :new, #lease = :lease, #att = #att + :one, #upd = :now, #ver = :next, #exp = :exp",
+            )
             .condition_expression(format!("#st = :running AND {holder} AND {version} AND #lease <= :now"))
             .expression_attribute_names("#tok", "leaseToken")
             .expression_attribute_names("#lease", "leaseExpiresAt")
             .expression_attribute_names("#ver", "leaseVersion")
             .expression_attribute_names("#att", "attempts")
             .expression_attribute_names("#upd", "updatedAt")
+            .expression_attribute_names("#exp", "expiresAt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":new", s(token.as_str()))
+            .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":lease", n(lease_until.as_millis()))
             .expression_attribute_values(":seen", n(seen_version))
             .expression_attribute_values(":next", n(seen_version + 1))
@@ -309,6 +313,45 @@ impl StateStore for DynamoStateStore {
         match out.item() {
             None => Ok(None),
             Some(item) => self.load(item).await.map(Some),
+        }
+    }
+
+    async fn stale_in_progress(
+        &self,
+        lease_expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, PortError> {
+        const OP: &str = "dynamodb:Scan(stale_in_progress)";
+        let mut stale = Vec::new();
+        let mut start: Option<Item> = None;
+        // A scan's page limit applies before its filter: page on until enough match or the
+        // table ends.
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :cmd AND #st = :running AND #lease < :before")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#lease", "leaseExpiresAt")
+                .expression_attribute_values(":cmd", s(ItemKey::COMMAND_SORT_KEY))
+                .expression_attribute_values(":running", s(CommandStatus::InProgress.as_str()))
+                .expression_attribute_values(":before", n(lease_expired_before.as_millis()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(failed(OP))?;
+            for item in out.items() {
+                if stale.len() >= limit {
+                    return Ok(stale);
+                }
+                stale.push(self.load(item).await?);
+            }
+            match out.last_evaluated_key() {
+                Some(last) if stale.len() < limit => start = Some(last.clone()),
+                _ => return Ok(stale),
+            }
         }
     }
 }
