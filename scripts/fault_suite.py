@@ -54,13 +54,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE = os.path.join(ROOT, ".local", "fault-suite")
 PYTHON = sys.executable
-# PEM armour, and the base64 openings of EC (SEC1, PKCS#8) and RSA (PKCS#8, PKCS#1) private keys.
 # The deployment's visibility timeout (VisibilityTimeoutSecs, CDF_VISIBILITY_TIMEOUT_SECS) and the
 # worker's lease derived from it (wiring::app_settings: the timeout less a tenth, at least 1 s).
 VISIBILITY_SECS = 30
 LEASE_SECS = VISIBILITY_SECS - max(VISIBILITY_SECS // 10, 1)
 # `pause`: how long a resumed worker is left to act before the workers are stopped.
 PAUSE_SETTLE_SECS = 15
+# PEM armour, and the base64 openings of EC (SEC1, PKCS#8) and RSA (PKCS#8, PKCS#1) private keys.
 KEY_MARKERS = ("PRIVATE KEY-----", "MHcCAQEE", "MIGHAgEA", "MIIEvQIBADAN", "MIIEpAIBAAKCAQEA")
 
 
@@ -393,8 +393,11 @@ class Run:
         def certificate_key(arn):
             if arn not in certificate_keys:
                 certificate_id = by_arn.get(arn, {}).get("certificateId") or arn.rsplit("/", 1)[-1]
-                pem = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
-                certificate_keys[arn] = public_key_der(x509.load_pem_x509_certificate(pem.encode()).public_key())
+                try:
+                    pem = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
+                    certificate_keys[arn] = public_key_der(x509.load_pem_x509_certificate(pem.encode()).public_key())
+                except (iot.exceptions.ResourceNotFoundException, ValueError):
+                    certificate_keys[arn] = None  # gone since it was listed, or unreadable: matches no key
             return certificate_keys[arn]
 
         referenced, stored, mismatched, missing = set(), 0, [], []
@@ -413,7 +416,11 @@ class Run:
             except s3.exceptions.NoSuchKey:
                 missing.append(key)
                 continue
-            private_key = public_key_der(serialization.load_pem_private_key(body, password=None).public_key())
+            try:
+                private_key = public_key_der(serialization.load_pem_private_key(body, password=None).public_key())
+            except (ValueError, TypeError):
+                mismatched.append(key)  # not a private key: matches no certificate
+                continue
             thing = result["result"].get("thingName") or record.get("subject", {}).get("S")
             arns = things_certificates.get(thing, [])
             # The ACTIVE certificate(s) on the thing; any attached one when none is ACTIVE.
