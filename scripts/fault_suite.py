@@ -380,6 +380,16 @@ class Run:
             self.resumed_at = time.time()
 
     # --- census --------------------------------------------------------------------------
+    def certificate_label(self, iot, certificate):
+        """`<id prefix> <status> CN=<subject common name>`: whose certificate it was meant to be."""
+        label = f"{certificate['certificateId'][:12]} {certificate['status']}"
+        try:
+            pem = iot.describe_certificate(certificateId=certificate["certificateId"])["certificateDescription"]["certificatePem"]
+            names = x509.load_pem_x509_certificate(pem.encode()).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            return f"{label} CN={names[0].value}" if names else label
+        except Exception:
+            return label
+
     def key_census(self, items, records, attached, by_arn, problems):
         """Every stored private key a record names is in S3 and belongs to the certificate on the
         command's thing; nothing else is left under the secrets prefix."""
@@ -490,7 +500,8 @@ class Run:
         orphans = [c["certificateId"][:12] for c in certificates if c["certificateArn"] not in attached]
         shared = [arn for arn, ts in attached.items() if len(ts) > 1]
         if orphans:
-            problems.append(f"{len(orphans)} certificates attached to no thing: {orphans[:5]}")
+            named = [self.certificate_label(iot, c) for c in certificates if c["certificateArn"] not in attached][:5]
+            problems.append(f"{len(orphans)} certificates attached to no thing: {named}")
         if shared:
             problems.append(f"{len(shared)} certificates attached to several things")
 
