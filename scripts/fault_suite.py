@@ -8,6 +8,10 @@ Scenarios (all by default):
 - kill: one worker, killed with SIGKILL at random moments and restarted.
 - kill3: three workers on the queue, each killed with SIGKILL at random moments and restarted.
 - freeze: the emulator stopped (SIGSTOP) for 15 s mid-run, then resumed.
+- pause: two workers on the queue; one at a time, alternately, is stopped (SIGSTOP) for its
+  lease and 5-15 s more, so that the other takes its commands over, then resumed (SIGCONT): the
+  first freeze once a tenth of the commands are announced, the next 10-20 s after each resume.
+  After the last resume the workers are left 15 s to act before they are stopped.
 - throttle: 30 % of IoT calls answered ThrottlingException by the fault proxy.
 - sigterm: the worker stopped with SIGTERM under load at random moments and restarted.
 - cut: 5 % of IoT calls dropped unanswered after they ran on the emulator, and 5 % of
@@ -22,7 +26,10 @@ announced its outcome on the events queue (the progress check reads events, not 
 then takes the census: exactly one terminal record per command, all SUCCEEDED; one thing and
 one ACTIVE certificate per command, every certificate attached to its thing and nothing else;
 one event id per command; the dead-letter queue empty; no private key material in the
-worker's logs, the table, the events or the dead-letter queue. Exit status 1 if any check fails.
+worker's logs, the table, the events or the dead-letter queue; every private key a SUCCEEDED
+record names (`privateKeySecret`) is in S3 and is the key of the certificate on the command's
+thing, and nothing under the secrets prefix is named by no record. Exit status 1 if any check
+fails.
 """
 
 import argparse
@@ -47,6 +54,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE = os.path.join(ROOT, ".local", "fault-suite")
 PYTHON = sys.executable
+# The deployment's visibility timeout (VisibilityTimeoutSecs, CDF_VISIBILITY_TIMEOUT_SECS) and the
+# worker's lease derived from it (wiring::app_settings: the timeout less a tenth, at least 1 s).
+VISIBILITY_SECS = 30
+LEASE_SECS = VISIBILITY_SECS - max(VISIBILITY_SECS // 10, 1)
+# `pause`: how long a resumed worker is left to act before the workers are stopped.
+PAUSE_SETTLE_SECS = 15
 # PEM armour, and the base64 openings of EC (SEC1, PKCS#8) and RSA (PKCS#8, PKCS#1) private keys.
 KEY_MARKERS = ("PRIVATE KEY-----", "MHcCAQEE", "MIGHAgEA", "MIIEvQIBADAN", "MIIEpAIBAAKCAQEA")
 
@@ -94,6 +107,10 @@ class Run:
         self.workers = []
         self.worker_starts = 0
         self.kills = 0
+        self.freezes = 0
+        # `pause`: the frozen worker's slot and when it is resumed; when the last one was.
+        self.paused = None
+        self.resumed_at = None
         self.events = []
         self.announced_keys = set()
         self.lock = threading.Lock()
@@ -129,7 +146,7 @@ class Run:
 
     def deploy(self):
         env = dict(os.environ, AWS_ENDPOINT_URL=self.moto_url)
-        params = ["--param", "VisibilityTimeoutSecs=30"]
+        params = ["--param", f"VisibilityTimeoutSecs={VISIBILITY_SECS}"]
         out = subprocess.run(
             [self.bin, "stack", "deploy", "--name", "faults", *params], env=env, check=True, capture_output=True, text=True
         ).stdout
@@ -190,7 +207,7 @@ class Run:
             AWS_ENDPOINT_URL=self.proxy_url,
             CDF_WAIT_TIME_SECS="2",
             CDF_CONCURRENCY=str(self.concurrency),
-            CDF_VISIBILITY_TIMEOUT_SECS="30",
+            CDF_VISIBILITY_TIMEOUT_SECS=str(VISIBILITY_SECS),
             CDF_SHUTDOWN_GRACE_SECS="20",
             CDF_LOG_FORMAT="json",
             CDF_LOG_LEVEL="info",
@@ -201,8 +218,11 @@ class Run:
         return process
 
     def stop_workers(self):
+        self.resume_workers()
         for process in self.workers:
             if process.poll() is None:
+                # A stopped process would not act on SIGTERM until continued.
+                process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)
         for process in self.workers:
             try:
@@ -286,7 +306,7 @@ class Run:
 
     def perturb(self, started, timeout):
         scenario = self.scenario
-        slots = 3 if scenario == "kill3" else 1
+        slots = {"kill3": 3, "pause": 2}.get(scenario, 1)
         if scenario == "throttle":
             self.set_faults([{"service": "iot", "fault": "throttle", "rate": 0.3}])
         if scenario == "cut":
@@ -299,16 +319,37 @@ class Run:
                 ]
             )
         self.workers = [self.start_worker(slot) for slot in range(slots)]
+        try:
+            self.inject(scenario, slots, started, timeout)
+        finally:
+            self.resume_workers()
+        self.set_faults([])
+
+    def inject(self, scenario, slots, started, timeout):
         # Each worker is hit every 3-8 s; with three workers, each every 5-15 s (a kill every
         # 3.3 s on average across the three).
         low, high = (5, 15) if slots == 3 else (3, 8)
         next_fault = [started + random.uniform(low, high) for _ in range(slots)]
         frozen = False
-        while not self.done():
+        # `pause`: the first freeze once a tenth of the commands are announced (both workers
+        # busy), then one 10-20 s after each resume; the slot frozen alternates.
+        next_pause, pause_slot = None, 0
+        while not self.done() or self.paused is not None:
             now = time.time()
             if now - started > timeout:
                 print(f"  timed out after {timeout} s with {self.announced()} of {self.n} announced", flush=True)
                 break
+            if scenario == "pause":
+                if self.paused is not None and now >= self.paused[1]:
+                    self.resume_workers()
+                    next_pause, pause_slot = now + random.uniform(10, 20), 1 - pause_slot
+                elif self.paused is None and not self.done():
+                    if next_pause is None and self.announced() >= self.n // 10:
+                        next_pause = now
+                    if next_pause is not None and now >= next_pause:
+                        self.workers[pause_slot].send_signal(signal.SIGSTOP)
+                        self.paused = (pause_slot, now + LEASE_SECS + random.uniform(5, 15))
+                        self.freezes += 1
             if scenario in ("kill", "kill3", "sigterm"):
                 for slot in range(slots):
                     if now >= next_fault[slot]:
@@ -324,9 +365,97 @@ class Run:
                 self.moto.send_signal(signal.SIGCONT)
                 frozen = True
             time.sleep(0.1)
-        self.set_faults([])
+        if scenario == "pause" and self.resumed_at is not None:
+            # The last worker resumed acts on with what it held when it was frozen: give its
+            # stale attempts time to run before the workers are stopped and the census taken.
+            time.sleep(max(0.0, self.resumed_at + PAUSE_SETTLE_SECS - time.time()))
+
+    def resume_workers(self):
+        """Resumes the frozen worker, if any (SIGCONT to a running process does nothing)."""
+        if self.paused is not None:
+            slot, _ = self.paused
+            self.paused = None
+            if self.workers[slot].poll() is None:
+                self.workers[slot].send_signal(signal.SIGCONT)
+            self.resumed_at = time.time()
 
     # --- census --------------------------------------------------------------------------
+    def certificate_label(self, iot, certificate):
+        """`<id prefix> <status> CN=<subject common name>`: whose certificate it was meant to be."""
+        label = f"{certificate['certificateId'][:12]} {certificate['status']}"
+        try:
+            pem = iot.describe_certificate(certificateId=certificate["certificateId"])["certificateDescription"]["certificatePem"]
+            names = x509.load_pem_x509_certificate(pem.encode()).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            return f"{label} CN={names[0].value}" if names else label
+        except Exception:
+            return label
+
+    def key_census(self, items, records, attached, by_arn, problems):
+        """Every stored private key a record names is in S3 and belongs to the certificate on the
+        command's thing; nothing else is left under the secrets prefix."""
+        iot, s3 = self.client("iot"), self.client("s3")
+        things_certificates = {}
+        for arn, ts in attached.items():
+            for thing in ts:
+                things_certificates.setdefault(thing, []).append(arn)
+        certificate_keys = {}
+
+        def certificate_key(arn):
+            if arn not in certificate_keys:
+                certificate_id = by_arn.get(arn, {}).get("certificateId") or arn.rsplit("/", 1)[-1]
+                try:
+                    pem = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
+                    certificate_keys[arn] = public_key_der(x509.load_pem_x509_certificate(pem.encode()).public_key())
+                except (iot.exceptions.ResourceNotFoundException, ValueError):
+                    certificate_keys[arn] = None  # gone since it was listed, or unreadable: matches no key
+            return certificate_keys[arn]
+
+        referenced, stored, mismatched, missing = set(), 0, [], []
+        for key, record in sorted(records.items()):
+            result = record_result(record, items)
+            secret = ((result or {}).get("result") or {}).get("privateKeySecret")
+            if not secret:
+                continue
+            bucket, _, object_key = secret.removeprefix("s3://").partition("/")
+            referenced.add((bucket, object_key))
+            if record["status"]["S"] != "SUCCEEDED":
+                continue
+            stored += 1
+            try:
+                body = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
+            except s3.exceptions.NoSuchKey:
+                missing.append(key)
+                continue
+            try:
+                private_key = public_key_der(serialization.load_pem_private_key(body, password=None).public_key())
+            except (ValueError, TypeError):
+                mismatched.append(key)  # not a private key: matches no certificate
+                continue
+            thing = result["result"].get("thingName") or record.get("subject", {}).get("S")
+            arns = things_certificates.get(thing, [])
+            # The ACTIVE certificate(s) on the thing; any attached one when none is ACTIVE.
+            arns = [a for a in arns if by_arn.get(a, {}).get("status") == "ACTIVE"] or arns
+            if not any(certificate_key(arn) == private_key for arn in arns):
+                mismatched.append(key)
+        if missing:
+            problems.append(f"{len(missing)} stored keys named by a record are missing from S3: {missing[:5]}")
+        if mismatched:
+            problems.append(f"{len(mismatched)} stored keys do not match their certificate: {mismatched[:5]}")
+
+        prefix = os.environ.get("CDF_SECRETS_PREFIX", "secrets/")
+        objects = set()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack["CDF_BUCKET"], Prefix=prefix):
+            objects.update((self.stack["CDF_BUCKET"], o["Key"]) for o in page.get("Contents", []))
+        unreferenced = sorted(objects - referenced)
+        if unreferenced:
+            problems.append(f"{len(unreferenced)} secret objects no record names: {[k for _, k in unreferenced[:5]]}")
+        return {
+            "stored_keys": stored,
+            "key_mismatches": len(mismatched),
+            "missing_secrets": len(missing),
+            "unreferenced_secrets": len(unreferenced),
+        }
+
     def census(self):
         problems = []
         ddb, iot, sqs = self.client("dynamodb"), self.client("iot"), self.client("sqs")
@@ -371,9 +500,12 @@ class Run:
         orphans = [c["certificateId"][:12] for c in certificates if c["certificateArn"] not in attached]
         shared = [arn for arn, ts in attached.items() if len(ts) > 1]
         if orphans:
-            problems.append(f"{len(orphans)} certificates attached to no thing: {orphans[:5]}")
+            named = [self.certificate_label(iot, c) for c in certificates if c["certificateArn"] not in attached][:5]
+            problems.append(f"{len(orphans)} certificates attached to no thing: {named}")
         if shared:
             problems.append(f"{len(shared)} certificates attached to several things")
+
+        keys = self.key_census(items, records, attached, by_arn, problems)
 
         ids = {}
         for event in self.events:
@@ -423,15 +555,33 @@ class Run:
             "throughput_per_s": round(self.n / self.elapsed, 2),
             "worker_starts": self.worker_starts,
             "kills": self.kills,
+            "freezes": self.freezes,
+            **keys,
             "faults": self.faults,
             "usage": self.usage,
             "problems": problems,
         }
 
 
+def record_result(item, items):
+    """A record item's result (the JSON `{"commandType": ..., "result": {...}}`): inline in
+    `result`, or in the chunk items `result#<resultToken>#<n>` of its partition."""
+    if "result" in item:
+        return json.loads(item["result"]["S"])
+    if "resultChunks" not in item:
+        return None
+    prefix = f"result#{item['resultToken']['S']}#"
+    chunks = sorted((i["sk"]["S"], i["data"]["S"]) for i in items if i["pk"] == item["pk"] and i["sk"]["S"].startswith(prefix))
+    return json.loads("".join(data for _, data in chunks))
+
+
+def public_key_der(key):
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def main():
     parser = argparse.ArgumentParser(description="fault suite")
-    parser.add_argument("scenarios", nargs="*", default=["baseline", "kill", "kill3", "freeze", "throttle", "sigterm", "cut"])
+    parser.add_argument("scenarios", nargs="*", default=["baseline", "kill", "kill3", "freeze", "pause", "throttle", "sigterm", "cut"])
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -443,6 +593,9 @@ def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    # Stopped by SIGTERM, the suite still runs its cleanup: frozen workers are resumed and every
+    # process it started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     failed = False
     summary = []
     for scenario in args.scenarios:
@@ -457,7 +610,7 @@ def main():
         verdict = "ok" if not r["problems"] else f"FAILED ({len(r['problems'])} problems)"
         faults = sum(r["faults"].values())
         print(
-            f"{r['scenario']:>9}: {r['commands']} commands in {r['seconds']:>6.1f} s, kills {r['kills']:>3}, "
+            f"{r['scenario']:>9}: {r['commands']} commands in {r['seconds']:>6.1f} s, kills {r['kills']:>3}, freezes {r['freezes']:>2}, "
             f"faults injected {faults:>5}, succeeded {r['records'].get('SUCCEEDED', 0)}, "
             f"orphans {r['orphans']}, dead-lettered {r['dead_lettered']}: {verdict}"
         )
