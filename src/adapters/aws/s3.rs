@@ -209,7 +209,17 @@ impl SecretSink for S3SecretSink {
             Some(kms_key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms_key),
             None => request.server_side_encryption(ServerSideEncryption::Aes256),
         };
-        request.send().await.map_err(failed("s3:PutObject(secret)"))?;
+        // Not repeated by the SDK: a repeat is sent later than the lease check before the call
+        // (after a pause, when another attempt may hold the command); a failed write fails the
+        // attempt, and the next one checks its lease again first.
+        request
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(failed("s3:PutObject(secret)"))?;
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 
