@@ -69,6 +69,14 @@ impl<'a> Fence<'a> {
     }
 }
 
+/// [`Fence::check`] when there is a fence; a call without a record is unfenced.
+async fn check_if_fenced(fence: Option<&Fence<'_>>, op: &'static str) -> Result<(), PortError> {
+    match fence {
+        Some(fence) => fence.check(op).await,
+        None => Ok(()),
+    }
+}
+
 /// The error of an effect refused because the attempt no longer holds the lease.
 pub fn lost(op: &'static str) -> PortError {
     PortError::new(ErrorKind::LeaseLost, op, "this attempt no longer holds the command's lease; it stops")
@@ -87,10 +95,7 @@ impl<'a> FencedRegistry<'a> {
     }
 
     async fn check(&self, op: &'static str) -> Result<(), PortError> {
-        match &self.fence {
-            Some(fence) => fence.check(op).await,
-            None => Ok(()),
-        }
+        check_if_fenced(self.fence.as_ref(), op).await
     }
 }
 
@@ -277,10 +282,7 @@ impl<'a> FencedSecrets<'a> {
     }
 
     async fn check(&self, op: &'static str) -> Result<(), PortError> {
-        match &self.fence {
-            Some(fence) => fence.check(op).await,
-            None => Ok(()),
-        }
+        check_if_fenced(self.fence.as_ref(), op).await
     }
 }
 
